@@ -1,0 +1,153 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Receives progress of long operations (bytes of source data done out of total).
+public protocol ProgressSink: AnyObject {
+    func progress(done: Int64, total: Int64, stage: String)
+}
+
+/// Options every writer understands.
+public struct WriteOptions {
+    public var compression: Compression?
+    /// Worker threads for compression (default: all cores).
+    public var threads: Int
+    /// The command line recorded in provenance.
+    public var commandLine: String
+    public var progress: ProgressSink?
+    /// Whether to add derived previews (sum over detector axes of 4D data).
+    public var preview: Bool = true
+
+    public init(compression: Compression? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                commandLine: String = "", progress: ProgressSink? = nil) {
+        self.compression = compression
+        self.threads = max(1, threads)
+        self.commandLine = commandLine
+        self.progress = progress
+    }
+}
+
+/// What a writer reports back.
+public struct WriteReport {
+    public var bytesWritten: Int64 = 0
+    public var warnings: [String] = []
+    public var sourceChecksums: [String: String] = [:]
+}
+
+/// A writer of one output format. It knows no vendor: it consumes the common model.
+public protocol FormatWriter {
+    static var descriptor: FormatDescriptor { get }
+    /// Refuses impossible combinations before anything is written.
+    static func check(_ file: OpenedFile, options: WriteOptions) throws
+    /// Writes `file` to `path` (a temporary name chosen by ``Converter``).
+    static func write(_ file: OpenedFile, to path: String, options: WriteOptions) throws -> WriteReport
+}
+
+public extension FormatWriter {
+    static func check(_ file: OpenedFile, options: WriteOptions) throws {}
+}
+
+/// Result of one conversion, as `convert --json` prints it.
+public struct ConversionResult {
+    public var input: String
+    public var output: String
+    public var format: String
+    public var inputBytes: Int64
+    public var outputBytes: Int64
+    public var outputSHA256: String
+    public var seconds: Double
+    public var warnings: [String]
+    public var datasets: [String]
+}
+
+/// Temporary outputs in progress, removed if the process is interrupted (signal-safe list).
+enum TempFiles {
+    nonisolated(unsafe) static var current: UnsafeMutablePointer<CChar>?
+    static let lock = NSLock()
+
+    static func set(_ path: String?) {
+        lock.lock(); defer { lock.unlock() }
+        let old = current
+        current = path.map { strdup($0) }
+        if let old { free(old) }
+    }
+
+    /// Installs SIGINT/SIGTERM/SIGHUP handlers that unlink the temporary output and exit
+    /// with 128+signal (130 for Ctrl-C).
+    static func installSignalHandlers() {
+        for s in [SIGINT, SIGTERM, SIGHUP] {
+            signal(s) { sig in
+                if let p = TempFiles.current { unlink(p) }
+                let msg = "emconv: interrupted, partial output removed\n"
+                _ = msg.withCString { write(2, $0, strlen($0)) }
+                _exit(128 + sig)
+            }
+        }
+    }
+}
+
+/// Converts one input to one output: picks the writer, refuses to overwrite, writes to a
+/// temporary name beside the target and renames it into place only when complete.
+public enum Converter {
+    public static func outputFormat(for output: String, explicit: String?) throws -> FormatWriter.Type {
+        if let explicit {
+            guard let w = Registry.writer(named: explicit) else {
+                throw EMError(.usage, "unknown output format '\(explicit)' (see 'emconv formats')")
+            }
+            return w
+        }
+        let ext = (output as NSString).pathExtension
+        guard let w = Registry.writer(forExtension: ext) else {
+            throw EMError(.usage, file: output, "cannot tell the output format from the extension '.\(ext)'; use --format")
+        }
+        return w
+    }
+
+    public static func convert(input: String, output: String, format: String? = nil, overwrite: Bool = false,
+                               readOptions: ReadOptions = ReadOptions(), writeOptions: WriteOptions) throws -> ConversionResult {
+        let start = Date()
+        let writer = try outputFormat(for: output, explicit: format)
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: input) else { throw EMError(.missingInput, file: input, "no such file") }
+        if fm.fileExists(atPath: output) && !overwrite {
+            throw EMError(.outputExists, file: output, "output exists (use --overwrite to replace it)")
+        }
+        if (try? fm.attributesOfItem(atPath: output)[.type] as? FileAttributeType) == .typeDirectory {
+            throw EMError(.outputExists, file: output, "output is a directory")
+        }
+        let file = try Registry.open(input, options: readOptions)
+        try writer.check(file, options: writeOptions)
+
+        let dir = (output as NSString).deletingLastPathComponent
+        let base = (output as NSString).lastPathComponent
+        let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(base).tmp-emconv-\(getpid())"
+        if !dir.isEmpty, !fm.fileExists(atPath: dir) {
+            throw EMError(.writeError, file: output, "the output directory does not exist")
+        }
+        unlink(tmp)
+        TempFiles.set(tmp)
+        defer { TempFiles.set(nil) }
+        var report: WriteReport
+        do {
+            report = try writer.write(file, to: tmp, options: writeOptions)
+            let fd = open(tmp, O_RDONLY)
+            if fd >= 0 { fsync(fd); close(fd) }
+            if rename(tmp, output) != 0 {
+                throw EMError(.writeError, file: output, "cannot move the finished output into place: \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+        let outSize = (try? fm.attributesOfItem(atPath: output)[.size] as? NSNumber)?.int64Value ?? 0
+        let outHash = try RandomAccessFile(path: output).finishDigest()
+        let inSize = file.files.compactMap { (try? fm.attributesOfItem(atPath: $0)[.size] as? NSNumber)?.int64Value }.reduce(0, +)
+        return ConversionResult(input: input, output: output, format: writer.descriptor.name, inputBytes: inSize,
+                                outputBytes: outSize, outputSHA256: outHash, seconds: Date().timeIntervalSince(start),
+                                warnings: file.warnings + report.warnings, datasets: file.datasets.map(\.name))
+    }
+
+    /// Call once from the CLI: interrupted conversions remove their temporary file.
+    public static func installSignalHandlers() { TempFiles.installSignalHandlers() }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import CHDF5
+import CZstd
+
+/// A thin, safe layer over the HDF5 C library: files, groups, attributes, chunked datasets with
+/// direct chunk writes, and the reads that tests and validation need. Every failure becomes an
+/// ``EMError`` naming the file and the object.
+public enum HDF5 {
+    /// HDF5 filter id of zstd (registered with The HDF Group; hdf5plugin uses it).
+    public static let zstdFilterID: H5Z_filter_t = 32015
+
+    private static let setup: Void = {
+        H5open()
+        emc_silence_errors()
+        registerZstdFilter()
+    }()
+
+    /// The HDF5 library on Debian is not thread-safe: any HDF5 call made while another thread may
+    /// also call HDF5 (an HDF5-based reader feeding the writer's pipeline) holds this lock.
+    public static let lock = NSRecursiveLock()
+
+    /// Initializes the library once: silences HDF5's error printing, registers zstd.
+    public static func initialize() { _ = setup }
+
+    public static var libraryVersion: String {
+        var maj: UInt32 = 0, min: UInt32 = 0, rel: UInt32 = 0
+        H5get_libversion(&maj, &min, &rel)
+        return "\(maj).\(min).\(rel)"
+    }
+
+    private static func registerZstdFilter() {
+        let name = strdup("zstd")
+        var cls = H5Z_class2_t()
+        cls.version = Int32(emc_Z_CLASS_T_VERS())
+        cls.id = zstdFilterID
+        cls.encoder_present = 1
+        cls.decoder_present = 1
+        cls.name = UnsafePointer(name)
+        cls.can_apply = nil
+        cls.set_local = nil
+        cls.filter = zstdFilterCallback
+        _ = H5Zregister(&cls)
+    }
+}
+
+/// HDF5 filter callback for zstd (both directions). Buffers are malloc'ed as HDF5 expects.
+private let zstdFilterCallback: H5Z_func_t = { flags, cdNelmts, cdValues, nbytes, bufSize, buf in
+    guard let buf, let bufSize, let input = buf.pointee else { return 0 }
+    if flags & emc_Z_FLAG_REVERSE() != 0 {
+        let content = ZSTD_getFrameContentSize(input, nbytes)
+        // ZSTD_CONTENTSIZE_UNKNOWN / ERROR are the two largest UInt64 values.
+        guard content < UInt64.max - 1, content < (1 << 34) else { return 0 }
+        let outSize = Int(content)
+        guard let out = malloc(max(outSize, 1)) else { return 0 }
+        let r = ZSTD_decompress(out, outSize, input, nbytes)
+        if ZSTD_isError(r) != 0 || r != outSize { free(out); return 0 }
+        free(input)
+        buf.pointee = out
+        bufSize.pointee = outSize
+        return outSize
+    } else {
+        let level = cdNelmts > 0 ? Int32(bitPattern: cdValues![0]) : 3
+        let cap = ZSTD_compressBound(nbytes)
+        guard let out = malloc(cap) else { return 0 }
+        let r = ZSTD_compress(out, cap, input, nbytes, level)
+        if ZSTD_isError(r) != 0 { free(out); return 0 }
+        free(input)
+        buf.pointee = out
+        bufSize.pointee = cap
+        return r
+    }
+}
+
+/// An owned HDF5 identifier closed with the right function.
+final class H5ID {
+    enum Kind { case file, group, dataset, dataspace, datatype, attribute, plist }
+    let id: hid_t
+    let kind: Kind
+    init(_ id: hid_t, _ kind: Kind) {
+        self.id = id
+        self.kind = kind
+    }
+    deinit {
+        guard id >= 0 else { return }
+        switch kind {
+        case .file: H5Fclose(id)
+        case .group: H5Gclose(id)
+        case .dataset: H5Dclose(id)
+        case .dataspace: H5Sclose(id)
+        case .datatype: H5Tclose(id)
+        case .attribute: H5Aclose(id)
+        case .plist: H5Pclose(id)
+        }
+    }
+}
+
+/// Creates a variable-length UTF-8 string type.
+func vlenStringType() -> H5ID {
+    let t = H5Tcopy(emc_T_C_S1())
+    H5Tset_size(t, emc_T_VARIABLE())
+    H5Tset_cset(t, H5T_CSET_UTF8)
+    return H5ID(t, .datatype)
+}
+
+/// HDF5 enum type FALSE=0/TRUE=1 over int8: how h5py and NeXus store booleans.
+func boolEnumType() -> H5ID {
+    let t = H5Tenum_create(emc_T_NATIVE_INT8())
+    var f: Int8 = 0, tr: Int8 = 1
+    H5Tenum_insert(t, "FALSE", &f)
+    H5Tenum_insert(t, "TRUE", &tr)
+    return H5ID(t, .datatype)
+}
+
+/// The HDF5 file (on-disk, little-endian) type for an element type; complex types are the
+/// compound {r, i} that h5py reads as complex; RGB(A) a compound of uint8 fields.
+func h5Type(_ t: ElementType) -> H5ID {
+    switch t {
+    case .int8: return H5ID(H5Tcopy(emc_T_STD_I8LE()), .datatype)
+    case .uint8: return H5ID(H5Tcopy(emc_T_STD_U8LE()), .datatype)
+    case .int16: return H5ID(H5Tcopy(emc_T_STD_I16LE()), .datatype)
+    case .uint16: return H5ID(H5Tcopy(emc_T_STD_U16LE()), .datatype)
+    case .int32: return H5ID(H5Tcopy(emc_T_STD_I32LE()), .datatype)
+    case .uint32: return H5ID(H5Tcopy(emc_T_STD_U32LE()), .datatype)
+    case .int64: return H5ID(H5Tcopy(emc_T_STD_I64LE()), .datatype)
+    case .uint64: return H5ID(H5Tcopy(emc_T_STD_U64LE()), .datatype)
+    case .float32: return H5ID(H5Tcopy(emc_T_IEEE_F32LE()), .datatype)
+    case .float64: return H5ID(H5Tcopy(emc_T_IEEE_F64LE()), .datatype)
+    case .bool: return boolEnumType()
+    case .complex64, .complex128:
+        let c = t.componentSize
+        let id = H5Tcreate(H5T_COMPOUND, 2 * c)
+        let f = c == 4 ? emc_T_IEEE_F32LE() : emc_T_IEEE_F64LE()
+        H5Tinsert(id, "r", 0, f)
+        H5Tinsert(id, "i", c, f)
+        return H5ID(id, .datatype)
+    case .rgb8, .rgba8:
+        let names = t == .rgb8 ? ["R", "G", "B"] : ["R", "G", "B", "A"]
+        let id = H5Tcreate(H5T_COMPOUND, names.count)
+        for (i, n) in names.enumerated() { H5Tinsert(id, n, i, emc_T_STD_U8LE()) }
+        return H5ID(id, .datatype)
+    }
+}
+
+/// Compression of a chunked dataset, applied by emconv itself before direct chunk writes.
+public enum Compression: Equatable, Sendable, CustomStringConvertible {
+    case none
+    case gzip(level: Int)
+    case zstd(level: Int)
+
+    /// Default: deflate (+ shuffle), readable by every HDF5 installation.
+    public static let defaultValue = Compression.gzip(level: 1)
+
+    /// Parses `none`, `gzip`, `gzip:6`, `deflate:4`, `zstd`, `zstd:9`.
+    public static func parse(_ s: String) throws -> Compression {
+        let parts = s.lowercased().split(separator: ":", maxSplits: 1).map(String.init)
+        let level = parts.count > 1 ? Int(parts[1]) : nil
+        if parts.count > 1 && level == nil {
+            throw EMError(.usage, "--compression: level '\(parts[1])' is not a number")
+        }
+        switch parts.first ?? "" {
+        case "none", "off": return .none
+        case "gzip", "deflate", "zlib":
+            let l = level ?? 1
+            guard (1...9).contains(l) else { throw EMError(.usage, "--compression gzip level must be 1-9") }
+            return .gzip(level: l)
+        case "zstd":
+            let l = level ?? 3
+            guard (1...22).contains(l) else { throw EMError(.usage, "--compression zstd level must be 1-22") }
+            return .zstd(level: l)
+        default:
+            throw EMError(.usage, "--compression must be none, gzip[:1-9] or zstd[:1-22], not '\(s)'")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .none: return "none"
+        case let .gzip(l): return "gzip:\(l)"
+        case let .zstd(l): return "zstd:\(l)"
+        }
+    }
+}

@@ -1,0 +1,366 @@
+import Foundation
+
+/// Writes NeXus/HDF5 following the NXem application definition: one NXentry whose
+/// `measurement/event1` holds every dataset of the input as an NXimage (`image_1d`…`image_4d`)
+/// or NXspectrum (`spectrum_0d`…`spectrum_3d`) NXdata, with full axis coordinates, provenance and
+/// the original metadata as JSON. Chunks hold whole frames; compression runs on all cores and
+/// chunks are written with `H5Dwrite_chunk`.
+public enum NeXusWriter: FormatWriter {
+    public static let descriptor = FormatDescriptor(
+        name: "nexus", longName: "NeXus/HDF5 (NXem)", aliases: ["nxs", "hdf5", "h5", "nxem"],
+        extensions: ["nxs", "h5", "hdf5", "nx5"], reads: false, writes: true,
+        options: [
+            FormatOption("--compression", "none | gzip[:1-9] | zstd[:1-22]",
+                         "chunk compression; default gzip:1 with shuffle (readable everywhere); zstd is HDF5 filter 32015 (h5py needs hdf5plugin)"),
+            FormatOption("--no-preview", "", "do not add the derived sum image of 4D data"),
+        ],
+        notes: "Default output. Layout: /entry1/measurement/event1/imageN/image_Nd (NXdata, signal 'real')."
+    )
+
+    /// Target size of one chunk (whole frames are never split).
+    static let targetChunkBytes = 2 << 20
+
+    public static func check(_ file: OpenedFile, options: WriteOptions) throws {
+        guard !file.datasets.isEmpty else {
+            throw EMError(.badInput, file: file.path, "the file holds no dataset to convert")
+        }
+    }
+
+    public static func write(_ file: OpenedFile, to path: String, options: WriteOptions) throws -> WriteReport {
+        var report = WriteReport()
+        for h in file.handles { h.enableDigest() }
+        let h5 = try HDF5File(creating: path, truncate: true)
+        let root = h5.root
+        let now = Timestamp(date: Date(), utcOffsetSeconds: TimeZone.current.secondsFromGMT())
+        try root.setAttribute("NX_class", "NXroot")
+        try root.setAttribute("default", "entry1")
+        try root.setAttribute("file_name", (path as NSString).lastPathComponent.replacingOccurrences(of: ".tmp-emconv-\(getpid())", with: "").trimmingCharacters(in: CharacterSet(charactersIn: ".")))
+        try root.setAttribute("file_time", now.iso8601)
+        try root.setAttribute("HDF5_Version", HDF5.libraryVersion)
+        try root.setAttribute("creator", "emconv")
+        try root.setAttribute("creator_version", EMConvVersion.string)
+
+        let entry = try root.createGroup("entry1", nxClass: "NXentry")
+        try entry.setAttribute("default", "measurement")
+        try entry.writeString("definition", "NXem")
+        let starts = file.datasets.compactMap { $0.metadata.startTime }.sorted { $0.date < $1.date }
+        let ends = file.datasets.compactMap { $0.metadata.endTime }.sorted { $0.date < $1.date }
+        if let s = starts.first { try entry.writeString("start_time", s.iso8601) }
+        if let e = ends.last { try entry.writeString("end_time", e.iso8601) }
+
+        let measurement = try entry.createGroup("measurement", nxClass: "NXem_measurement")
+        try measurement.setAttribute("default", "event1")
+        try NeXusMetadata.writeStaticInstrument(file, into: measurement)
+        let event = try measurement.createGroup("event1", nxClass: "NXem_event_data")
+        if let s = starts.first { try event.writeString("start_time", s.iso8601) }
+        if let e = ends.last { try event.writeString("end_time", e.iso8601) }
+        try NeXusMetadata.writeEventInstrument(file, into: event)
+
+        // Stream every dataset, then add previews.
+        var imageIndex = 0, spectrumIndex = 0
+        var defaultChild: String?
+        var groups: [(Dataset, HDF5Group)] = []
+        var totalBytes: Int64 = file.datasets.map(\.byteCount).reduce(0, +)
+        if totalBytes == 0 { totalBytes = 1 }
+        var doneBytes: Int64 = 0
+        var previews: [(Dataset, [Double])] = []
+        for ds in file.datasets {
+            let layout = NXLayout(ds)
+            let groupName: String
+            if layout.isSpectrum { spectrumIndex += 1; groupName = "spectrum\(spectrumIndex)" } else { imageIndex += 1; groupName = "image\(imageIndex)" }
+            let g = try event.createGroup(groupName, nxClass: layout.isSpectrum ? "NXspectrum" : "NXimage")
+            try g.setAttribute("default", layout.dataName)
+            if defaultChild == nil { defaultChild = groupName }
+            let data = try g.createGroup(layout.dataName, nxClass: "NXdata")
+            let preview = try writeNXdata(ds, layout: layout, into: data, options: options) { bytes in
+                doneBytes += bytes
+                options.progress?.progress(done: doneBytes, total: totalBytes, stage: ds.name)
+            }
+            if let preview { previews.append((ds, preview)) }
+            groups.append((ds, g))
+        }
+        try event.setAttribute("default", defaultChild ?? "image1")
+
+        // Source checksums are complete only now (computed while the data streamed).
+        var sources: [(String, Int64, String)] = []
+        for h in file.handles {
+            let sum = try h.finishDigest()
+            sources.append((h.path, h.size, sum))
+            report.sourceChecksums[h.path] = sum
+        }
+        for (ds, g) in groups {
+            try writeProcess(ds, file: file, sources: sources, derived: nil, into: g, options: options, now: now)
+        }
+        for (ds, sums) in previews {
+            imageIndex += 1
+            let g = try event.createGroup("image\(imageIndex)", nxClass: "NXimage")
+            try g.setAttribute("default", "image_2d")
+            try writePreview(ds, sums: sums, into: g)
+            try writeProcess(ds, file: file, sources: sources,
+                             derived: "sum over the detector axes of \(ds.name) (derived by emconv, not measured)",
+                             into: g, options: options, now: now)
+        }
+        try writeNotes(file, sources: sources, into: entry, options: options, now: now)
+        try h5.flush()
+        return report
+    }
+
+    // MARK: NXdata
+
+    /// Streams the dataset into `real`/`intensity` and writes the axes. Returns per-frame sums for
+    /// the preview of 4D data.
+    static func writeNXdata(_ ds: Dataset, layout: NXLayout, into g: HDF5Group, options: WriteOptions,
+                            progress: (Int64) -> Void) throws -> [Double]? {
+        try g.setAttribute("signal", layout.signalName)
+        try g.setAttribute("axes", layout.axisNames)
+        if !ds.title.isEmpty { try g.writeString("title", ds.title) }
+        for (i, a) in ds.axes.enumerated() {
+            let name = layout.axisNames[i]
+            try g.setAttribute("\(name)_indices", unsigned: [UInt32(i)])
+            let axisDS = try g.writeDoubles(name, a.coordinates, units: a.units)
+            try axisDS.setAttribute("long_name", a.longName ?? (a.units.isEmpty ? a.name : "\(a.name) (\(a.units))"))
+        }
+        let plan = ChunkPlan(ds, targetBytes: targetChunkBytes)
+        let compression = options.compression ?? Compression.defaultValue
+        let shuffleSize = ds.elementType.componentSize
+        let signal = try g.createChunkedDataset(layout.signalName, type: ds.elementType, shape: ds.shape,
+                                                chunk: plan.chunkShape, compression: compression, shuffle: shuffleSize > 1)
+        try signal.setAttribute("long_name", ds.quantityUnits.isEmpty ? ds.quantity : "\(ds.quantity) (\(ds.quantityUnits))")
+        if !ds.quantityUnits.isEmpty { try signal.setAttribute("units", ds.quantityUnits) }
+        for (k, v) in ds.conventions.sorted(by: { $0.key < $1.key }) { try signal.setAttribute(k, v) }
+
+        let wantPreview = options.preview && layout.isFourD && ds.elementType.isNumericScalar
+        var sums = wantPreview ? [Double](repeating: 0, count: ds.frameCount) : []
+        let frameBytes = ds.frameBytes
+        let elementType = ds.elementType
+        try sums.withUnsafeMutableBufferPointer { sumsPtr in
+            let sumsBase = sumsPtr.baseAddress
+            try ChunkPipeline.run(
+                count: plan.chunkCount, chunkBytes: plan.chunkBytes, workers: options.threads,
+                produce: { i, buf in
+                    let (first, n) = plan.frames(ofChunk: i)
+                    buf.reserve(plan.chunkBytes)
+                    for k in 0..<plan.framesPerChunk {
+                        let dst = UnsafeMutableRawBufferPointer(rebasing: buf.raw[(k * frameBytes)..<((k + 1) * frameBytes)])
+                        if k < n {
+                            try ds.source.readFrame(first + k, into: dst)
+                        } else {
+                            dst.initializeMemory(as: UInt8.self, repeating: 0)
+                        }
+                    }
+                    buf.count = plan.chunkBytes
+                },
+                transform: { i, slot in
+                    if wantPreview, let sumsBase {
+                        let (first, n) = plan.frames(ofChunk: i)
+                        for k in 0..<n {
+                            let fr = UnsafeRawBufferPointer(rebasing: slot.input.raw[(k * frameBytes)..<((k + 1) * frameBytes)])
+                            sumsBase[first + k] = frameSum(fr, elementType)
+                        }
+                    }
+                    return try slot.encode(compression: compression, shuffleElementSize: shuffleSize)
+                },
+                consume: { i, out in
+                    try HDF5.lock.withLock { try signal.writeChunk(offset: plan.chunkOffset(i), data: out.bytes) }
+                    progress(Int64(plan.frames(ofChunk: i).count) * Int64(frameBytes))
+                })
+        }
+        return wantPreview ? sums : nil
+    }
+
+    static func writePreview(_ ds: Dataset, sums: [Double], into g: HDF5Group) throws {
+        let data = try g.createGroup("image_2d", nxClass: "NXdata")
+        let nav = Array(ds.axes.prefix(ds.rank - ds.frameRank))
+        try data.setAttribute("signal", "real")
+        try data.setAttribute("axes", ["axis_j", "axis_i"])
+        try data.writeString("title", "sum over detector axes (derived)")
+        let names = ["axis_j", "axis_i"]
+        for (i, a) in nav.enumerated() {
+            try data.setAttribute("\(names[i])_indices", unsigned: [UInt32(i)])
+            let axisDS = try data.writeDoubles(names[i], a.coordinates, units: a.units)
+            try axisDS.setAttribute("long_name", a.longName ?? (a.units.isEmpty ? a.name : "\(a.name) (\(a.units))"))
+        }
+        let real = try data.writeDoubles("real", sums, shape: nav.map(\.size))
+        try real.setAttribute("long_name", "sum of \(ds.quantity) over the detector")
+        try real.setAttribute("derived", "true")
+    }
+
+    // MARK: Provenance
+
+    static func writeProcess(_ ds: Dataset, file: OpenedFile, sources: [(String, Int64, String)], derived: String?,
+                             into g: HDF5Group, options: WriteOptions, now: Timestamp) throws {
+        let p = try g.createGroup("process", nxClass: "NXprocess")
+        try p.writeString("program", "emconv")
+        try p.writeString("version", EMConvVersion.string)
+        try p.writeString("date", now.iso8601)
+        try p.writeString("detector_identifier", ds.metadata.detectorName ?? ds.name)
+        if let derived { try p.writeString("description", derived) }
+        if let src = sources.first {
+            let input = try p.createGroup("input", nxClass: "NXnote")
+            try input.writeString("type", "file")
+            try input.writeString("file_name", (src.0 as NSString).lastPathComponent)
+            try input.writeString("checksum", src.2)
+            try input.writeString("algorithm", "sha256")
+            try input.writeString("context", "read by the emconv \(file.readerName) reader \(file.readerVersion) (\(file.format): \(file.variant))")
+        }
+    }
+
+    static func writeNotes(_ file: OpenedFile, sources: [(String, Int64, String)], into entry: HDF5Group,
+                           options: WriteOptions, now: Timestamp) throws {
+        var n = 0
+        for (path, size, sum) in sources {
+            n += 1
+            let note = try entry.createGroup("note\(n)", nxClass: "NXnote")
+            try note.writeString("description", n == 1 ? "source file (primary)" : "source file (companion)")
+            try note.writeString("file_name", (path as NSString).lastPathComponent)
+            try note.writeString("type", "application/octet-stream")
+            try note.writeString("checksum", sum)
+            try note.writeString("algorithm", "sha256")
+            try note.writeInts("file_size", [size], shape: [], units: "B")
+            try note.writeString("source_path", path)
+            try note.writeString("reader", "\(file.readerName) \(file.readerVersion)")
+            try note.writeString("command_line", options.commandLine)
+            try note.writeString("date", now.iso8601)
+        }
+        n += 1
+        let meta = try entry.createGroup("note\(n)", nxClass: "NXnote")
+        try meta.writeString("description", "original vendor metadata, complete and unmodified, as JSON")
+        try meta.writeString("type", "application/json")
+        try meta.writeString("file_name", (file.path as NSString).lastPathComponent)
+        var perDataset: [(String, MetaValue)] = []
+        for ds in file.datasets where ds.original != .object([]) { perDataset.append((ds.name, ds.original)) }
+        let tree: MetaValue = perDataset.isEmpty ? file.original : .object([("file", file.original), ("datasets", .object(perDataset))])
+        try meta.writeString("data", tree.json())
+        if !file.warnings.isEmpty {
+            n += 1
+            let w = try entry.createGroup("note\(n)", nxClass: "NXnote")
+            try w.writeString("description", "warnings raised while reading the source")
+            try w.writeString("type", "text/plain")
+            try w.writeString("file_name", (file.path as NSString).lastPathComponent)
+            try w.writeString("data", file.warnings.joined(separator: "\n"))
+        }
+    }
+}
+
+/// How a dataset maps onto NXem's NXimage/NXspectrum NXdata names.
+struct NXLayout {
+    let isSpectrum: Bool
+    let isFourD: Bool
+    let dataName: String
+    let signalName: String
+    let axisNames: [String]
+
+    init(_ ds: Dataset) {
+        let rank = ds.rank
+        let signalRank = ds.axes.filter { $0.role == .signal }.count
+        let spectral = signalRank == 1 && ["spectrum", "eels", "eds", "cl"].contains(ds.signalKind)
+        isSpectrum = spectral && rank <= 4
+        isFourD = rank == 4 && ds.frameRank == 2
+        if isSpectrum {
+            dataName = "spectrum_\(rank - 1)d"
+            signalName = "intensity"
+            axisNames = Array(["axis_k", "axis_j", "axis_i"].suffix(rank - 1)) + ["axis_energy"]
+        } else if rank <= 4 {
+            dataName = "image_\(rank)d"
+            signalName = "real"
+            axisNames = Array(["axis_m", "axis_k", "axis_j", "axis_i"].suffix(rank))
+        } else {
+            dataName = "data_\(rank)d"
+            signalName = "real"
+            axisNames = (0..<rank).map { "axis_\($0)" }
+        }
+    }
+}
+
+/// Chunking of a dataset: whole frames, several consecutive frames along the fastest
+/// navigation axis per chunk when frames are small.
+struct ChunkPlan {
+    let shape: [Int]
+    let navRank: Int
+    let framesPerChunk: Int
+    let frameBytes: Int
+    let chunkShape: [Int]
+    let chunkCount: Int
+    let chunksPerLine: Int
+    let lineLength: Int
+
+    init(_ ds: Dataset, targetBytes: Int) {
+        shape = ds.shape
+        navRank = ds.rank - ds.frameRank
+        frameBytes = max(1, ds.frameBytes)
+        let line = navRank > 0 ? ds.shape[navRank - 1] : 1
+        lineLength = line
+        var k = max(1, min(targetBytes / max(1, ds.frameBytes), line))
+        // Prefer a divisor of the line length (no padded edge chunks) when one is close.
+        if k < line, let d = (max(1, k / 2)...k).reversed().first(where: { line % $0 == 0 }) {
+            k = d
+        }
+        framesPerChunk = navRank > 0 ? k : 1
+        chunksPerLine = (lineLength + framesPerChunk - 1) / framesPerChunk
+        var cs = Array(repeating: 1, count: navRank) + ds.frameShape
+        if navRank > 0 { cs[navRank - 1] = framesPerChunk }
+        if ds.rank == 0 { cs = [] }
+        chunkShape = cs.map { max(1, $0) }
+        let lines = navRank > 1 ? shape[0..<(navRank - 1)].reduce(1, *) : 1
+        chunkCount = lines * chunksPerLine
+    }
+
+    var chunkBytes: Int { framesPerChunk * frameBytes }
+
+    /// First frame (flat navigation index) and number of real frames of chunk `i`.
+    func frames(ofChunk i: Int) -> (first: Int, count: Int) {
+        let line = i / chunksPerLine
+        let start = (i % chunksPerLine) * framesPerChunk
+        return (line * lineLength + start, min(framesPerChunk, lineLength - start))
+    }
+
+    /// Element offset of chunk `i` in the dataset.
+    func chunkOffset(_ i: Int) -> [Int] {
+        var off = Array(repeating: 0, count: shape.count)
+        guard navRank > 0 else { return off }
+        var line = i / chunksPerLine
+        off[navRank - 1] = (i % chunksPerLine) * framesPerChunk
+        if navRank > 1 {
+            for d in stride(from: navRank - 2, through: 0, by: -1) {
+                off[d] = line % shape[d]
+                line /= shape[d]
+            }
+        }
+        return off
+    }
+}
+
+/// Sum of a frame's values as Double (for previews).
+func frameSum(_ buf: UnsafeRawBufferPointer, _ t: ElementType) -> Double {
+    func s<T>(_: T.Type, _ conv: (T) -> Double) -> Double {
+        let p = buf.bindMemory(to: T.self)
+        var acc = 0.0
+        for v in p { acc += conv(v) }
+        return acc
+    }
+    func si<T: FixedWidthInteger>(_: T.Type) -> Double {
+        let p = buf.bindMemory(to: T.self)
+        var acc: Int64 = 0
+        var total = 0.0
+        var n = 0
+        for v in p {
+            acc &+= Int64(truncatingIfNeeded: v)
+            n += 1
+            if n == 4096 { total += Double(acc); acc = 0; n = 0 }
+        }
+        return total + Double(acc)
+    }
+    switch t {
+    case .uint8, .bool: return si(UInt8.self)
+    case .int8: return si(Int8.self)
+    case .uint16: return si(UInt16.self)
+    case .int16: return si(Int16.self)
+    case .uint32: return si(UInt32.self)
+    case .int32: return si(Int32.self)
+    case .int64: return s(Int64.self) { Double($0) }
+    case .uint64: return s(UInt64.self) { Double($0) }
+    case .float32: return s(Float.self) { Double($0) }
+    case .float64: return s(Double.self) { $0 }
+    default: return 0
+    }
+}
