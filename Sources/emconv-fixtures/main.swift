@@ -1,1 +1,2 @@
 import EMConvTestSupport
+print("fixtures generator: not yet")
