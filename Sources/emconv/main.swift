@@ -12,6 +12,10 @@ func fail(_ e: Error) -> Never {
         exit(e.code.exitCode)
     }
     if let e = e as? ExitCode { exit(e.rawValue) }
+    if let e = e as? ValidationError {
+        FileHandle.standardError.write(Data("emconv: error: \(e.message)\n".utf8))
+        exit(EMError.Code.usage.exitCode)
+    }
     FileHandle.standardError.write(Data("emconv: error: \(e)\n".utf8))
     exit(1)
 }
