@@ -97,6 +97,7 @@ struct Convert: ParsableCommand {
         var wo = WriteOptions(compression: try compression.map(Compression.parse), commandLine: Tools.commandLine, progress: progress)
         if let threads { wo.threads = threads }
         wo.preview = !noPreview
+        wo.outputChecksum = json
         let r = try Converter.convert(input: input, output: output, format: format, overwrite: overwrite,
                                       readOptions: try read.readOptions(), writeOptions: wo)
         progress.finish()

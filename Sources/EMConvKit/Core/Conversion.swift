@@ -18,6 +18,9 @@ public struct WriteOptions {
     public var progress: ProgressSink?
     /// Whether to add derived previews (sum over detector axes of 4D data).
     public var preview: Bool = true
+    /// Whether ``Converter`` re-reads the finished output to report its SHA-256 (costs a read
+    /// of the whole output; `convert --json` and batch reports ask for it).
+    public var outputChecksum: Bool = false
 
     public init(compression: Compression? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 commandLine: String = "", progress: ProgressSink? = nil) {
@@ -55,6 +58,7 @@ public struct ConversionResult {
     public var format: String
     public var inputBytes: Int64
     public var outputBytes: Int64
+    /// Empty unless ``WriteOptions/outputChecksum`` was set.
     public var outputSHA256: String
     public var seconds: Double
     public var warnings: [String]
@@ -132,7 +136,7 @@ public enum Converter {
         do {
             report = try writer.write(file, to: tmp, options: writeOptions)
             let fd = open(tmp, O_RDONLY)
-            if fd >= 0 { fsync(fd); close(fd) }
+            if fd >= 0 { if getenv("EMCONV_NOFSYNC") == nil { fsync(fd) }; close(fd) }
             if rename(tmp, output) != 0 {
                 throw EMError(.writeError, file: output, "cannot move the finished output into place: \(String(cString: strerror(errno)))")
             }
@@ -141,7 +145,7 @@ public enum Converter {
             throw error
         }
         let outSize = (try? fm.attributesOfItem(atPath: output)[.size] as? NSNumber)?.int64Value ?? 0
-        let outHash = try RandomAccessFile(path: output).finishDigest()
+        let outHash = writeOptions.outputChecksum ? try RandomAccessFile(path: output).finishDigest() : ""
         let inSize = file.files.compactMap { (try? fm.attributesOfItem(atPath: $0)[.size] as? NSNumber)?.int64Value }.reduce(0, +)
         return ConversionResult(input: input, output: output, format: writer.descriptor.name, inputBytes: inSize,
                                 outputBytes: outSize, outputSHA256: outHash, seconds: Date().timeIntervalSince(start),

@@ -39,16 +39,22 @@ public final class SHA256Digest {
 }
 
 /// A read-only file read with `pread` at 64-bit offsets. Short reads are errors that name the
-/// file and the offset. Optionally computes the SHA-256 of the whole file as a side effect of
-/// reading it in order (gaps are filled in when reads skip ahead; `finishDigest` reads the rest).
+/// file and the offset. `enableDigest` checksums the whole file (SHA-256) on a background thread
+/// that follows the reads: it stays within a window of the furthest byte read, so the file is
+/// read from disk once (the second read hits the page cache) and hashing runs in parallel.
 public final class RandomAccessFile: @unchecked Sendable {
     public let path: String
     public let size: Int64
     private let fd: Int32
-    private var digest: SHA256Digest?
-    private var digestPosition: Int64 = 0
+    private let cond = NSCondition()
+    private var hashing = false
+    private var hashPosition: Int64 = 0
+    private var readPosition: Int64 = 0
+    private var released = false
     private var digestResult: String?
-    private let lock = NSLock()
+    private var digestError: Error?
+    /// How far the reader and the hasher may drift apart.
+    static let window: Int64 = 256 << 20
 
     public init(path: String) throws {
         var st = stat()
@@ -70,15 +76,53 @@ public final class RandomAccessFile: @unchecked Sendable {
         #endif
     }
 
-    deinit { close(fd) }
+    deinit {
+        cond.lock()
+        released = true
+        cond.broadcast()
+        while hashing { cond.wait() }
+        cond.unlock()
+        close(fd)
+    }
 
-    /// Starts checksumming from byte 0.
+    /// Starts checksumming the whole file in the background (once).
     public func enableDigest() {
-        lock.lock(); defer { lock.unlock() }
-        if digest == nil && digestResult == nil {
-            digest = SHA256Digest()
-            digestPosition = 0
+        cond.lock()
+        defer { cond.unlock() }
+        guard !hashing, digestResult == nil else { return }
+        hashing = true
+        let t = Thread { [self] in self.hashLoop() }
+        t.stackSize = 1 << 20
+        t.start()
+    }
+
+    private func hashLoop() {
+        let digest = SHA256Digest()
+        let block = 4 << 20
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: block, alignment: 64)
+        defer { buf.deallocate() }
+        var failure: Error?
+        while true {
+            cond.lock()
+            while hashPosition < size && !released && hashPosition >= readPosition + Self.window { cond.wait() }
+            let pos = hashPosition
+            cond.unlock()
+            if pos >= size { break }
+            let n = Int(min(Int64(block), size - pos))
+            let sub = UnsafeMutableRawBufferPointer(rebasing: buf[0..<n])
+            do { try rawRead(at: pos, into: sub) } catch { failure = error; break }
+            digest.update(UnsafeRawBufferPointer(sub))
+            cond.lock()
+            hashPosition = pos + Int64(n)
+            cond.broadcast()
+            cond.unlock()
         }
+        cond.lock()
+        if let failure { digestError = failure } else { digestResult = digest.finalizeHex() }
+        hashPosition = size
+        hashing = false
+        cond.broadcast()
+        cond.unlock()
     }
 
     /// Reads exactly `buffer.count` bytes at `offset`, or throws naming the offset.
@@ -88,17 +132,14 @@ public final class RandomAccessFile: @unchecked Sendable {
                               "file is truncated: \(what) needs \(buffer.count) bytes at offset \(offset) but the file has \(size) bytes")
         }
         try rawRead(at: offset, into: buffer)
-        lock.lock(); defer { lock.unlock() }
-        if let digest {
-            if offset > digestPosition {
-                try fillDigestGap(upTo: offset, digest)
-            }
-            if offset <= digestPosition, offset + Int64(buffer.count) > digestPosition {
-                let skip = Int(digestPosition - offset)
-                digest.update(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[skip...]))
-                digestPosition = offset + Int64(buffer.count)
-            }
+        cond.lock()
+        if hashing {
+            readPosition = max(readPosition, offset + Int64(buffer.count))
+            cond.broadcast()
+            // Do not run further ahead of the hasher than the window (bounded page-cache use).
+            while hashing && readPosition > hashPosition + Self.window { cond.wait() }
         }
+        cond.unlock()
     }
 
     /// Reads `count` bytes at `offset` into a new array.
@@ -111,7 +152,7 @@ public final class RandomAccessFile: @unchecked Sendable {
         return out
     }
 
-    /// Reads up to `count` bytes at `offset` (fewer at end of file). No digest side effect.
+    /// Reads up to `count` bytes at `offset` (fewer at end of file).
     public func readUpTo(at offset: Int64, count: Int) throws -> [UInt8] {
         let n = max(0, min(Int64(count), size - offset))
         var out = [UInt8](repeating: 0, count: Int(n))
@@ -134,29 +175,15 @@ public final class RandomAccessFile: @unchecked Sendable {
         }
     }
 
-    private func fillDigestGap(upTo end: Int64, _ digest: SHA256Digest) throws {
-        let block = 4 << 20
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: block, alignment: 64)
-        defer { buf.deallocate() }
-        while digestPosition < end {
-            let n = Int(min(Int64(block), end - digestPosition))
-            let sub = UnsafeMutableRawBufferPointer(rebasing: buf[0..<n])
-            try rawRead(at: digestPosition, into: sub)
-            digest.update(UnsafeRawBufferPointer(sub))
-            digestPosition += Int64(n)
-        }
-    }
-
-    /// Completes the checksum (reading what was not read yet) and returns it.
+    /// The file's SHA-256: waits for the background checksum, or computes it now.
     public func finishDigest() throws -> String {
-        lock.lock(); defer { lock.unlock() }
-        if let digestResult { return digestResult }
-        let d = digest ?? SHA256Digest()
-        if digest == nil { digestPosition = 0 }
-        try fillDigestGap(upTo: size, d)
-        let r = d.finalizeHex()
-        digestResult = r
-        digest = nil
-        return r
+        enableDigest()
+        cond.lock()
+        defer { cond.unlock() }
+        readPosition = size
+        cond.broadcast()
+        while hashing { cond.wait() }
+        if let digestError { throw digestError }
+        return digestResult ?? ""
     }
 }
