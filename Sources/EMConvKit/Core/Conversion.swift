@@ -136,7 +136,7 @@ public enum Converter {
         do {
             report = try writer.write(file, to: tmp, options: writeOptions)
             let fd = open(tmp, O_RDONLY)
-            if fd >= 0 { if getenv("EMCONV_NOFSYNC") == nil { fsync(fd) }; close(fd) }
+            if fd >= 0 { fsync(fd); close(fd) }
             if rename(tmp, output) != 0 {
                 throw EMError(.writeError, file: output, "cannot move the finished output into place: \(String(cString: strerror(errno)))")
             }
