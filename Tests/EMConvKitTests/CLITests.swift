@@ -122,3 +122,47 @@ final class CLITests: XCTestCase {
         XCTAssertNotNil(try MetaValue.parseJSON(r2.stdout)["files"].flatMap { v -> MetaValue? in if case let .array(a) = v { return a.first?["original_metadata"] }; return nil })
     }
 }
+
+/// Ctrl-C and SIGTERM during a conversion: exit 130/143 and no partial output anywhere.
+final class InterruptTests: XCTestCase {
+    func testInterruptRemovesPartialOutput() throws {
+        guard let bin = CLIRunner.binary else { return XCTFail("emconv binary not built") }
+        let dir = NSTemporaryDirectory() + "emconv-int-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // 96 MiB of pseudo-random uint16 frames: slow to compress at gzip:9 on one thread.
+        let raw = dir + "/big.raw"
+        FileManager.default.createFile(atPath: raw, contents: nil)
+        let fh = try FileHandle(forWritingTo: URL(fileURLWithPath: raw))
+        var state: UInt64 = 0x9E3779B97F4A7C15
+        var block = [UInt64](repeating: 0, count: 1 << 20)
+        for _ in 0..<12 {
+            for i in 0..<block.count {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17
+                block[i] = state
+            }
+            fh.write(block.withUnsafeBytes { Data($0) })
+        }
+        try fh.close()
+        for (sig, code) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: bin)
+            p.arguments = ["convert", raw, "-o", dir + "/out.nxs", "--raw-dtype", "<u2", "--raw-shape", "768,256,256",
+                           "--compression", "gzip:9", "--threads", "1", "--quiet"]
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            // Wait until the temporary output exists, then interrupt.
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline, p.isRunning,
+                  !(try FileManager.default.contentsOfDirectory(atPath: dir)).contains(where: { $0.contains("tmp-emconv") }) {
+                usleep(20_000)
+            }
+            usleep(200_000)
+            XCTAssertTrue(p.isRunning, "conversion finished before it could be interrupted")
+            kill(p.processIdentifier, sig)
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, code)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["big.raw"], "partial output left behind")
+        }
+    }
+}
