@@ -25,6 +25,14 @@ public struct Timestamp: Sendable, Equatable {
         self.raw = raw
     }
 
+    /// Now, or `SOURCE_DATE_EPOCH` (seconds, UTC) when set: reproducible outputs.
+    public static func now() -> Timestamp {
+        if let e = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"], let v = Double(e) {
+            return Timestamp(date: Date(timeIntervalSince1970: v), utcOffsetSeconds: 0)
+        }
+        return Timestamp(date: Date(), utcOffsetSeconds: TimeZone.current.secondsFromGMT())
+    }
+
     /// ISO 8601 with the offset (`2021-04-15T13:44:43.100924+00:00`), or without one when unknown.
     public var iso8601: String {
         let off = utcOffsetSeconds ?? 0

@@ -209,7 +209,9 @@ public final class HDF5Group: HDF5Node {
     public func createGroup(_ name: String, nxClass: String? = nil) throws -> HDF5Group {
         let lcpl = H5ID(H5Pcreate(emc_P_LINK_CREATE()), .plist)
         H5Pset_create_intermediate_group(lcpl.id, 1)
-        let g = H5Gcreate2(id, name, lcpl.id, hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT))
+        let gcpl = H5ID(H5Pcreate(emc_P_GROUP_CREATE()), .plist)
+        H5Pset_obj_track_times(gcpl.id, false)
+        let g = H5Gcreate2(id, name, lcpl.id, gcpl.id, hid_t(H5P_DEFAULT))
         guard g >= 0 else { throw fail("create group \(name)") }
         let group = HDF5Group(H5ID(g, .group), path: childPath(name), filePath: filePath)
         if let nxClass { try group.setAttribute("NX_class", nxClass) }
@@ -269,7 +271,7 @@ public final class HDF5Group: HDF5Node {
     public func writeString(_ name: String, _ value: String, attributes: [String: String] = [:]) throws -> HDF5Dataset {
         let t = vlenStringType()
         let s = H5ID(H5Screate(H5S_SCALAR), .dataspace)
-        let d = H5Dcreate2(id, name, t.id, s.id, hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT))
+        let d = withExtendedLifetime(untrackedDCPL()) { H5Dcreate2(id, name, t.id, s.id, hid_t(H5P_DEFAULT), $0.id, hid_t(H5P_DEFAULT)) }
         guard d >= 0 else { throw fail("create dataset \(name)") }
         let ds = HDF5Dataset(H5ID(d, .dataset), path: childPath(name), filePath: filePath)
         try value.withCString { p in
@@ -299,7 +301,7 @@ public final class HDF5Group: HDF5Node {
     public func writeBool(_ name: String, _ value: Bool) throws -> HDF5Dataset {
         let t = boolEnumType()
         let s = H5ID(H5Screate(H5S_SCALAR), .dataspace)
-        let d = H5Dcreate2(id, name, t.id, s.id, hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT))
+        let d = withExtendedLifetime(untrackedDCPL()) { H5Dcreate2(id, name, t.id, s.id, hid_t(H5P_DEFAULT), $0.id, hid_t(H5P_DEFAULT)) }
         guard d >= 0 else { throw fail("create dataset \(name)") }
         var v: Int8 = value ? 1 : 0
         try check(H5Dwrite(d, t.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), &v), "write \(name)")
@@ -309,7 +311,7 @@ public final class HDF5Group: HDF5Node {
     private func writeNumeric<T>(_ name: String, _ values: [T], shape: [Int], fileType: hid_t, memType: hid_t) throws -> HDF5Dataset {
         var dims = shape.map { hsize_t($0) }
         let s = shape.isEmpty ? H5ID(H5Screate(H5S_SCALAR), .dataspace) : H5ID(H5Screate_simple(Int32(dims.count), &dims, nil), .dataspace)
-        let d = H5Dcreate2(id, name, fileType, s.id, hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT))
+        let d = withExtendedLifetime(untrackedDCPL()) { H5Dcreate2(id, name, fileType, s.id, hid_t(H5P_DEFAULT), $0.id, hid_t(H5P_DEFAULT)) }
         guard d >= 0 else { throw fail("create dataset \(name)") }
         try values.withUnsafeBytes {
             try check(H5Dwrite(d, memType, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), $0.baseAddress), "write \(name)")
@@ -329,6 +331,7 @@ public final class HDF5Group: HDF5Node {
         try check(H5Pset_chunk(dcpl.id, Int32(cdims.count), &cdims), "set chunk shape of \(name)")
         // Chunks are allocated when written; never pre-filled (saves a full pass on 100 GB).
         H5Pset_fill_time(dcpl.id, H5D_FILL_TIME_NEVER)
+        H5Pset_obj_track_times(dcpl.id, false)
         H5Pset_alloc_time(dcpl.id, H5D_ALLOC_TIME_INCR)
         switch compression {
         case .none: break
@@ -344,6 +347,14 @@ public final class HDF5Group: HDF5Node {
         guard d >= 0 else { throw fail("create dataset \(name)") }
         return HDF5Dataset(H5ID(d, .dataset), path: childPath(name), filePath: filePath)
     }
+}
+
+/// Dataset creation properties without object time stamps: outputs of the same input are
+/// byte-identical apart from the time stamps emconv itself writes (see `SOURCE_DATE_EPOCH`).
+func untrackedDCPL() -> H5ID {
+    let p = H5ID(H5Pcreate(emc_P_DATASET_CREATE()), .plist)
+    H5Pset_obj_track_times(p.id, false)
+    return p
 }
 
 /// An HDF5 dataset.

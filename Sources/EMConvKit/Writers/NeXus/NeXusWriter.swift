@@ -31,7 +31,7 @@ public enum NeXusWriter: FormatWriter {
         for h in file.handles { h.enableDigest() }
         let h5 = try HDF5File(creating: path, truncate: true)
         let root = h5.root
-        let now = Timestamp(date: Date(), utcOffsetSeconds: TimeZone.current.secondsFromGMT())
+        let now = Timestamp.now()
         try root.setAttribute("NX_class", "NXroot")
         try root.setAttribute("default", "entry1")
         try root.setAttribute("file_name", (path as NSString).lastPathComponent.replacingOccurrences(of: ".tmp-emconv-\(getpid())", with: "").trimmingCharacters(in: CharacterSet(charactersIn: ".")))
