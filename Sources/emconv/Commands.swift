@@ -86,6 +86,12 @@ struct Convert: ParsableCommand {
     @Flag(name: .long, help: "No progress display.")
     var quiet = false
 
+    @Flag(name: .long, help: .hidden)
+    var dieWithParent = false
+
+    @Flag(name: .long, help: .hidden)
+    var noOutputChecksum = false
+
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if let c = compression { do { _ = try Compression.parse(c) } catch let e as EMError { throw ValidationError(e.message) } }
@@ -93,11 +99,12 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         Converter.installSignalHandlers()
+        if dieWithParent { Converter.exitWhenParentDies() }
         let progress = TerminalProgress(enabled: !quiet && !json)
         var wo = WriteOptions(compression: try compression.map(Compression.parse), commandLine: Tools.commandLine, progress: progress)
         if let threads { wo.threads = threads }
         wo.preview = !noPreview
-        wo.outputChecksum = json
+        wo.outputChecksum = json && !noOutputChecksum
         let r = try Converter.convert(input: input, output: output, format: format, overwrite: overwrite,
                                       readOptions: try read.readOptions(), writeOptions: wo)
         progress.finish()

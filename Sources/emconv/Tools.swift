@@ -40,7 +40,7 @@ final class TerminalProgress: ProgressSink {
         let rate = el > 0 ? Double(done) / el : 0
         let eta = rate > 0 ? Double(total - done) / rate : 0
         let pct = total > 0 ? 100 * Double(done) / Double(total) : 100
-        let line = String(format: "\r%5.1f%%  %@ / %@  %@/s  ETA %@  %@", pct, human(done), human(total), human(Int64(rate)),
+        let line = String(format: "\r%5.1f%%  %@ / %@  %@/s  ETA %@  %@", pct, humanBytes(done), humanBytes(total), humanBytes(Int64(rate)),
                           eta.isFinite ? String(format: "%.0fs", eta) : "?", stage)
         FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
     }
@@ -50,7 +50,7 @@ final class TerminalProgress: ProgressSink {
     }
 }
 
-func human(_ b: Int64) -> String {
+func humanBytes(_ b: Int64) -> String {
     let units = ["B", "KB", "MB", "GB", "TB"]
     var v = Double(b)
     var i = 0

@@ -154,4 +154,17 @@ public enum Converter {
 
     /// Call once from the CLI: interrupted conversions remove their temporary file.
     public static func installSignalHandlers() { TempFiles.installSignalHandlers() }
+
+    /// For child conversions of `batch`: when the parent dies (even by SIGKILL), terminate like
+    /// on SIGTERM, removing the partial output.
+    public static func exitWhenParentDies() {
+        let parent = getppid()
+        let t = Thread {
+            while true {
+                usleep(200_000)
+                if getppid() != parent { kill(getpid(), SIGTERM); return }
+            }
+        }
+        t.start()
+    }
 }

@@ -1,0 +1,280 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One conversion of a batch: a primary input (with its companions) and its output.
+public struct BatchItem: Equatable, Sendable {
+    public var index: Int
+    public var input: String
+    public var companions: [String]
+    public var size: Int64
+    public var mtime: Double
+    public var format: String
+    public var output: String
+    public var estimatedBytes: Int64
+
+    public var json: MetaValue {
+        .object([("index", .int(Int64(index))), ("input", .string(input)), ("size", .int(size)), ("mtime", .double(mtime)),
+                 ("format", .string(format)), ("output", .string(output)), ("estimated_bytes", .int(estimatedBytes)),
+                 ("companions", .array(companions.map { .string($0) }))])
+    }
+
+    public init(json v: MetaValue, file: String, line: Int) throws {
+        func need<T>(_ x: T?, _ k: String) throws -> T {
+            guard let x else { throw EMError(.badInput, file: file, at: "line \(line)", "manifest entry lacks '\(k)'") }
+            return x
+        }
+        index = try need(v["index"]?.intValue, "index")
+        input = try need(v["input"]?.stringValue, "input")
+        output = try need(v["output"]?.stringValue, "output")
+        format = v["format"]?.stringValue ?? ""
+        size = Int64(v["size"]?.intValue ?? 0)
+        mtime = v["mtime"]?.doubleValue ?? 0
+        estimatedBytes = Int64(v["estimated_bytes"]?.intValue ?? 0)
+        if case let .array(c)? = v["companions"] { companions = c.compactMap(\.stringValue) } else { companions = [] }
+    }
+
+    public init(index: Int, input: String, companions: [String], size: Int64, mtime: Double, format: String, output: String, estimatedBytes: Int64) {
+        self.index = index
+        self.input = input
+        self.companions = companions
+        self.size = size
+        self.mtime = mtime
+        self.format = format
+        self.output = output
+        self.estimatedBytes = estimatedBytes
+    }
+}
+
+/// A file of the input tree that is not converted, and why.
+public struct SkippedFile: Equatable, Sendable {
+    public var path: String
+    public var reason: String
+}
+
+/// How outputs are named.
+public enum OutputLayout: String, Sendable {
+    /// The input tree is mirrored under the output directory.
+    case mirror
+    /// Every output directly in the output directory.
+    case flat
+}
+
+/// Walks inputs, identifies files by content, groups companions with their primary and names
+/// the outputs. Touches nothing.
+public struct BatchPlanner {
+    public var recursive = false
+    public var include: [String] = []
+    public var exclude: [String] = []
+    public var outputDirectory: String
+    public var layout: OutputLayout = .mirror
+    /// `{relpath}`, `{stem}`, `{name}`, `{ext}` (output extension), `{format}`, `{index}`.
+    public var nameTemplate: String?
+    public var outputExtension: String
+    public var readOptions = ReadOptions()
+
+    public init(outputDirectory: String, outputExtension: String) {
+        self.outputDirectory = outputDirectory
+        self.outputExtension = outputExtension
+    }
+
+    /// Natural order: digit runs compare by value (`scan_2` before `scan_10`).
+    public static func naturalLess(_ a: String, _ b: String) -> Bool {
+        var ia = a.unicodeScalars.makeIterator(), ib = b.unicodeScalars.makeIterator()
+        var ca = ia.next(), cb = ib.next()
+        while let x = ca, let y = cb {
+            let dx = CharacterSet.decimalDigits.contains(x), dy = CharacterSet.decimalDigits.contains(y)
+            if dx && dy {
+                var na = "", nb = ""
+                while let c = ca, CharacterSet.decimalDigits.contains(c) { na.unicodeScalars.append(c); ca = ia.next() }
+                while let c = cb, CharacterSet.decimalDigits.contains(c) { nb.unicodeScalars.append(c); cb = ib.next() }
+                let ta = na.drop { $0 == "0" }, tb = nb.drop { $0 == "0" }
+                if ta.count != tb.count { return ta.count < tb.count }
+                if ta != tb { return ta < tb }
+                if na.count != nb.count { return na.count < nb.count }
+                continue
+            }
+            if x != y { return x.value < y.value }
+            ca = ia.next(); cb = ib.next()
+        }
+        return ca == nil && cb != nil
+    }
+
+    static func matches(_ pattern: String, _ path: String) -> Bool {
+        fnmatch(pattern, path, 0) == 0 || fnmatch(pattern, (path as NSString).lastPathComponent, 0) == 0
+    }
+
+    /// Expands inputs (directories, files, `@list.txt`) to (file, root it was found under).
+    func expand(_ inputs: [String]) throws -> [(String, String)] {
+        var out: [(String, String)] = []
+        let fm = FileManager.default
+        for raw in inputs {
+            if raw.hasPrefix("@") {
+                let listPath = String(raw.dropFirst())
+                guard let text = try? String(contentsOfFile: listPath, encoding: .utf8) else {
+                    throw EMError(.missingInput, file: listPath, "cannot read the input list")
+                }
+                let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                out += try expand(lines.filter { !$0.isEmpty && !$0.hasPrefix("#") })
+                continue
+            }
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: raw, isDirectory: &isDir) else { throw EMError(.missingInput, file: raw, "no such file or directory") }
+            let root = isDir.boolValue ? (raw.hasSuffix("/") && raw.count > 1 ? String(raw.dropLast()) : raw) : (raw as NSString).deletingLastPathComponent
+            if !isDir.boolValue { out.append((raw, root)); continue }
+            var stack = [root]
+            while let dir = stack.popLast() {
+                guard let names = try? fm.contentsOfDirectory(atPath: dir) else { continue }
+                for n in names {
+                    let p = (dir as NSString).appendingPathComponent(n)
+                    var d: ObjCBool = false
+                    guard fm.fileExists(atPath: p, isDirectory: &d) else { continue }
+                    if d.boolValue {
+                        if recursive && !n.hasPrefix(".") { stack.append(p) }
+                    } else {
+                        out.append((p, root))
+                    }
+                }
+            }
+        }
+        var seen = Set<String>()
+        return out.filter { seen.insert(($0.0 as NSString).standardizingPath).inserted }
+            .sorted { BatchPlanner.naturalLess($0.0, $1.0) }
+    }
+
+    public func plan(_ inputs: [String]) throws -> (items: [BatchItem], skipped: [SkippedFile]) {
+        let files = try expand(inputs)
+        var skipped: [SkippedFile] = []
+        var candidates: [(path: String, root: String, reader: FormatReader.Type, companions: [String])] = []
+        for (path, root) in files {
+            let name = (path as NSString).lastPathComponent
+            let rel = relative(path, to: root)
+            if name.hasPrefix(".") { skipped.append(SkippedFile(path: path, reason: name.contains(".tmp-emconv-") ? "temporary file of an interrupted conversion" : "hidden file")); continue }
+            if !include.isEmpty && !include.contains(where: { Self.matches($0, rel) }) { skipped.append(SkippedFile(path: path, reason: "not matched by --include")); continue }
+            if exclude.contains(where: { Self.matches($0, rel) }) { skipped.append(SkippedFile(path: path, reason: "excluded by --exclude")); continue }
+            do {
+                let r = try Registry.reader(for: path, options: readOptions)
+                let comps = r.companions(of: path).map { ($0 as NSString).standardizingPath }.filter { $0 != (path as NSString).standardizingPath }
+                candidates.append((path, root, r, comps))
+            } catch let e as EMError {
+                skipped.append(SkippedFile(path: path, reason: e.message))
+            }
+        }
+        // A file that another candidate names as its companion is not converted on its own.
+        var companionOf: [String: String] = [:]
+        for c in candidates { for x in c.companions where companionOf[x] == nil { companionOf[x] = c.path } }
+        var items: [BatchItem] = []
+        var outputs: [String: String] = [:]
+        let fm = FileManager.default
+        var claimed = Set<String>()
+        for c in candidates {
+            let key = (c.path as NSString).standardizingPath
+            if let owner = companionOf[key], owner != c.path {
+                claimed.insert(key)
+                continue
+            }
+            let out = outputPath(for: c.path, root: c.root, format: c.reader.descriptor.name, index: items.count)
+            if let other = outputs[out] {
+                throw EMError(.usage, file: c.path, "maps to the same output as \(other): \(out) (use --layout mirror or --name with {relpath})")
+            }
+            outputs[out] = c.path
+            let attrs = try? fm.attributesOfItem(atPath: c.path)
+            let size = (attrs?[.size] as? NSNumber)?.int64Value ?? 0
+            let mtime = (attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            let compSizes = c.companions.compactMap { (try? fm.attributesOfItem(atPath: $0)[.size] as? NSNumber)?.int64Value }.reduce(0, +)
+            items.append(BatchItem(index: items.count, input: c.path, companions: c.companions.filter { fm.fileExists(atPath: $0) },
+                                   size: size, mtime: mtime, format: c.reader.descriptor.name, output: out, estimatedBytes: size + compSizes))
+        }
+        // Companions that are not readable formats themselves (.hdr, EMPAD .raw) were skipped
+        // above as unrecognized: report them as companions instead.
+        let allCompanions = Set(companionOf.keys)
+        skipped = skipped.compactMap { s in
+            let k = (s.path as NSString).standardizingPath
+            if let owner = companionOf[k] { return SkippedFile(path: s.path, reason: "companion of \(owner)") }
+            return allCompanions.contains(k) ? nil : s
+        }
+        for k in claimed.sorted() { skipped.append(SkippedFile(path: k, reason: "companion of \(companionOf[k]!)")) }
+        skipped.sort { BatchPlanner.naturalLess($0.path, $1.path) }
+        return (items, skipped)
+    }
+
+    func relative(_ path: String, to root: String) -> String {
+        let p = (path as NSString).standardizingPath, r = (root as NSString).standardizingPath
+        if r.isEmpty || r == "." { return path }
+        if p.hasPrefix(r + "/") { return String(p.dropFirst(r.count + 1)) }
+        return (path as NSString).lastPathComponent
+    }
+
+    func outputPath(for path: String, root: String, format: String, index: Int) -> String {
+        let rel = relative(path, to: root)
+        let relDir = (rel as NSString).deletingLastPathComponent
+        let name = (rel as NSString).lastPathComponent
+        let stem = (name as NSString).deletingPathExtension
+        let template = nameTemplate ?? (layout == .mirror ? "{relpath}/{stem}.{ext}" : "{stem}.{ext}")
+        var s = template.replacingOccurrences(of: "{relpath}", with: relDir.isEmpty ? "." : relDir)
+        s = s.replacingOccurrences(of: "{stem}", with: stem).replacingOccurrences(of: "{name}", with: name)
+        s = s.replacingOccurrences(of: "{ext}", with: outputExtension).replacingOccurrences(of: "{format}", with: format)
+        s = s.replacingOccurrences(of: "{index}", with: String(index))
+        return ((outputDirectory as NSString).appendingPathComponent(s) as NSString).standardizingPath
+    }
+}
+
+/// Which part of a manifest this process runs: items with index % count == index.
+public struct Shard: Equatable, Sendable, CustomStringConvertible {
+    public var index: Int
+    public var count: Int
+
+    public init(index: Int, count: Int) throws {
+        guard count >= 1, index >= 0, index < count else { throw EMError(.usage, "--shard i/N needs 0 <= i < N (got \(index)/\(count))") }
+        self.index = index
+        self.count = count
+    }
+
+    /// `i/N`, or `auto` from SLURM job-array or SGE task variables.
+    public static func parse(_ s: String, environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> Shard {
+        if s == "auto" {
+            if let id = env["SLURM_ARRAY_TASK_ID"].flatMap(Int.init) {
+                let minID = env["SLURM_ARRAY_TASK_MIN"].flatMap(Int.init) ?? 0
+                guard let count = env["SLURM_ARRAY_TASK_COUNT"].flatMap(Int.init) ?? env["SLURM_ARRAY_TASK_MAX"].flatMap({ Int($0).map { $0 - minID + 1 } }) else {
+                    throw EMError(.usage, "--shard auto: SLURM_ARRAY_TASK_COUNT is not set")
+                }
+                return try Shard(index: id - minID, count: count)
+            }
+            if let id = env["SGE_TASK_ID"].flatMap(Int.init), let last = env["SGE_TASK_LAST"].flatMap(Int.init) {
+                let first = env["SGE_TASK_FIRST"].flatMap(Int.init) ?? 1
+                let step = max(1, env["SGE_TASK_STEPSIZE"].flatMap(Int.init) ?? 1)
+                return try Shard(index: (id - first) / step, count: (last - first) / step + 1)
+            }
+            throw EMError(.usage, "--shard auto: no SLURM_ARRAY_TASK_ID or SGE_TASK_ID in the environment")
+        }
+        let p = s.split(separator: "/")
+        guard p.count == 2, let i = Int(p[0]), let n = Int(p[1]) else { throw EMError(.usage, "--shard takes i/N or auto (got '\(s)')") }
+        return try Shard(index: i, count: n)
+    }
+
+    public func contains(_ item: BatchItem) -> Bool { item.index % count == index }
+    public var description: String { "\(index)/\(count)" }
+    public var reportName: String { "shard-\(index)-of-\(count).jsonl" }
+}
+
+/// Plan files (JSON lines, one item per line).
+public enum Manifest {
+    public static func write(_ items: [BatchItem], to path: String) throws {
+        let text = items.map { $0.json.json() }.joined(separator: "\n") + (items.isEmpty ? "" : "\n")
+        do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+            throw EMError(.writeError, file: path, "cannot write the manifest")
+        }
+    }
+
+    public static func read(_ path: String) throws -> [BatchItem] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw EMError(.missingInput, file: path, "cannot read the manifest") }
+        var items: [BatchItem] = []
+        for (n, line) in text.split(separator: "\n").enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            let v: MetaValue
+            do { v = try MetaValue.parseJSON(String(line)) } catch { throw EMError(.badInput, file: path, at: "line \(n + 1)", "not a JSON object") }
+            items.append(try BatchItem(json: v, file: path, line: n + 1))
+        }
+        return items
+    }
+}

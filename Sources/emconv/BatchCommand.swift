@@ -1,0 +1,248 @@
+import ArgumentParser
+import EMConvKit
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Batch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert whole directory trees: in parallel, resumable, and across a cluster (SLURM job arrays).",
+        discussion: """
+        Inputs are directories, files or @list.txt. Files are identified by content; companions (.hdr, EMPAD .raw,
+        MIB series) go with their primary. Each file is converted by a child 'emconv convert' process.
+        Exit status: 0 all converted (or skipped), 2 some failed, 130/143 interrupted.
+        """)
+
+    @Argument(help: "Directories, files, or @list.txt (one path per line).")
+    var inputs: [String] = []
+
+    @Option(name: .shortAndLong, help: "Output directory.")
+    var output: String?
+
+    @Flag(name: .shortAndLong, help: "Walk directories recursively.")
+    var recursive = false
+
+    @Option(name: .long, help: ArgumentHelp("Only files matching this glob (path relative to its input, or name). Repeatable.", valueName: "glob"))
+    var include: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Skip files matching this glob. Repeatable.", valueName: "glob"))
+    var exclude: [String] = []
+
+    @Option(name: .long, help: "Output format (default nexus).")
+    var format: String = "nexus"
+
+    @Option(name: .long, help: "Output naming: mirror (the input tree under OUTDIR) or flat.")
+    var layout: String = "mirror"
+
+    @Option(name: .long, help: ArgumentHelp("Output name template: {relpath} {stem} {name} {ext} {format} {index}.", valueName: "template"))
+    var name: String?
+
+    @Option(name: .long, help: ArgumentHelp("none | gzip[:1-9] | zstd[:1-22], passed to every conversion.", valueName: "codec[:level]"))
+    var compression: String?
+
+    @Option(name: .long, help: ArgumentHelp("Navigation shape for every input, e.g. 256,256.", valueName: "Y,X"))
+    var scanShape: String?
+
+    @Option(name: [.short, .long], help: "Files converted at once (default: cores, at most the number of files).")
+    var jobs: Int?
+
+    @Option(name: .long, help: "Total compression threads, shared by the jobs (default: SLURM_CPUS_PER_TASK or cores).")
+    var threads: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Upper bound for the memory of all jobs together, e.g. 4G (about 128 MiB per job).", valueName: "size"))
+    var memoryLimit: String?
+
+    @Flag(name: .long, help: "Treat an existing output as done.")
+    var skipExisting = false
+
+    @Flag(name: .long, help: "Replace existing outputs (atomically).")
+    var overwrite = false
+
+    @Flag(name: .long, help: "Stop at the first failed file.")
+    var failFast = false
+
+    @Option(name: .long, help: ArgumentHelp("JSON-lines report, one line per item, appended and flushed per item.", valueName: "file"))
+    var report: String?
+
+    @Option(name: .long, help: "Progress: auto (live on a terminal, lines otherwise), plain, json (NDJSON on stderr), none.")
+    var progress: String = "auto"
+
+    @Flag(name: .long, help: "Print the plan and touch nothing.")
+    var dryRun = false
+
+    @Flag(name: .long, help: "With --dry-run: the plan as JSON.")
+    var json = false
+
+    @Option(name: .long, help: ArgumentHelp("Write the plan (JSON lines) to this file and exit.", valueName: "plan.jsonl"))
+    var manifest: String?
+
+    @Option(name: .long, help: ArgumentHelp("Run the items of a plan written by --manifest.", valueName: "plan.jsonl"))
+    var fromManifest: String?
+
+    @Option(name: .long, help: ArgumentHelp("Run only items with index % N == i; 'auto' reads SLURM or SGE array variables.", valueName: "i/N|auto"))
+    var shard: String?
+
+    @Option(name: .long, help: ArgumentHelp("Merge the reports of a folder (or file), print the table and the failures, and exit.", valueName: "reports/"))
+    var summary: String?
+
+    @Flag(name: .long, help: "With --from-manifest: run only the items whose latest report status is failed.")
+    var onlyFailed = false
+
+    @Flag(name: .long, help: "Print an sbatch job-array script for --from-manifest (never submits).")
+    var emitSlurm = false
+
+    @Option(name: .long, help: "Shards (array tasks) for --emit-slurm.")
+    var shards: Int = 1
+
+    @Option(name: .long, help: "Array tasks running at once (--emit-slurm).")
+    var maxConcurrent: Int?
+
+    @Option(name: .long, help: "CPUs per task (--emit-slurm).")
+    var cpus: Int = 4
+
+    @Option(name: .long, help: "Memory per task (--emit-slurm).")
+    var mem: String = "8G"
+
+    @Option(name: .long, help: "Time limit per task (--emit-slurm).")
+    var time: String = "04:00:00"
+
+    func validate() throws {
+        if summary != nil { return }
+        guard output != nil else { throw ValidationError("batch needs -o OUTDIR") }
+        if fromManifest == nil && inputs.isEmpty { throw ValidationError("give input directories/files or --from-manifest") }
+        if fromManifest != nil && !inputs.isEmpty { throw ValidationError("--from-manifest takes no other inputs") }
+        guard OutputLayout(rawValue: layout) != nil else { throw ValidationError("--layout takes mirror or flat") }
+        guard ProgressMode(rawValue: progress) != nil else { throw ValidationError("--progress takes auto, plain, json or none") }
+        if skipExisting && overwrite { throw ValidationError("--skip-existing and --overwrite exclude each other") }
+        if let j = jobs, j < 1 { throw ValidationError("--jobs must be at least 1") }
+        if emitSlurm && fromManifest == nil { throw ValidationError("--emit-slurm needs --from-manifest plan.jsonl (write it with --manifest)") }
+        if onlyFailed && fromManifest == nil { throw ValidationError("--only-failed needs --from-manifest") }
+        if shard != nil && fromManifest == nil { throw ValidationError("--shard needs --from-manifest (every shard must run the same plan)") }
+        if let c = compression { do { _ = try Compression.parse(c) } catch let e as EMError { throw ValidationError(e.message) } }
+    }
+
+    static func parseSize(_ s: String) throws -> Int64 {
+        let u = s.uppercased().trimmingCharacters(in: .whitespaces)
+        let mult: [Character: Int64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+        if let last = u.last, let m = mult[last], let v = Double(u.dropLast()) { return Int64(v * Double(m)) }
+        if let v = Int64(u) { return v }
+        throw ValidationError("--memory-limit takes a size like 4G or 512M")
+    }
+
+    func run() throws {
+        if let summary { return try printSummary(summary) }
+        let outDir = output!
+        guard let writer = Registry.writer(named: format) else { throw EMError(.usage, "unknown output format '\(format)' (see 'emconv formats')") }
+        var items: [BatchItem]
+        var skipped: [SkippedFile] = []
+        if let fromManifest {
+            items = try Manifest.read(fromManifest)
+        } else {
+            var planner = BatchPlanner(outputDirectory: outDir, outputExtension: writer.descriptor.extensions.first ?? format)
+            planner.recursive = recursive
+            planner.include = include
+            planner.exclude = exclude
+            planner.layout = OutputLayout(rawValue: layout)!
+            planner.nameTemplate = name
+            (items, skipped) = try planner.plan(inputs)
+        }
+        if let manifest {
+            try Manifest.write(items, to: manifest)
+            FileHandle.standardError.write(Data("emconv: wrote plan of \(items.count) items to \(manifest) (\(skipped.count) files skipped)\n".utf8))
+            for s in skipped { FileHandle.standardError.write(Data("  skipped \(s.path): \(s.reason)\n".utf8)) }
+            return
+        }
+        let exe = Self.executablePath
+        var convertArgs: [String] = ["--format", format]
+        if let compression { convertArgs += ["--compression", compression] }
+        if let scanShape { convertArgs += ["--scan-shape", scanShape] }
+        if emitSlurm {
+            print(SlurmScript.make(manifest: fromManifest!, outputDirectory: outDir, shards: max(1, shards), maxConcurrent: maxConcurrent,
+                                   cpus: cpus, memory: mem, time: time, executable: exe, extraArguments: convertArgs), terminator: "")
+            return
+        }
+        var shardSpec: Shard?
+        if let shard {
+            shardSpec = try Shard.parse(shard)
+            items = items.filter { shardSpec!.contains($0) }
+        }
+        let reportPath = report ?? (shardSpec.map { (outDir as NSString).appendingPathComponent("reports/" + $0.reportName) })
+        if onlyFailed {
+            let dir = reportPath.map { ($0 as NSString).deletingLastPathComponent } ?? (outDir as NSString).appendingPathComponent("reports")
+            let latest = (try? ReportWriter.merge(dir)) ?? []
+            let failed = Set(latest.filter { $0.status == .failed }.map(\.input))
+            items = items.filter { failed.contains($0.input) }
+        }
+        if dryRun { return printPlan(items, skipped) }
+
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let totalThreads = threads ?? ProcessInfo.processInfo.environment["SLURM_CPUS_PER_TASK"].flatMap(Int.init) ?? cores
+        var nJobs = min(jobs ?? cores, max(1, items.count))
+        let perJob = max(1, totalThreads / nJobs)
+        if let memoryLimit {
+            let limit = try Self.parseSize(memoryLimit)
+            let jobMemory = Int64(64 << 20) + Int64(2 * perJob + 2) * 3 * Int64(4 << 20)
+            nJobs = max(1, min(nJobs, Int(limit / jobMemory)))
+        }
+        var cfg = BatchRunner.Config(executable: exe, jobs: nJobs, threadsPerJob: perJob, convertArguments: convertArgs)
+        cfg.overwrite = overwrite
+        cfg.skipExisting = skipExisting
+        cfg.failFast = failFast
+        cfg.progress = ProgressMode(rawValue: progress)!
+        cfg.shard = shardSpec
+        for r in BatchRunner.removeStaleTemporaries(for: items) {
+            FileHandle.standardError.write(Data("emconv: removed stale partial output \(r)\n".utf8))
+        }
+        let writerReport = try reportPath.map { try ReportWriter(path: $0) }
+        if let writerReport, !skipped.isEmpty {
+            for s in skipped { writerReport.append(BatchEntry(index: -1, input: s.path, output: "", status: .skipped, error: s.reason, shard: shardSpec?.description)) }
+        }
+        let runner = BatchRunner(config: cfg, report: writerReport)
+        let entries = runner.run(items)
+        if cfg.progress != .json { printTable(entries, skipped: skipped, interrupted: runner.interruptedBy) }
+        if let sig = runner.interruptedBy { throw ExitCode(128 + sig) }
+        if entries.contains(where: { $0.status == .failed }) { throw ExitCode(2) }
+    }
+
+    /// This binary, for the child conversions.
+    static var executablePath: String {
+        if let p = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return p }
+        return CommandLine.arguments[0]
+    }
+
+    func printPlan(_ items: [BatchItem], _ skipped: [SkippedFile]) {
+        if json {
+            print(MetaValue.object([("items", .array(items.map(\.json))),
+                                    ("skipped", .array(skipped.map { .object([("path", .string($0.path)), ("reason", .string($0.reason))]) }))]).json(pretty: true))
+            return
+        }
+        print("plan: \(items.count) conversions, \(human(items.map(\.estimatedBytes).reduce(0, +))) in, \(skipped.count) files skipped")
+        for it in items {
+            print(String(format: "%5d  %-6@ %@ -> %@%@", it.index, it.format, it.input, it.output,
+                         it.companions.isEmpty ? "" : "  (+ \(it.companions.map { ($0 as NSString).lastPathComponent }.joined(separator: ", ")))"))
+        }
+        for s in skipped { print("skip   \(s.path): \(s.reason)") }
+    }
+
+    func printTable(_ entries: [BatchEntry], skipped: [SkippedFile], interrupted: Int32?) {
+        let ok = entries.filter { $0.status == .ok }, sk = entries.filter { $0.status == .skipped }, bad = entries.filter { $0.status == .failed }
+        var s = "\nbatch summary\n"
+        s += "  converted  \(ok.count)  (\(human(ok.map(\.bytes).reduce(0, +))) written, \(String(format: "%.1f", ok.map(\.seconds).reduce(0, +))) s of conversion)\n"
+        s += "  skipped    \(sk.count + skipped.count)  (\(sk.count) existing outputs, \(skipped.count) files not converted)\n"
+        s += "  failed     \(bad.count)\n"
+        if let interrupted { s += "  interrupted by signal \(interrupted): the remaining items were not started\n" }
+        for f in bad { s += "  FAILED \(f.input): \(f.error ?? "")\n" }
+        FileHandle.standardError.write(Data(s.utf8))
+    }
+
+    func printSummary(_ path: String) throws {
+        let entries = try ReportWriter.merge(path)
+        let items = entries.filter { $0.index >= 0 }
+        let ok = items.filter { $0.status == .ok }.count, sk = items.filter { $0.status == .skipped }.count
+        let bad = items.filter { $0.status == .failed }
+        print("items \(items.count): ok \(ok), skipped \(sk), failed \(bad.count); files not converted: \(entries.count - items.count)")
+        for f in bad { print("FAILED \(f.input): \(f.error ?? "")") }
+        if !bad.isEmpty { throw ExitCode(2) }
+    }
+}
