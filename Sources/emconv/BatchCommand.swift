@@ -148,6 +148,10 @@ struct Batch: ParsableCommand {
             (items, skipped) = try planner.plan(inputs)
         }
         if let manifest {
+            // Absolute paths: array tasks may start in another directory.
+            let cwd = FileManager.default.currentDirectoryPath
+            let abs = { (p: String) -> String in p.hasPrefix("/") ? p : ((cwd as NSString).appendingPathComponent(p) as NSString).standardizingPath }
+            items = items.map { var i = $0; i.input = abs(i.input); i.output = abs(i.output); i.companions = i.companions.map(abs); return i }
             try Manifest.write(items, to: manifest)
             FileHandle.standardError.write(Data("emconv: wrote plan of \(items.count) items to \(manifest) (\(skipped.count) files skipped)\n".utf8))
             for s in skipped { FileHandle.standardError.write(Data("  skipped \(s.path): \(s.reason)\n".utf8)) }

@@ -171,8 +171,9 @@ public final class HDF5File {
         let id = H5Fcreate(path, truncate ? emc_F_ACC_TRUNC() : emc_F_ACC_EXCL(), hid_t(H5P_DEFAULT), fapl.id)
         guard id >= 0 else {
             var hint = ""
-            if errno == ENOLCK || errno == EAGAIN || errno == EWOULDBLOCK {
-                hint = " (file locking failed: on a shared filesystem set HDF5_USE_FILE_LOCKING=FALSE)"
+            let dir = (path as NSString).deletingLastPathComponent
+            if access(dir.isEmpty ? "." : dir, W_OK) == 0, ProcessInfo.processInfo.environment["HDF5_USE_FILE_LOCKING"] == nil {
+                hint = " (if this is a shared filesystem such as NFS or Lustre, HDF5 file locking may be failing: set HDF5_USE_FILE_LOCKING=FALSE)"
             }
             throw EMError(.writeError, file: path, "cannot create HDF5 file\(hint)")
         }
