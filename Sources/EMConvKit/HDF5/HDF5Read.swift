@@ -33,7 +33,7 @@ extension HDF5Node {
         var values: [MetaValue]
         switch cls {
         case H5T_STRING:
-            guard let s = stringArrayAttribute(name) else { return nil }
+            guard let s = attributeStrings(name) else { return nil }
             values = s.map { .string($0) }
         case H5T_INTEGER:
             let signed = H5Tget_sign(ft.id) == H5T_SGN_2
@@ -117,7 +117,7 @@ extension HDF5Dataset {
         var values: [MetaValue]
         switch info.cls {
         case H5T_STRING:
-            guard let s = readStrings() else { return nil }
+            guard let s = readStringValues() else { return nil }
             values = s.map { .string($0) }
         case H5T_INTEGER:
             if info.signed {
@@ -132,7 +132,7 @@ extension HDF5Dataset {
                 values = out.map { .uint($0) }
             }
         case H5T_FLOAT:
-            guard let d = try? readDoubles() else { return nil }
+            guard let d = try? readAllDoubles() else { return nil }
             values = d.map { .double($0) }
         case H5T_ENUM:
             guard info.size == 1 else { return nil }
@@ -158,4 +158,76 @@ extension HDF5Dataset {
                      count: [count] + Array(repeating: 1, count: rank - 1), as: type, into: buffer)
         }
     }
+}
+
+/// Variable-length string memory type with the character set of `fileType` (HDF5 does not
+/// convert between ASCII and UTF-8).
+private func vlenStringType(matching fileType: hid_t) -> H5ID {
+    let t = H5Tcopy(emc_T_C_S1())
+    H5Tset_size(t, emc_T_VARIABLE())
+    H5Tset_cset(t, H5Tget_cset(fileType))
+    return H5ID(t, .datatype)
+}
+
+extension HDF5Dataset {
+    /// All values as doubles (integer or float datasets of any shape).
+    public func readAllDoubles() throws -> [Double] {
+        let n = elementCount
+        var out = [Double](repeating: 0, count: max(n, 1))
+        let r = H5Dread(id, emc_T_NATIVE_DOUBLE(), hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), &out)
+        if r < 0 { throw EMError(.badInput, file: filePath, at: path, "HDF5 could not read the values as numbers") }
+        return Array(out.prefix(n))
+    }
+
+    /// String values (variable or fixed length, ASCII or UTF-8), any shape, in C order.
+    public func readStringValues(maxElements: Int = 1 << 16) -> [String]? {
+        let ft = H5ID(H5Dget_type(id), .datatype)
+        guard H5Tget_class(ft.id) == H5T_STRING else { return nil }
+        let sp = H5ID(H5Dget_space(id), .dataspace)
+        let n = max(1, Int(H5Sget_simple_extent_npoints(sp.id)))
+        guard n <= maxElements else { return nil }
+        if H5Tis_variable_str(ft.id) > 0 {
+            let mt = vlenStringType(matching: ft.id)
+            var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: n)
+            guard H5Dread(id, mt.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), &ptrs) >= 0 else { return nil }
+            let out = ptrs.map { $0.map { String(cString: $0) } ?? "" }
+            H5Dvlen_reclaim(mt.id, sp.id, hid_t(H5P_DEFAULT), &ptrs)
+            return out
+        }
+        let size = H5Tget_size(ft.id)
+        guard size > 0, size * n <= 1 << 26 else { return nil }
+        var buf = [UInt8](repeating: 0, count: size * n)
+        guard H5Dread(id, ft.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), &buf) >= 0 else { return nil }
+        return (0..<n).map { i in String(decoding: buf[(i * size)..<((i + 1) * size)].prefix { $0 != 0 }, as: UTF8.self) }
+    }
+}
+
+extension HDF5Node {
+    /// String attribute values (variable or fixed length, ASCII or UTF-8).
+    public func attributeStrings(_ name: String) -> [String]? {
+        guard H5Aexists(id, name) > 0 else { return nil }
+        let a = H5ID(H5Aopen(id, name, hid_t(H5P_DEFAULT)), .attribute)
+        guard a.id >= 0 else { return nil }
+        let ft = H5ID(H5Aget_type(a.id), .datatype)
+        guard H5Tget_class(ft.id) == H5T_STRING else { return nil }
+        let sp = H5ID(H5Aget_space(a.id), .dataspace)
+        let n = max(1, Int(H5Sget_simple_extent_npoints(sp.id)))
+        guard n <= 1 << 16 else { return nil }
+        if H5Tis_variable_str(ft.id) > 0 {
+            let mt = vlenStringType(matching: ft.id)
+            var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: n)
+            guard H5Aread(a.id, mt.id, &ptrs) >= 0 else { return nil }
+            let out = ptrs.map { $0.map { String(cString: $0) } ?? "" }
+            H5Dvlen_reclaim(mt.id, sp.id, hid_t(H5P_DEFAULT), &ptrs)
+            return out
+        }
+        let size = H5Tget_size(ft.id)
+        guard size > 0, size * n <= 1 << 24 else { return nil }
+        var buf = [UInt8](repeating: 0, count: size * n)
+        guard H5Aread(a.id, ft.id, &buf) >= 0 else { return nil }
+        return (0..<n).map { i in String(decoding: buf[(i * size)..<((i + 1) * size)].prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    /// First string value of an attribute (any string type).
+    public func attributeString(_ name: String) -> String? { attributeStrings(name)?.first }
 }

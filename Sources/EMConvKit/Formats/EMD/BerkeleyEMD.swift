@@ -116,8 +116,8 @@ enum BerkeleyEMD {
         }
         var original: [(String, MetaValue)] = [("group", .string(g.path)), ("attributes", g.attributesMeta), ("dims", .object(dimMeta))]
         original.append(("data_attributes", data.attributesMeta))
-        let units = data.stringAttribute("units") ?? ""
-        let title = g.stringAttribute("title") ?? groupName
+        let units = data.attributeString("units") ?? ""
+        let title = g.attributeString("title") ?? groupName
         return Dataset(name: sanitize(groupName), title: title, axes: roledAxes, elementType: type,
                        frameRank: frameRank, quantity: "intensity", quantityUnits: EMDUnits.normalize(units),
                        signalKind: kind, metadata: metadata, original: .object(original),
@@ -137,20 +137,20 @@ enum BerkeleyEMD {
                 axes.append(axis)
                 continue
             }
-            let name = d.stringAttribute("name")?.trimmingCharacters(in: CharacterSet(charactersIn: "\0 ")) ?? ""
-            let rawUnits = d.stringAttribute("units")?.trimmingCharacters(in: CharacterSet(charactersIn: "\0 ")) ?? ""
+            let name = d.attributeString("name")?.trimmingCharacters(in: CharacterSet(charactersIn: "\0 ")) ?? ""
+            let rawUnits = d.attributeString("units")?.trimmingCharacters(in: CharacterSet(charactersIn: "\0 ")) ?? ""
             if !name.isEmpty { axis.name = name }
             axis.longName = name.isEmpty ? nil : name
             var dm: [(String, MetaValue)] = [("name", .string(name)), ("units", .string(rawUnits))]
             if d.typeInfo.cls == H5T_STRING {
                 // String-valued dim: labels of a stack axis; kept in metadata, axis uncalibrated.
-                if let labels = d.readStrings() { dm.append(("labels", .array(labels.map { .string($0) }))) }
+                if let labels = d.readStringValues() { dm.append(("labels", .array(labels.map { .string($0) }))) }
                 axes.append(axis)
                 meta.append((dimName, .object(dm)))
                 continue
             }
             let n = d.elementCount
-            guard n <= max(size, 2), let values = try? d.readDoubles() else {
+            guard n <= max(size, 2), let values = try? d.readAllDoubles() else {
                 warnings.append("\(d.path): \(n) values for an axis of size \(size); axis left uncalibrated")
                 axes.append(axis)
                 meta.append((dimName, .object(dm)))
@@ -235,14 +235,14 @@ enum EMD1 {
                 switch t {
                 case "array":
                     var md = NormalizedMetadata()
-                    md.softwareName = root.stringAttribute("authoring_program")
+                    md.softwareName = root.attributeString("authoring_program")
                     if let ds = try? BerkeleyEMD.dataset(c, file: file, path: path, metadata: md, warnings: &warnings, firstDim: 0) {
                         var name = ds.name
                         var k = 2
                         while names.contains(name) { name = "\(ds.name)_\(k)"; k += 1 }
                         ds.name = name
                         names.insert(name)
-                        let cls = c.stringAttribute("python_class") ?? ""
+                        let cls = c.attributeString("python_class") ?? ""
                         if cls == "DataCube" { ds.signalKind = "4d-stem" }
                         if cls == "DiffractionSlice" { ds.signalKind = "diffraction" }
                         var orig: [(String, MetaValue)] = []
@@ -273,7 +273,7 @@ enum EMD1 {
         }
         let vmaj = root.attributeMeta("version_major")?.stringValue ?? "1"
         let vmin = root.attributeMeta("version_minor")?.stringValue ?? "0"
-        return OpenedFile(path: path, format: "emd", variant: "EMD \(vmaj).\(vmin) (\(root.stringAttribute("authoring_program") ?? "emdfile"))",
+        return OpenedFile(path: path, format: "emd", variant: "EMD \(vmaj).\(vmin) (\(root.attributeString("authoring_program") ?? "emdfile"))",
                           datasets: datasets, files: [path], original: .object(top), warnings: warnings,
                           readerName: "emconv-emd", readerVersion: EMDReader.version, handles: [handle])
     }

@@ -10,7 +10,7 @@ enum VeloxEMD {
 
     /// The first JSON string of a 1-element string dataset.
     static func jsonDataset(_ d: HDF5Dataset?) -> MetaValue? {
-        guard let d, let s = d.readStrings()?.first else { return nil }
+        guard let d, let s = d.readStringValues()?.first else { return nil }
         return parseJSON(s)
     }
 
@@ -37,7 +37,7 @@ enum VeloxEMD {
 
     static func open(_ path: String, file: HDF5File, handle: RandomAccessFile, emd: EMDOptions) throws -> OpenedFile {
         let root = file.root
-        guard let versionText = root.openDataset("Version")?.readStrings()?.first else {
+        guard let versionText = root.openDataset("Version")?.readStringValues()?.first else {
             throw EMError.bad(path, field: "/Version", "the Velox version dataset is not a string")
         }
         guard let versionJSON = parseJSON(versionText) else {
@@ -104,7 +104,9 @@ enum VeloxEMD {
         }
         // Spectrum images: EDS streams, EELS cubes; pruned files.
         let streams = data.openGroup("SpectrumStream").map { g in g.groupNames.compactMap { g.openGroup($0) } } ?? []
-        if !streams.isEmpty {
+        if !streams.isEmpty && data.openGroup("Image") == nil && data.openGroup("SpectrumImage") == nil {
+            warnings.append("spectrum stream without an image raster (a point or area spectrum): not decoded; its sum is the spectrum dataset")
+        } else if !streams.isEmpty {
             do {
                 let cubes = try VeloxSpectrumStream.datasets(streams, data: data, file: file, path: path, emd: emd, warnings: &warnings)
                 for c in cubes { c.name = uniqueName(c.name); datasets.append(c) }
@@ -142,7 +144,7 @@ enum VeloxEMD {
         for n in g.childNames.prefix(2000) {
             if let d = g.openDataset(n) {
                 if d.typeInfo.cls == H5T_STRING, d.elementCount <= 16 {
-                    let s = d.readStrings()?.first ?? ""
+                    let s = d.readStringValues()?.first ?? ""
                     out.append((n, parseJSON(s) ?? .string(s)))
                 }
             } else if depth < 3, let c = g.openGroup(n) {
@@ -326,14 +328,14 @@ enum VeloxEMD {
         var md = NormalizedMetadata()
         if let v = double(om["Optics"]?["AccelerationVoltage"]) { md.beamEnergy = Quantity(v, "V") }
         if let v = double(om["Optics"]?["CameraLength"]) { md.cameraLength = Quantity(v, "m") }
-        if let v = double(om["Optics"]?["NominalMagnification"]) { md.magnification = v }
+        if let v = double(om["Optics"]?["NominalMagnification"]), v > 0 { md.magnification = v }
         else if let v = double(om["CustomProperties"]?["StemMagnification"]?["value"]) { md.magnification = v }
         if let v = double(om["Optics"]?["BeamConvergence"]) { md.convergenceSemiAngle = Quantity(v, "rad") }
         if let v = double(om["Optics"]?["ScreenCurrent"]) { md.extra["screen_current"] = "\(fmt(v)) A" }
         if let v = double(om["Scan"]?["DwellTime"]) { md.dwellTime = Quantity(v, "s") }
         if let v = double(om["Scan"]?["FrameTime"]) { md.frameTime = Quantity(v, "s") }
         if let v = double(om["Scan"]?["ScanRotation"]) { md.scanRotation = Quantity(v, "rad") }
-        if let sw = om["Scan"]?["ScanSize"]?["width"]?.intValue, let sh = om["Scan"]?["ScanSize"]?["height"]?.intValue {
+        if let sw = om["Scan"]?["ScanSize"]?["width"]?.intValue, let sh = om["Scan"]?["ScanSize"]?["height"]?.intValue, sw > 0, sh > 0 {
             md.extra["scan_size"] = "\(sh)x\(sw) (Velox Scan.ScanSize, height x width)"
         }
         if let idx = om["BinaryResult"]?["DetectorIndex"]?.stringValue,
