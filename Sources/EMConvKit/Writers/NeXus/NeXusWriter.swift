@@ -122,7 +122,7 @@ public enum NeXusWriter: FormatWriter {
         }
         let plan = ChunkPlan(ds, targetBytes: targetChunkBytes)
         let compression = options.compression ?? Compression.defaultValue
-        let shuffleSize = ds.elementType.componentSize
+        let shuffleSize = ds.elementType.size  // HDF5 unshuffles by the datatype size (8 for complex64)
         let signal = try g.createChunkedDataset(layout.signalName, type: ds.elementType, shape: ds.shape,
                                                 chunk: plan.chunkShape, compression: compression, shuffle: shuffleSize > 1)
         try signal.setAttribute("long_name", ds.quantityUnits.isEmpty ? ds.quantity : "\(ds.quantity) (\(ds.quantityUnits))")
