@@ -7,6 +7,7 @@ public enum Registry {
         MIBReader.self,
         EMPADReader.self,
         RawReader.self,
+        DMReader.self,
     ]
 
     public static let writers: [FormatWriter.Type] = [

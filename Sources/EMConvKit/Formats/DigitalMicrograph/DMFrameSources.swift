@@ -1,0 +1,221 @@
+import Foundation
+
+/// What to do to pixel bytes after reading them (DM → common model).
+enum DMPixelFix: Equatable {
+    case none
+    /// Byte-swap components of this size (big-endian file on a little-endian machine).
+    case swap(Int)
+    /// DM RGB/RGBA pixels are stored B, G, R, A: exchange bytes 0 and 2 of every pixel.
+    case bgraToRgba
+
+    func apply(_ p: UnsafeMutableRawBufferPointer) {
+        switch self {
+        case .none: break
+        case let .swap(n): if n > 1 { byteSwapInPlace(p, componentSize: n) }
+        case .bgraToRgba:
+            let b = p.bindMemory(to: UInt8.self)
+            var i = 0
+            while i + 3 < b.count { let t = b[i]; b[i] = b[i + 2]; b[i + 2] = t; i += 4 }
+        }
+    }
+}
+
+/// Frames stored one after another (images, stacks, spectra, C-order 4D-STEM).
+final class DMContiguousSource: FrameSource {
+    let file: RandomAccessFile
+    let base: Int64
+    let frameBytes: Int
+    let fix: DMPixelFix
+
+    init(file: RandomAccessFile, base: Int64, frameBytes: Int, fix: DMPixelFix) {
+        self.file = file
+        self.base = base
+        self.frameBytes = frameBytes
+        self.fix = fix
+    }
+
+    func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
+        let p = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<frameBytes])
+        try file.read(at: base + Int64(index) * Int64(frameBytes), into: p, what: "frame \(index + 1)")
+        fix.apply(p)
+    }
+}
+
+/// Streaming transpose: the file holds a C-order (rows, cols) matrix of elements and frame `c`
+/// is column `c` (all `rows` elements). Serves spectrum images (energy slowest on disk: rows =
+/// channels, cols = scan positions) and the transposed 4D-STEM layout (rows = detector pixels,
+/// cols = scan positions). A block of consecutive columns is read with one read per row and
+/// cached, so memory stays at `budget` bytes (or one frame if a frame is larger) whatever the
+/// file size; frames read in increasing order hit the cache.
+final class DMTransposeSource: FrameSource {
+    let file: RandomAccessFile
+    let base: Int64
+    let rows: Int
+    let cols: Int
+    let es: Int
+    let fix: DMPixelFix
+    let block: Int
+    private var cache: UnsafeMutableRawBufferPointer
+    private var cacheStart = -1
+    private var cacheCount = 0
+
+    static let defaultBudget = 64 << 20
+
+    init(file: RandomAccessFile, base: Int64, rows: Int, cols: Int, elementBytes: Int, fix: DMPixelFix, budget: Int = defaultBudget) {
+        self.file = file
+        self.base = base
+        self.rows = rows
+        self.cols = cols
+        self.es = elementBytes
+        self.fix = fix
+        let colBytes = max(1, rows * elementBytes)
+        block = max(1, min(cols, budget / colBytes))
+        cache = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, block * colBytes), alignment: 64)
+    }
+
+    deinit { cache.deallocate() }
+
+    private func load(_ start: Int) throws {
+        let n = min(block, cols - start)
+        if n == cols {
+            // Everything fits: one sequential read.
+            try file.read(at: base, into: UnsafeMutableRawBufferPointer(rebasing: cache[0..<(rows * cols * es)]), what: "pixel data")
+        } else {
+            let run = n * es
+            for r in 0..<rows {
+                let off = base + (Int64(r) * Int64(cols) + Int64(start)) * Int64(es)
+                try file.read(at: off, into: UnsafeMutableRawBufferPointer(rebasing: cache[(r * run)..<((r + 1) * run)]), what: "pixel data")
+            }
+        }
+        cacheStart = start
+        cacheCount = n
+    }
+
+    func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
+        precondition(index >= 0 && index < cols)
+        if !(index >= cacheStart && index < cacheStart + cacheCount) { try load(index) }
+        let j = index - cacheStart
+        let n = cacheCount
+        let src = UnsafeRawPointer(cache.baseAddress!)
+        let dst = buffer.baseAddress!
+        switch es {
+        case 1:
+            let s = src.assumingMemoryBound(to: UInt8.self), d = dst.assumingMemoryBound(to: UInt8.self)
+            for r in 0..<rows { d[r] = s[r * n + j] }
+        case 2:
+            let s = src.assumingMemoryBound(to: UInt16.self), d = dst.assumingMemoryBound(to: UInt16.self)
+            for r in 0..<rows { d[r] = s[r * n + j] }
+        case 4:
+            let s = src.assumingMemoryBound(to: UInt32.self), d = dst.assumingMemoryBound(to: UInt32.self)
+            for r in 0..<rows { d[r] = s[r * n + j] }
+        case 8:
+            let s = src.assumingMemoryBound(to: UInt64.self), d = dst.assumingMemoryBound(to: UInt64.self)
+            for r in 0..<rows { d[r] = s[r * n + j] }
+        default:
+            for r in 0..<rows { (dst + r * es).copyMemory(from: src + (r * n + j) * es, byteCount: es) }
+        }
+        fix.apply(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(rows * es)]))
+    }
+}
+
+/// Packed complex FFT images (DataType 27/28: half spectrum per row; DataType 5: the old
+/// 2N×2N packing), unpacked to a full complex array. One frame = the whole 2-D image.
+final class DMPackedComplexSource: FrameSource {
+    let file: RandomAccessFile
+    let base: Int64
+    let rows: Int
+    let colsOut: Int
+    let dataType: Int
+    let order: ByteOrder
+
+    init(file: RandomAccessFile, base: Int64, rows: Int, cols: Int, dataType: Int, order: ByteOrder) {
+        self.file = file
+        self.base = base
+        self.rows = rows
+        self.colsOut = cols
+        self.dataType = dataType
+        self.order = order
+    }
+
+    /// Bytes of packed data on disk.
+    static func packedBytes(rows: Int, cols: Int, dataType: Int) -> Int {
+        switch dataType {
+        case 27: return rows * (cols / 2 + 1) * 8
+        case 28: return rows * (cols / 2 + 1) * 16
+        default: return rows * cols * 4  // 5: float32 values
+        }
+    }
+
+    func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
+        let nb = Self.packedBytes(rows: rows, cols: colsOut, dataType: dataType)
+        var raw = [UInt8](repeating: 0, count: nb)
+        try raw.withUnsafeMutableBytes { p in
+            try file.read(at: base, into: p, what: "packed complex data")
+            if order != .native { byteSwapInPlace(p, componentSize: dataType == 28 ? 8 : 4) }
+        }
+        if dataType == 28 {
+            raw.withUnsafeBytes { p in
+                unpackRows(p.bindMemory(to: Double.self), buffer.bindMemory(to: Double.self))
+            }
+        } else if dataType == 27 {
+            raw.withUnsafeBytes { p in
+                unpackRows(p.bindMemory(to: Float.self), buffer.bindMemory(to: Float.self))
+            }
+        } else {
+            raw.withUnsafeBytes { p in unpackOld(p.bindMemory(to: Float.self), buffer.bindMemory(to: Float.self)) }
+        }
+    }
+
+    /// Row r of n = cols/2+1 packed values p becomes [p[n-1], …, p[0], conj(p[1]), …, conj(p[n-2])]
+    /// (RosettaSciIO's unpacking, used so values agree with it).
+    private func unpackRows<T: BinaryFloatingPoint>(_ src: UnsafeBufferPointer<T>, _ dst: UnsafeMutableBufferPointer<T>) {
+        let n = colsOut / 2 + 1
+        for r in 0..<rows {
+            let s = r * n * 2
+            var o = r * colsOut * 2
+            for k in stride(from: n - 1, through: 0, by: -1) {
+                dst[o] = src[s + 2 * k]; dst[o + 1] = src[s + 2 * k + 1]; o += 2
+            }
+            if n >= 3 {
+                for k in 1..<(n - 1) {
+                    dst[o] = src[s + 2 * k]; dst[o + 1] = -src[s + 2 * k + 1]; o += 2
+                }
+            }
+        }
+    }
+
+    /// Old packed complex (DataType 5), 2N×2N, following the layout documented by RosettaSciIO.
+    private func unpackOld(_ t: UnsafeBufferPointer<Float>, _ out: UnsafeMutableBufferPointer<Float>) {
+        let size = colsOut
+        let N = size / 2
+        func set(_ i: Int, _ j: Int, _ re: Float, _ im: Float) { out[(i * size + j) * 2] = re; out[(i * size + j) * 2 + 1] = im }
+        func get(_ i: Int, _ j: Int) -> (Float, Float) { (out[(i * size + j) * 2], out[(i * size + j) * 2 + 1]) }
+        for k in 0..<out.count { out[k] = 0 }
+        set(N, 0, t[0], 0)
+        set(0, 0, t[1], 0)
+        set(N, N, t[2 * N * N], 0)
+        set(0, N, t[2 * N * N + 1], 0)
+        for i in 0..<N {
+            let start = 2 * i * N + 2
+            for k in 0..<(N - 1) { set(i, N + 1 + k, t[start + 2 * k], t[start + 2 * k + 1]) }
+        }
+        do {
+            let start = 2 * N
+            for k in 0..<(N - 1) { set(N + 1 + k, 0, t[start + 2 * N * k], t[start + 2 * N * k + 1]) }
+        }
+        let start3 = 2 * N * N + 2
+        for k in 0..<(N - 1) { set(N, N + 1 + k, t[start3 + 2 * k], t[start3 + 2 * k + 1]) }
+        let start4 = start3 + 2 * (N - 1)
+        var q = 0
+        for i in (N + 1)..<max(N + 1, 2 * N) {
+            for j in N..<(2 * N) { set(i, j, t[start4 + 2 * q], t[start4 + 2 * q + 1]); q += 1 }
+        }
+        func conjFrom(_ i: Int, _ j: Int, _ si: Int, _ sj: Int) { let (re, im) = get(si, sj); set(i, j, re, -im) }
+        for j in 1..<max(1, N) { conjFrom(0, j, 0, size - j) }
+        for j in 1..<max(1, N) { conjFrom(N, j, N, size - j) }
+        for i in 1..<max(1, N) { conjFrom(i, 0, size - i, 0) }
+        for i in 1..<max(1, N) { conjFrom(i, N, size - i, N) }
+        for i in 1..<max(1, N) { for j in 1..<N { conjFrom(i, j, size - i, size - j) } }
+        for i in (N + 1)..<max(N + 1, 2 * N) { for j in 1..<max(1, N) { conjFrom(i, j, size - i, size - j) } }
+    }
+}
