@@ -59,7 +59,7 @@ final class DMTransposeSource: FrameSource {
     private var cacheStart = -1
     private var cacheCount = 0
 
-    static let defaultBudget = 64 << 20
+    static var defaultBudget: Int { DMReader.transposeCacheBytes }
 
     init(file: RandomAccessFile, base: Int64, rows: Int, cols: Int, elementBytes: Int, fix: DMPixelFix, budget: Int = defaultBudget) {
         self.file = file

@@ -5,6 +5,9 @@ import Foundation
 public enum DMReader: FormatReader {
     public static let version = "1.0"
 
+    /// Memory for the streaming transpose of spectrum images and transposed 4D-STEM (bytes).
+    nonisolated(unsafe) public static var transposeCacheBytes = 64 << 20
+
     public static let descriptor = FormatDescriptor(
         name: "dm", longName: "Gatan DigitalMicrograph DM3/DM4", aliases: ["dm3", "dm4", "gatan"], extensions: ["dm3", "dm4"],
         reads: true, writes: false,
