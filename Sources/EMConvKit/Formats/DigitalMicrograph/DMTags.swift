@@ -138,7 +138,9 @@ public struct DMTagParser {
         guard delim == Array("%%%%".utf8) else { throw EMError.bad(path, offset: at, "data tag '\(name)' lacks its '%%%%' marker") }
         let ninfoAt = cur.pos
         let ninfo = try count("info array length")
-        guard ninfo >= 1, ninfo <= 1 << 20 else { throw EMError.bad(path, offset: ninfoAt, "data tag '\(name)' has an info array of \(ninfo) entries") }
+        guard ninfo >= 1, ninfo <= 1 << 20, ninfo * (wide ? 8 : 4) <= size - cur.pos else {
+            throw EMError.bad(path, offset: ninfoAt, "data tag '\(name)' has an info array of \(ninfo) entries, more than the file holds")
+        }
         var info: [Int64] = []
         info.reserveCapacity(Int(ninfo))
         for _ in 0..<ninfo { info.append(try count("info array entry")) }
