@@ -7,7 +7,7 @@
 set -euo pipefail
 SIZE_MIB=${1:-1024}
 WORK=${2:-/tmp/emconv-dm4-bench}
-GROUPS=${DM_BENCH_GROUPS:-20000}
+NGROUPS=${DM_BENCH_GROUPS:-20000}
 mkdir -p "$WORK"
 swift build -c release --product emconv >/dev/null
 swift build -c release --product emconv-dmgen >/dev/null
@@ -19,8 +19,8 @@ DET=128
 FRAMES=$(( SIZE_MIB * 1024 * 1024 / (DET * DET * 2) ))
 SY=128; SX=$(( FRAMES / SY ))
 
-echo "== tag tree: $GROUPS groups x 10 tags"
-"$GEN" "$WORK/tags.dm4" tags --groups "$GROUPS"
+echo "== tag tree: $NGROUPS groups x 10 tags"
+"$GEN" "$WORK/tags.dm4" tags --groups "$NGROUPS"
 ls -l "$WORK/tags.dm4" | awk '{print "file bytes:", $5}'
 for i in 1 2 3; do
   /usr/bin/time -f "info (header + tag parse): %e s, peak RSS %M KiB" "$EMCONV" info "$WORK/tags.dm4" >/dev/null
@@ -43,7 +43,7 @@ for layout in contiguous transposed; do
   conv_s=$(echo "$t1 - $t0" | bc -l)
   rss=$(grep "Maximum resident" "$log" | awk '{print $NF}')
   printf "bytes %d  cp %.2f s (%.0f MB/s)  convert %.2f s (%.0f MB/s)  ratio %.2fx  peak RSS %d MiB\n" \
-    "$bytes" "$cp_s" "$(echo "$bytes / $cp_s / 1e6" | bc -l)" "$conv_s" "$(echo "$bytes / $conv_s / 1e6" | bc -l)" \
+    "$bytes" "$cp_s" "$(echo "$bytes / $cp_s / 1000000" | bc -l)" "$conv_s" "$(echo "$bytes / $conv_s / 1000000" | bc -l)" \
     "$(echo "$conv_s / $cp_s" | bc -l)" "$(( rss / 1024 ))"
   rm -f "$WORK/out.nxs" "$f"
 done

@@ -45,7 +45,7 @@ final class DMContiguousSource: FrameSource {
 /// is column `c` (all `rows` elements). Serves spectrum images (energy slowest on disk: rows =
 /// channels, cols = scan positions) and the transposed 4D-STEM layout (rows = detector pixels,
 /// cols = scan positions). A block of consecutive columns is read with one read per row and
-/// cached, so memory stays at `budget` bytes (or one frame if a frame is larger) whatever the
+/// transposed strip by strip into a frame-major cache, so memory stays at `budget` bytes (or one frame if a frame is larger) whatever the
 /// file size; frames read in increasing order hit the cache.
 final class DMTransposeSource: FrameSource {
     let file: RandomAccessFile
@@ -75,46 +75,64 @@ final class DMTransposeSource: FrameSource {
 
     deinit { cache.deallocate() }
 
+    /// Reads columns start..<start+n strip by strip (a few rows at a time, one read per row, or
+    /// one read per strip when whole rows are wanted) and transposes each strip into the cache,
+    /// which holds the block frame after frame.
     private func load(_ start: Int) throws {
         let n = min(block, cols - start)
-        if n == cols {
-            // Everything fits: one sequential read.
-            try file.read(at: base, into: UnsafeMutableRawBufferPointer(rebasing: cache[0..<(rows * cols * es)]), what: "pixel data")
-        } else {
-            let run = n * es
-            for r in 0..<rows {
-                let off = base + (Int64(r) * Int64(cols) + Int64(start)) * Int64(es)
-                try file.read(at: off, into: UnsafeMutableRawBufferPointer(rebasing: cache[(r * run)..<((r + 1) * run)]), what: "pixel data")
+        let run = n * es
+        let stripRows = max(1, min(rows, 64, (4 << 20) / max(1, run)))
+        let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: stripRows * run, alignment: 64)
+        defer { staging.deallocate() }
+        var r0 = 0
+        while r0 < rows {
+            let sr = min(stripRows, rows - r0)
+            if n == cols {
+                try file.read(at: base + Int64(r0) * Int64(cols) * Int64(es),
+                              into: UnsafeMutableRawBufferPointer(rebasing: staging[0..<(sr * run)]), what: "pixel data")
+            } else {
+                for r in 0..<sr {
+                    let off = base + (Int64(r0 + r) * Int64(cols) + Int64(start)) * Int64(es)
+                    try file.read(at: off, into: UnsafeMutableRawBufferPointer(rebasing: staging[(r * run)..<((r + 1) * run)]), what: "pixel data")
+                }
             }
+            transposeStrip(UnsafeRawPointer(staging.baseAddress!), rowsInStrip: sr, firstRow: r0, n: n)
+            r0 += sr
         }
         cacheStart = start
         cacheCount = n
     }
 
-    func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
-        precondition(index >= 0 && index < cols)
-        if !(index >= cacheStart && index < cacheStart + cacheCount) { try load(index) }
-        let j = index - cacheStart
-        let n = cacheCount
-        let src = UnsafeRawPointer(cache.baseAddress!)
-        let dst = buffer.baseAddress!
-        switch es {
-        case 1:
-            let s = src.assumingMemoryBound(to: UInt8.self), d = dst.assumingMemoryBound(to: UInt8.self)
-            for r in 0..<rows { d[r] = s[r * n + j] }
-        case 2:
-            let s = src.assumingMemoryBound(to: UInt16.self), d = dst.assumingMemoryBound(to: UInt16.self)
-            for r in 0..<rows { d[r] = s[r * n + j] }
-        case 4:
-            let s = src.assumingMemoryBound(to: UInt32.self), d = dst.assumingMemoryBound(to: UInt32.self)
-            for r in 0..<rows { d[r] = s[r * n + j] }
-        case 8:
-            let s = src.assumingMemoryBound(to: UInt64.self), d = dst.assumingMemoryBound(to: UInt64.self)
-            for r in 0..<rows { d[r] = s[r * n + j] }
-        default:
-            for r in 0..<rows { (dst + r * es).copyMemory(from: src + (r * n + j) * es, byteCount: es) }
+    @inline(__always)
+    private func move<T>(_ src: UnsafeRawPointer, _ dst: UnsafeMutableRawPointer, _: T.Type, sr: Int, firstRow: Int, n: Int) {
+        let s = src.assumingMemoryBound(to: T.self), d = dst.assumingMemoryBound(to: T.self)
+        for c in 0..<n {
+            let o = c * rows + firstRow
+            for r in 0..<sr { d[o + r] = s[r * n + c] }
         }
-        fix.apply(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(rows * es)]))
+    }
+
+    private func transposeStrip(_ src: UnsafeRawPointer, rowsInStrip sr: Int, firstRow: Int, n: Int) {
+        let dst = cache.baseAddress!
+        switch es {
+        case 1: move(src, dst, UInt8.self, sr: sr, firstRow: firstRow, n: n)
+        case 2: move(src, dst, UInt16.self, sr: sr, firstRow: firstRow, n: n)
+        case 4: move(src, dst, UInt32.self, sr: sr, firstRow: firstRow, n: n)
+        case 8: move(src, dst, UInt64.self, sr: sr, firstRow: firstRow, n: n)
+        default:
+            for c in 0..<n {
+                for r in 0..<sr { (dst + ((c * rows + firstRow + r) * es)).copyMemory(from: src + (r * n + c) * es, byteCount: es) }
+            }
+        }
+    }
+
+    func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
+        guard index >= 0 && index < cols else { throw EMError(.failure, file: file.path, at: "frame \(index)", "frame index out of range") }
+        if !(index >= cacheStart && index < cacheStart + cacheCount) { try load(index) }
+        let frameBytes = rows * es
+        let j = index - cacheStart
+        buffer.baseAddress!.copyMemory(from: cache.baseAddress! + j * frameBytes, byteCount: frameBytes)
+        fix.apply(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<frameBytes]))
     }
 }
 
