@@ -32,10 +32,15 @@ for layout in contiguous transposed; do
   "$GEN" "$f" 4d --layout "$layout" --scan "$SY,$SX" --det "$DET,$DET"
   bytes=$(stat -c %s "$f")
   cat "$f" > /dev/null                       # warm the page cache for both runs
-  rm -f "$WORK/copy.dm4"
-  t0=$(date +%s.%N); cp "$f" "$WORK/copy.dm4"; sync "$WORK/copy.dm4"; t1=$(date +%s.%N)
-  cp_s=$(echo "$t1 - $t0" | bc -l)
-  rm -f "$WORK/copy.dm4" "$WORK/out.nxs"
+  sync
+  cp_s=""
+  for k in 1 2; do                           # best of two: cp + fsync of the copy
+    rm -f "$WORK/copy.dm4"; sync
+    t0=$(date +%s.%N); cp "$f" "$WORK/copy.dm4"; sync "$WORK/copy.dm4"; t1=$(date +%s.%N)
+    s=$(echo "$t1 - $t0" | bc -l)
+    if [ -z "$cp_s" ] || [ "$(echo "$s < $cp_s" | bc -l)" = 1 ]; then cp_s=$s; fi
+  done
+  rm -f "$WORK/copy.dm4" "$WORK/out.nxs"; sync
   log="$WORK/time-$layout.txt"
   t0=$(date +%s.%N)
   /usr/bin/time -v "$EMCONV" convert "$f" -o "$WORK/out.nxs" --compression none --quiet 2> "$log" >/dev/null

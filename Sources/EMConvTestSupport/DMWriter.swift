@@ -75,7 +75,9 @@ public enum DMWriter {
         switch dt {
         case 1: return (2, 2, nil, 2)
         case 2: return (4, 6, nil, 4)
-        case 3, 27: return (8, 15, [6, 6], 4)
+        case 3: return (8, 15, [6, 6], 4)
+        case 27: return (8, 6, nil, 4)   // packed complex: a float32 array (re, im pairs)
+        case 28: return (16, 7, nil, 8)
         case 5: return (4, 6, nil, 4)
         case 6: return (1, 10, nil, 1)
         case 7: return (4, 3, nil, 4)
@@ -84,7 +86,7 @@ public enum DMWriter {
         case 10: return (2, 4, nil, 2)
         case 11: return (4, 5, nil, 4)
         case 12: return (8, 7, nil, 8)
-        case 13, 28: return (16, 15, [7, 7], 8)
+        case 13: return (16, 15, [7, 7], 8)
         case 14: return (1, 8, nil, 1)
         default: return (1, 10, nil, 1)
         }

@@ -173,7 +173,25 @@ final class DMTests: XCTestCase {
             let out = try DataHash.bytes(ds).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             // row: [p2, p1, p0, conj(p1)]
             XCTAssertEqual(out, [3, 0, 2, 1, 1, 0, 2, -1, 6, 0, 5, -1, 4, 0, 5, 1])
+            // DataType 28: the same with float64.
+            let p28 = tmp + "/p28-\(order).dm3"
+            try DMWriter.write(p28, version: 3, byteOrder: order, images: [DMWriter.Image(dataType: 28, dims: [4, 2],
+                                                                                           pixels: .bytes(packed.map(Double.init).withUnsafeBytes { Array($0) }))])
+            let d28 = try Registry.open(p28).datasets[0]
+            XCTAssertEqual(d28.elementType, .complex128)
+            XCTAssertEqual(try DataHash.bytes(d28).withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }, out.map(Double.init))
         }
+        // DataType 5 (old 2N×2N packing): 4×4 image from 16 float32 values; DC terms land at (0,0) and (N,0).
+        let p5 = tmp + "/p5.dm4"
+        let old = (0..<16).map { Float($0 + 1) }
+        try DMWriter.write(p5, images: [DMWriter.Image(dataType: 5, dims: [4, 4], pixels: .bytes(old.withUnsafeBytes { Array($0) }))])
+        let d5 = try Registry.open(p5).datasets[0]
+        XCTAssertEqual(d5.shape, [4, 4])
+        let v5 = try DataHash.bytes(d5).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        XCTAssertEqual(v5[0], 2)               // data[0,0] = t[1]
+        XCTAssertEqual(v5[(2 * 4 + 0) * 2], 1) // data[N,0] = t[0]
+        XCTAssertEqual(v5[(2 * 4 + 2) * 2], 9) // data[N,N] = t[2N²]
+        XCTAssertEqual(v5[(0 * 4 + 2) * 2], 10) // data[0,N] = t[2N²+1]
     }
 
     func testSpectrumImageAndStack() throws {
