@@ -47,6 +47,7 @@ for layout in contiguous transposed; do
   t1=$(date +%s.%N)
   conv_s=$(echo "$t1 - $t0" | bc -l)
   rss=$(grep "Maximum resident" "$log" | awk '{print $NF}')
+  echo "reader only (all frames, no output): $("$GEN" "$f" read)"
   printf "bytes %d  cp %.2f s (%.0f MB/s)  convert %.2f s (%.0f MB/s)  ratio %.2fx  peak RSS %d MiB\n" \
     "$bytes" "$cp_s" "$(echo "$bytes / $cp_s / 1000000" | bc -l)" "$conv_s" "$(echo "$bytes / $conv_s / 1000000" | bc -l)" \
     "$(echo "$conv_s / $cp_s" | bc -l)" "$(( rss / 1024 ))"

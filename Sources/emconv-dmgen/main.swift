@@ -112,8 +112,22 @@ do {
             try record("4d-\(contiguous ? "contiguous" : "transposed").dm4", img, version: 4, order: .little, diskLE: disk)
         }
         try MetaValue.object(expect).json(pretty: true).write(toFile: out + "/expect.json", atomically: true, encoding: .utf8)
+    case "read":
+        // Reader-only throughput: open OUT (an existing DM file) and read every frame.
+        let t0 = Date()
+        let f = try Registry.open(out)
+        let tOpen = Date().timeIntervalSince(t0)
+        var total: Int64 = 0
+        for ds in f.datasets {
+            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, ds.frameBytes), alignment: 64)
+            defer { buf.deallocate() }
+            for i in 0..<ds.frameCount { try ds.source.readFrame(i, into: buf) }
+            total += ds.byteCount
+        }
+        let t = Date().timeIntervalSince(t0)
+        print(String(format: "open %.3f s, read %lld bytes in %.2f s (%.0f MB/s)", tOpen, total, t, Double(total) / t / 1e6))
     default:
-        throw EMError(.usage, "unknown kind '\(args[1])' (4d | tags | interop)")
+        throw EMError(.usage, "unknown kind '\(args[1])' (4d | tags | interop | read)")
     }
 } catch {
     FileHandle.standardError.write("emconv-dmgen: \(error)\n".data(using: .utf8)!)
