@@ -25,6 +25,7 @@ let package = Package(
         ]),
         .target(name: "EMConvTestSupport", dependencies: ["EMConvKit"]),
         .executableTarget(name: "emconv-fixtures", dependencies: ["EMConvTestSupport"]),
+        .executableTarget(name: "emconv-dmgen", dependencies: ["EMConvTestSupport"]),
         .testTarget(name: "EMConvKitTests", dependencies: ["EMConvKit", "EMConvTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -8,6 +8,7 @@ public enum Registry {
         EMPADReader.self,
         EMDReader.self,
         RawReader.self,
+        DMReader.self,
     ]
 
     public static let writers: [FormatWriter.Type] = [
