@@ -62,7 +62,16 @@ final class BatchTests: XCTestCase {
         XCTAssertTrue(items.allSatisfy { ($0.output as NSString).deletingLastPathComponent == tmp + "/out" })
         p.exclude = []
         try makeRaw(root + "/deep/scan_2.raw")
-        XCTAssertThrowsError(try p.plan([root])) { XCTAssertEqual(($0 as? EMError)?.code, .usage) }
+        XCTAssertThrowsError(try p.plan([root]), "flat layout: two scan_2 in different folders") { XCTAssertEqual(($0 as? EMError)?.code, .usage) }
+        // Same stem in one folder (x.dm3 and x.dm4): the default naming keeps the extensions apart.
+        let twins = tmp + "/twins"
+        try makeRaw(twins + "/t.raw")
+        try makeRaw(twins + "/t.dat")
+        var q = BatchPlanner(outputDirectory: tmp + "/out2", outputExtension: "nxs")
+        (items, _) = try q.plan([twins])
+        XCTAssertEqual(items.map { ($0.output as NSString).lastPathComponent }.sorted(), ["t.dat.nxs", "t.raw.nxs"])
+        q.nameTemplate = "{stem}.{ext}"
+        XCTAssertThrowsError(try q.plan([twins])) { XCTAssertEqual(($0 as? EMError)?.code, .usage) }
     }
 
     func testShardEnvironment() throws {

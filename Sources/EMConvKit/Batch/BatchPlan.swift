@@ -165,18 +165,32 @@ public struct BatchPlanner {
         var companionOf: [String: String] = [:]
         for c in candidates { for x in c.companions where companionOf[x] == nil { companionOf[x] = c.path } }
         var items: [BatchItem] = []
-        var outputs: [String: String] = [:]
         let fm = FileManager.default
         var claimed = Set<String>()
+        var primaries: [(path: String, root: String, reader: FormatReader.Type, companions: [String])] = []
         for c in candidates {
             let key = (c.path as NSString).standardizingPath
             if let owner = companionOf[key], owner != c.path {
                 claimed.insert(key)
                 continue
             }
-            let out = outputPath(for: c.path, root: c.root, format: c.reader.descriptor.name, index: items.count)
+            primaries.append(c)
+        }
+        // Outputs: with the default naming, inputs that share a stem in one folder (x.dm3, x.dm4)
+        // keep their extension in the output name (x.dm3.nxs); an explicit --name must be unique.
+        var outs = primaries.map { outputPath(for: $0.path, root: $0.root, format: $0.reader.descriptor.name, index: 0, keepExtension: false) }
+        if nameTemplate == nil {
+            let counts = Dictionary(outs.map { ($0, 1) }, uniquingKeysWith: +)
+            for i in outs.indices where counts[outs[i]]! > 1 {
+                outs[i] = outputPath(for: primaries[i].path, root: primaries[i].root, format: primaries[i].reader.descriptor.name, index: i, keepExtension: true)
+            }
+        }
+        var outputs: [String: String] = [:]
+        for (i, c) in primaries.enumerated() {
+            var out = outs[i]
+            if nameTemplate != nil { out = outputPath(for: c.path, root: c.root, format: c.reader.descriptor.name, index: items.count, keepExtension: false) }
             if let other = outputs[out] {
-                throw EMError(.usage, file: c.path, "maps to the same output as \(other): \(out) (use --layout mirror or --name with {relpath})")
+                throw EMError(.usage, file: c.path, "maps to the same output as \(other): \(out) (use --layout mirror or --name with {relpath} or {name})")
             }
             outputs[out] = c.path
             let attrs = try? fm.attributesOfItem(atPath: c.path)
@@ -206,11 +220,11 @@ public struct BatchPlanner {
         return (path as NSString).lastPathComponent
     }
 
-    func outputPath(for path: String, root: String, format: String, index: Int) -> String {
+    func outputPath(for path: String, root: String, format: String, index: Int, keepExtension: Bool) -> String {
         let rel = relative(path, to: root)
         let relDir = (rel as NSString).deletingLastPathComponent
         let name = (rel as NSString).lastPathComponent
-        let stem = (name as NSString).deletingPathExtension
+        let stem = keepExtension ? name : (name as NSString).deletingPathExtension
         let template = nameTemplate ?? (layout == .mirror ? "{relpath}/{stem}.{ext}" : "{stem}.{ext}")
         var s = template.replacingOccurrences(of: "{relpath}", with: relDir.isEmpty ? "." : relDir)
         s = s.replacingOccurrences(of: "{stem}", with: stem).replacingOccurrences(of: "{name}", with: name)

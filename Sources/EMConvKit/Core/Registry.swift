@@ -7,8 +7,8 @@ public enum Registry {
         MIBReader.self,
         EMPADReader.self,
         EMDReader.self,
-        RawReader.self,
         DMReader.self,
+        RawReader.self,
     ]
 
     public static let writers: [FormatWriter.Type] = [

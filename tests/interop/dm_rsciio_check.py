@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Interop check: DM files written by emconv's test-support DMWriter read correctly in RosettaSciIO.
 
-Usage: swift run emconv-dmgen /tmp/dm-interop interop && python3 Tests/interop/dm_rsciio_check.py /tmp/dm-interop
+Usage: swift run emconv-dmgen /tmp/dm-interop interop && python3 tests/interop/dm_rsciio_check.py /tmp/dm-interop
 Needs `rosettasciio` (pip). Compares RosettaSciIO's data (shape, sha256 of the C-order little-endian
 values, the reference convention) with expect.json written by the generator. Exit 1 on mismatch.
 RosettaSciIO 0.15 ignores the byte-order flag for pixel data, so big-endian files are expected to
