@@ -129,6 +129,7 @@ public enum NeXusWriter: FormatWriter {
         if !ds.quantityUnits.isEmpty { try signal.setAttribute("units", ds.quantityUnits) }
         for (k, v) in ds.conventions.sorted(by: { $0.key < $1.key }) { try signal.setAttribute(k, v) }
 
+        let writeback = WritebackKicker(path: g.filePath)
         let wantPreview = options.preview && layout.isFourD && ds.elementType.isNumericScalar
         var sums = wantPreview ? [Double](repeating: 0, count: ds.frameCount) : []
         let frameBytes = ds.frameBytes
@@ -162,6 +163,7 @@ public enum NeXusWriter: FormatWriter {
                 },
                 consume: { i, out in
                     try HDF5.lock.withLock { try signal.writeChunk(offset: plan.chunkOffset(i), data: out.bytes) }
+                    writeback.wrote(Int64(out.count))
                     progress(Int64(plan.frames(ofChunk: i).count) * Int64(frameBytes))
                 })
         }
