@@ -11,6 +11,8 @@ public enum Registry {
 
     public static let writers: [FormatWriter.Type] = [
         NeXusWriter.self,
+        ZspyWriter.self,
+        ZspyZipWriter.self,
     ]
 
     /// Descriptors of every format, readers first, merged by name.
