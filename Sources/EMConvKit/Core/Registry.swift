@@ -13,6 +13,7 @@ public enum Registry {
         NeXusWriter.self,
         ZspyWriter.self,
         ZspyZipWriter.self,
+        TIFFWriter.self,
     ]
 
     /// Descriptors of every format, readers first, merged by name.
