@@ -6,6 +6,7 @@ public enum Registry {
     public static let readers: [FormatReader.Type] = [
         MIBReader.self,
         EMPADReader.self,
+        NeXusReader.self,
         RawReader.self,
     ]
 
