@@ -28,7 +28,7 @@ let package = Package(
         ]),
         .target(name: "EMConvTestSupport", dependencies: ["EMConvKit"]),
         .executableTarget(name: "emconv-fixtures", dependencies: ["EMConvTestSupport"]),
-        .testTarget(name: "EMConvKitTests", dependencies: ["EMConvKit", "EMConvTestSupport"]),
+        .testTarget(name: "EMConvKitTests", dependencies: ["EMConvKit", "EMConvTestSupport", "CTIFF", "CZstd", "CDeflate"]),
     ],
     swiftLanguageModes: [.v5]
 )

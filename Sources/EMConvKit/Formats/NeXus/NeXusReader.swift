@@ -171,7 +171,7 @@ public enum NeXusReader: FormatReader {
                 if let off = a.numericAttribute("emconv_offset")?.first, let sc = a.numericAttribute("emconv_scale")?.first {
                     axis.calibration = .uniform(offset: off, scale: sc)
                 } else if a.shape.reduce(1, *) == shape[d] || (a.shape.reduce(1, *) == shape[d] + 1) {
-                    var c = try a.readDoubles()
+                    var c = try readAll(a)
                     if c.count == shape[d] + 1 { c = (0..<shape[d]).map { (c[$0] + c[$0 + 1]) / 2 } } // bin edges → centres
                     axis.calibration = uniformIfLinear(c)
                 }
@@ -191,6 +191,16 @@ public enum NeXusReader: FormatReader {
         return Dataset(name: g.stringAttribute("emconv_dataset_name") ?? "", title: title, axes: axes, elementType: type,
                        sourceByteOrder: .little, frameRank: frameRank, quantity: quantity, quantityUnits: unitsAttr,
                        signalKind: kind, metadata: metadata, original: .object([]), conventions: conventions, source: source)
+    }
+
+    /// All values of a small numeric dataset (scalar or any rank) as doubles.
+    static func readAll(_ d: HDF5Dataset) throws -> [Double] {
+        let shape = d.shape
+        var out = [Double](repeating: 0, count: max(1, shape.reduce(1, *)))
+        try out.withUnsafeMutableBytes {
+            try d.read(start: shape.map { _ in 0 }, count: shape, as: .float64, into: $0)
+        }
+        return out
     }
 
     /// Uniform calibration when the coordinates are evenly spaced (to 1e-9 relative), else explicit.
@@ -219,7 +229,7 @@ public enum NeXusReader: FormatReader {
     // MARK: normalized metadata from emconv's NXem groups
 
     static func quantity(_ g: HDF5Group?, _ name: String) -> Quantity? {
-        guard let d = g?.openDataset(name), let v = try? d.readDoubles().first else { return nil }
+        guard let d = g?.openDataset(name), let v = try? readAll(d).first else { return nil }
         return Quantity(v, d.stringAttribute("units") ?? "")
     }
 

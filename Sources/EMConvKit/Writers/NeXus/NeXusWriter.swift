@@ -131,7 +131,8 @@ public enum NeXusWriter: FormatWriter {
         }
         let plan = ChunkPlan(ds, targetBytes: targetChunkBytes)
         let compression = options.compression ?? Compression.defaultValue
-        let shuffleSize = ds.elementType.componentSize
+        // HDF5's shuffle filter unshuffles by the stored type's size (8 for complex64, 3 for rgb8).
+        let shuffleSize = ds.elementType.size
         let signal = try g.createChunkedDataset(layout.signalName, type: ds.elementType, shape: ds.shape,
                                                 chunk: plan.chunkShape, compression: compression, shuffle: shuffleSize > 1)
         try signal.setAttribute("long_name", ds.quantityUnits.isEmpty ? ds.quantity : "\(ds.quantity) (\(ds.quantityUnits))")
