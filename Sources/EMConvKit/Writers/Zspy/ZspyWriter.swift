@@ -37,7 +37,7 @@ public enum ZspyZipWriter: FormatWriter {
             FormatOption("--compression", "none | zstd[:1-22] | gzip[:1-9]",
                          "chunk compressor inside the archive (the archive itself stores members uncompressed); default zstd:1"),
         ],
-        notes: "Single-file variant: a ZIP (stored, ZIP64 when needed) of the zspy tree; hs.load('x.zspy.zip') opens it with zarr's ZipStore."
+        notes: "Single-file variant: a ZIP (stored, ZIP64 when needed) of the zspy tree; hs.load('x.zspy.zip', file_format='zspy') opens it with zarr's ZipStore (or write it as x.zspy with --format zspy-zip)."
     )
 
     public static func check(_ file: OpenedFile, options: WriteOptions) throws {
