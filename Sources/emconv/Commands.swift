@@ -60,13 +60,13 @@ struct Convert: ParsableCommand {
     @Argument(help: "Input file (.mib, EMPAD .xml, raw with --raw-* options, …).")
     var input: String
 
-    @Option(name: .shortAndLong, help: "Output file (.nxs, .h5).")
+    @Option(name: .shortAndLong, help: "Output file (.nxs, .h5, .zspy, .zspy.zip, .tif).")
     var output: String
 
     @Option(name: .long, help: "Output format (default: from the output extension). See 'emconv formats'.")
     var format: String?
 
-    @Option(name: .long, help: ArgumentHelp("none | gzip[:1-9] | zstd[:1-22] (default gzip:1 with shuffle).", valueName: "codec[:level]"))
+    @Option(name: .long, help: ArgumentHelp("none | gzip[:1-9] | zstd[:1-22] (default: NeXus gzip:1 with shuffle, zspy zstd:1, TIFF deflate).", valueName: "codec[:level]"))
     var compression: String?
 
     @Option(name: [.short, .long], help: "Compression threads (default: all cores).")
@@ -79,6 +79,12 @@ struct Convert: ParsableCommand {
 
     @Flag(name: .long, help: "Do not add the derived preview image of 4D data.")
     var noPreview = false
+
+    @Flag(name: .long, help: "TIFF: write BigTIFF (automatic above 4 GiB).")
+    var bigtiff = false
+
+    @Flag(name: .long, help: "TIFF: write any dataset as a stack of its 2-D frames (e.g. 4D-STEM).")
+    var stack = false
 
     @Flag(name: .long, help: "Print a JSON result object (input, output, bytes, sha256, seconds, warnings).")
     var json = false
@@ -104,6 +110,8 @@ struct Convert: ParsableCommand {
         var wo = WriteOptions(compression: try compression.map(Compression.parse), commandLine: Tools.commandLine, progress: progress)
         if let threads { wo.threads = threads }
         wo.preview = !noPreview
+        wo.bigTIFF = bigtiff
+        wo.stackFrames = stack
         wo.outputChecksum = json && !noOutputChecksum
         let r = try Converter.convert(input: input, output: output, format: format, overwrite: overwrite,
                                       readOptions: try read.readOptions(), writeOptions: wo)

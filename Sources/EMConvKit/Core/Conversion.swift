@@ -21,6 +21,10 @@ public struct WriteOptions {
     /// Whether ``Converter`` re-reads the finished output to report its SHA-256 (costs a read
     /// of the whole output; `convert --json` and batch reports ask for it).
     public var outputChecksum: Bool = false
+    /// TIFF: write BigTIFF even when the classic 4 GiB limit would do (`--bigtiff`).
+    public var bigTIFF: Bool = false
+    /// TIFF: write any dataset as a stack of its 2-D frames (`--stack`).
+    public var stackFrames: Bool = false
 
     public init(compression: Compression? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 commandLine: String = "", progress: ProgressSink? = nil) {
@@ -45,10 +49,13 @@ public protocol FormatWriter {
     static func check(_ file: OpenedFile, options: WriteOptions) throws
     /// Writes `file` to `path` (a temporary name chosen by ``Converter``).
     static func write(_ file: OpenedFile, to path: String, options: WriteOptions) throws -> WriteReport
+    /// Whether the output is a directory tree (zarr directory store) rather than one file.
+    static var writesDirectory: Bool { get }
 }
 
 public extension FormatWriter {
     static func check(_ file: OpenedFile, options: WriteOptions) throws {}
+    static var writesDirectory: Bool { false }
 }
 
 /// Result of one conversion, as `convert --json` prints it.
@@ -82,7 +89,7 @@ enum TempFiles {
     static func installSignalHandlers() {
         for s in [SIGINT, SIGTERM, SIGHUP] {
             signal(s) { sig in
-                if let p = TempFiles.current { unlink(p) }
+                if let p = TempFiles.current, unlink(p) != 0 { OutputTree.removeTreeUnsafe(p) }
                 let msg = "emconv: interrupted, partial output removed\n"
                 _ = msg.withCString { write(2, $0, strlen($0)) }
                 _exit(128 + sig)
@@ -117,7 +124,8 @@ public enum Converter {
         if fm.fileExists(atPath: output) && !overwrite {
             throw EMError(.outputExists, file: output, "output exists (use --overwrite to replace it)")
         }
-        if (try? fm.attributesOfItem(atPath: output)[.type] as? FileAttributeType) == .typeDirectory {
+        let outputIsDirectory = (try? fm.attributesOfItem(atPath: output)[.type] as? FileAttributeType) == .typeDirectory
+        if outputIsDirectory && !(writer.writesDirectory && overwrite) {
             throw EMError(.outputExists, file: output, "output is a directory")
         }
         let file = try Registry.open(input, options: readOptions)
@@ -129,23 +137,37 @@ public enum Converter {
         if !dir.isEmpty, !fm.fileExists(atPath: dir) {
             throw EMError(.writeError, file: output, "the output directory does not exist")
         }
-        unlink(tmp)
+        OutputTree.remove(tmp)
         TempFiles.set(tmp)
         defer { TempFiles.set(nil) }
         var report: WriteReport
         do {
             report = try writer.write(file, to: tmp, options: writeOptions)
             let fd = open(tmp, O_RDONLY)
-            if fd >= 0 { fsync(fd); close(fd) }
-            if rename(tmp, output) != 0 {
-                throw EMError(.writeError, file: output, "cannot move the finished output into place: \(String(cString: strerror(errno)))")
+            // A directory tree (zarr store) is flushed with one syncfs instead of an fsync per file.
+            if fd >= 0 { if writer.writesDirectory { OutputTree.syncFilesystem(fd) } else { fsync(fd) }; close(fd) }
+            var old: String?
+            if outputIsDirectory || (writer.writesDirectory && fm.fileExists(atPath: output)) {
+                // Replacing a directory: move the old tree aside, move the new one in, then delete the old.
+                let aside = (dir.isEmpty ? "" : dir + "/") + ".\(base).old-emconv-\(getpid())"
+                OutputTree.remove(aside)
+                if rename(output, aside) != 0 {
+                    throw EMError(.writeError, file: output, "cannot move the existing output aside: \(String(cString: strerror(errno)))")
+                }
+                old = aside
             }
+            if rename(tmp, output) != 0 {
+                let e = String(cString: strerror(errno))
+                if let old { rename(old, output) }
+                throw EMError(.writeError, file: output, "cannot move the finished output into place: \(e)")
+            }
+            if let old { OutputTree.remove(old) }
         } catch {
-            unlink(tmp)
+            OutputTree.remove(tmp)
             throw error
         }
-        let outSize = (try? fm.attributesOfItem(atPath: output)[.size] as? NSNumber)?.int64Value ?? 0
-        let outHash = writeOptions.outputChecksum ? try RandomAccessFile(path: output).finishDigest() : ""
+        let outSize = OutputTree.size(output)
+        let outHash = writeOptions.outputChecksum ? try OutputTree.sha256(output) : ""
         let inSize = file.files.compactMap { (try? fm.attributesOfItem(atPath: $0)[.size] as? NSNumber)?.int64Value }.reduce(0, +)
         return ConversionResult(input: input, output: output, format: writer.descriptor.name, inputBytes: inSize,
                                 outputBytes: outSize, outputSHA256: outHash, seconds: Date().timeIntervalSince(start),

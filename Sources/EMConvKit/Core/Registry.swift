@@ -7,12 +7,16 @@ public enum Registry {
         MIBReader.self,
         EMPADReader.self,
         EMDReader.self,
+        NeXusReader.self,
         DMReader.self,
         RawReader.self,
     ]
 
     public static let writers: [FormatWriter.Type] = [
         NeXusWriter.self,
+        ZspyWriter.self,
+        ZspyZipWriter.self,
+        TIFFWriter.self,
     ]
 
     /// Descriptors of every format, readers first, merged by name.

@@ -114,15 +114,25 @@ public enum NeXusWriter: FormatWriter {
         try g.setAttribute("signal", layout.signalName)
         try g.setAttribute("axes", layout.axisNames)
         if !ds.title.isEmpty { try g.writeString("title", ds.title) }
+        // emconv's own model facts, so its NeXus reader restores the dataset exactly.
+        try g.setAttribute("emconv_dataset_name", ds.name)
+        try g.setAttribute("emconv_signal_kind", ds.signalKind)
+        try g.setAttribute("emconv_frame_rank", Int64(ds.frameRank))
         for (i, a) in ds.axes.enumerated() {
             let name = layout.axisNames[i]
             try g.setAttribute("\(name)_indices", unsigned: [UInt32(i)])
             let axisDS = try g.writeDoubles(name, a.coordinates, units: a.units)
             try axisDS.setAttribute("long_name", a.longName ?? (a.units.isEmpty ? a.name : "\(a.name) (\(a.units))"))
+            try axisDS.setAttribute("emconv_axis_name", a.name)
+            if case let .uniform(offset, scale) = a.calibration {
+                try axisDS.setAttribute("emconv_offset", offset)
+                try axisDS.setAttribute("emconv_scale", scale)
+            }
         }
         let plan = ChunkPlan(ds, targetBytes: targetChunkBytes)
         let compression = options.compression ?? Compression.defaultValue
-        let shuffleSize = ds.elementType.size  // HDF5 unshuffles by the datatype size (8 for complex64)
+        // HDF5's shuffle filter unshuffles by the stored type's size (8 for complex64, 3 for rgb8).
+        let shuffleSize = ds.elementType.size
         let signal = try g.createChunkedDataset(layout.signalName, type: ds.elementType, shape: ds.shape,
                                                 chunk: plan.chunkShape, compression: compression, shuffle: shuffleSize > 1)
         try signal.setAttribute("long_name", ds.quantityUnits.isEmpty ? ds.quantity : "\(ds.quantity) (\(ds.quantityUnits))")

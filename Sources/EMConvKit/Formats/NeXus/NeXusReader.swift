@@ -1,0 +1,305 @@
+import CHDF5
+import Foundation
+
+/// Reads NeXus/HDF5: the files emconv writes (every NXimage/NXspectrum of
+/// `/entry1/measurement/event1`, with normalized metadata from the NXem instrument groups and the
+/// original metadata from the JSON NXnote), and generic NXdata from other tools (the `@default`
+/// chain from the root to an NXdata, `@signal`, `@axes`, `AXISNAME_indices`, axis coordinates
+/// and `@units`).
+public enum NeXusReader: FormatReader {
+    public static let descriptor = FormatDescriptor(
+        name: "nexus", longName: "NeXus/HDF5 (NXem)", aliases: ["nxs", "hdf5", "h5", "nxem"],
+        extensions: ["nxs", "h5", "hdf5", "nx5"], reads: true, writes: false,
+        notes: "Reads emconv's NXem output and standard NXdata (@default chain, @signal, @axes, AXISNAME_indices)."
+    )
+
+    static let version = "1.0"
+    static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+
+    public static func identify(_ probe: Probe) -> Identification {
+        // The HDF5 superblock is at 0 or after a user block of 512, 1024, 2048 … bytes.
+        var off = 0
+        while off + 8 <= probe.head.count {
+            if Array(probe.head[off..<(off + 8)]) == signature { return .maybe }
+            off = off == 0 ? 512 : off * 2
+        }
+        return .no
+    }
+
+    public static func open(_ path: String, options: ReadOptions) throws -> OpenedFile {
+        try HDF5.lock.withLock { try openLocked(path) }
+    }
+
+    static func openLocked(_ path: String) throws -> OpenedFile {
+        let h5 = try HDF5File(reading: path)
+        let root = h5.root
+        let handle = try RandomAccessFile(path: path)
+        var datasets: [Dataset] = []
+        var warnings: [String] = []
+        var original: MetaValue = .object([])
+        var perDataset: [(String, MetaValue)] = []
+        let isEmconv = root.stringAttribute("creator") == "emconv"
+
+        if isEmconv, let entry = root.openGroup("entry1") {
+            // Original metadata: the JSON note.
+            for n in entry.childNames where n.hasPrefix("note") {
+                guard let note = entry.openGroup(n), note.openDataset("type")?.readStrings()?.first == "application/json",
+                      let text = note.openDataset("data")?.readStrings()?.first else { continue }
+                do {
+                    let tree = try MetaValue.parseJSON(text)
+                    if case let .object(pairs) = tree, pairs.count == 2, pairs[0].0 == "file", pairs[1].0 == "datasets",
+                       case let .object(per) = pairs[1].1 {
+                        original = pairs[0].1
+                        perDataset = per
+                    } else {
+                        original = tree
+                    }
+                } catch {
+                    warnings.append("\(entry.path)/\(n)/data: the original-metadata JSON could not be parsed; it is kept as text")
+                    original = .object([("text", .string(text))])
+                }
+            }
+            if let note = entry.childNames.compactMap({ entry.openGroup($0) }).first(where: {
+                $0.openDataset("description")?.readStrings()?.first == "warnings raised while reading the source" }),
+               let text = note.openDataset("data")?.readStrings()?.first {
+                warnings += text.split(separator: "\n").map(String.init)
+            }
+            let md = emconvMetadata(entry)
+            if let event = entry.openGroup("measurement/event1") {
+                for n in event.childNames {
+                    guard let g = event.openGroup(n), let cls = g.stringAttribute("NX_class"), cls == "NXimage" || cls == "NXspectrum" else { continue }
+                    for dn in g.childNames {
+                        guard let nxd = g.openGroup(dn), nxd.stringAttribute("NX_class") == "NXdata" else { continue }
+                        if let ds = try nxdata(nxd, file: path, handle: handle, metadata: md, emconv: true) {
+                            if ds.name.isEmpty || datasets.contains(where: { $0.name == ds.name }) { ds.name = n }
+                            if let o = perDataset.first(where: { $0.0 == ds.name })?.1 { ds.original = o }
+                            datasets.append(ds)
+                        }
+                    }
+                }
+            }
+        }
+        if datasets.isEmpty {
+            guard let g = followDefault(root) ?? firstNXdata(root, depth: 0) else {
+                throw EMError(.unsupported, file: path, "no NXdata group found (no @default chain from the root and no NXdata in the first levels)")
+            }
+            if let ds = try nxdata(g, file: path, handle: handle, metadata: NormalizedMetadata(), emconv: false) {
+                datasets.append(ds)
+            } else {
+                throw EMError(.unsupported, file: path, at: g.path, "the NXdata holds no readable signal")
+            }
+            original = .object([("nexus_path", .string(g.path))])
+        }
+        let variant = isEmconv ? "emconv NXem, \(datasets.count) dataset(s)" : "NXdata \(datasets.first.map { $0.shape.map(String.init).joined(separator: "x") } ?? "")"
+        return OpenedFile(path: path, format: "nexus", variant: variant, datasets: datasets, files: [path], original: original,
+                          warnings: warnings, readerName: "nexus", readerVersion: version, handles: [handle])
+    }
+
+    /// Follows `@default` attributes from the root to an NXdata (NeXus v3 default chain).
+    static func followDefault(_ root: HDF5Group) -> HDF5Group? {
+        var g = root
+        for _ in 0..<16 {
+            if g.stringAttribute("NX_class") == "NXdata" { return g }
+            guard let d = g.stringAttribute("default"), let next = g.openGroup(d) else { return nil }
+            g = next
+        }
+        return nil
+    }
+
+    static func firstNXdata(_ g: HDF5Group, depth: Int) -> HDF5Group? {
+        if g.stringAttribute("NX_class") == "NXdata" { return g }
+        guard depth < 6 else { return nil }
+        for n in g.childNames {
+            if let c = g.openGroup(n), let r = firstNXdata(c, depth: depth + 1) { return r }
+        }
+        return nil
+    }
+
+    /// One NXdata → one Dataset (nil when it is a derived preview or holds no signal).
+    static func nxdata(_ g: HDF5Group, file: String, handle: RandomAccessFile, metadata: NormalizedMetadata,
+                       emconv: Bool) throws -> Dataset? {
+        var signalName = g.stringAttribute("signal")
+        if signalName == nil {
+            signalName = g.childNames.first { g.openDataset($0)?.stringAttribute("signal") == "1" || g.openDataset($0)?.numericAttribute("signal") == [1] }
+        }
+        if signalName == nil, g.openDataset("data") != nil { signalName = "data" }
+        guard let signalName, let sig = g.openDataset(signalName) else { return nil }
+        if sig.stringAttribute("derived") == "true" { return nil }
+        guard let type = sig.elementType else {
+            throw EMError(.unsupported, file: file, at: sig.path, "the signal's HDF5 type is not supported")
+        }
+        let shape = sig.shape
+        let rank = shape.count
+        // Axis names per dimension: @axes (array or old ':'-separated string), then AXISNAME_indices.
+        var axisNames = g.stringArrayAttribute("axes") ?? []
+        if axisNames.count == 1, axisNames[0].contains(":") { axisNames = axisNames[0].split(separator: ":").map(String.init) }
+        var perDim: [String?] = Array(repeating: nil, count: rank)
+        for (i, n) in axisNames.enumerated() where n != "." {
+            if let idx = g.numericAttribute("\(n)_indices")?.first, Int(idx) >= 0, Int(idx) < rank {
+                perDim[Int(idx)] = n
+            } else if i < rank, perDim[i] == nil {
+                perDim[i] = n
+            }
+        }
+        let frameRank: Int
+        if let fr = g.numericAttribute("emconv_frame_rank")?.first, Int(fr) >= 0, Int(fr) <= rank {
+            frameRank = Int(fr)
+        } else {
+            frameRank = min(rank, g.stringAttribute("NX_class") == "NXdata" && g.path.contains("spectrum") ? 1 : 2)
+        }
+        let kind = g.stringAttribute("emconv_signal_kind") ?? (rank - frameRank == 2 && frameRank == 2 ? "4d-stem" : (frameRank == 1 ? "spectrum" : "image"))
+        let defaultNames: [String] = {
+            let navCount = rank - frameRank
+            let nav = navCount == 2 ? ["scan_y", "scan_x"] : navCount == 1 ? ["frame"] : (0..<navCount).map { "nav_\($0)" }
+            let sigNames = frameRank == 2 ? (kind == "4d-stem" || kind == "diffraction" ? ["det_y", "det_x"] : ["y", "x"])
+                : frameRank == 1 ? ["energy"] : (0..<frameRank).map { "sig_\($0)" }
+            return nav + sigNames
+        }()
+        var axes: [Axis] = []
+        for d in 0..<rank {
+            let role: AxisRole = d >= rank - frameRank ? .signal : .navigation
+            var axis = Axis(name: defaultNames[d], size: shape[d], role: role)
+            if let n = perDim[d], let a = g.openDataset(n) {
+                axis.units = a.stringAttribute("units") ?? ""
+                if let name = a.stringAttribute("emconv_axis_name") {
+                    axis.name = name
+                } else if !emconv {
+                    axis.name = n
+                }
+                let long = a.stringAttribute("long_name")
+                if let long, long != axis.name, long != "\(axis.name) (\(axis.units))" { axis.longName = long }
+                if let off = a.numericAttribute("emconv_offset")?.first, let sc = a.numericAttribute("emconv_scale")?.first {
+                    axis.calibration = .uniform(offset: off, scale: sc)
+                } else if a.shape.reduce(1, *) == shape[d] || (a.shape.reduce(1, *) == shape[d] + 1) {
+                    var c = try readAll(a)
+                    if c.count == shape[d] + 1 { c = (0..<shape[d]).map { (c[$0] + c[$0 + 1]) / 2 } } // bin edges → centres
+                    axis.calibration = uniformIfLinear(c)
+                }
+            }
+            axes.append(axis)
+        }
+        var title = ""
+        if let t = g.openDataset("title")?.readStrings()?.first { title = t }
+        let unitsAttr = sig.stringAttribute("units") ?? ""
+        var quantity = sig.stringAttribute("long_name") ?? "intensity"
+        if !unitsAttr.isEmpty, quantity.hasSuffix(" (\(unitsAttr))") { quantity = String(quantity.dropLast(unitsAttr.count + 3)) }
+        var conventions: [String: String] = [:]
+        for n in attributeNames(sig) where !["long_name", "units", "signal", "interpretation", "derived"].contains(n) {
+            if let v = sig.stringAttribute(n) { conventions[n] = v }
+        }
+        let source = HDF5FrameSource(dataset: sig, type: type, shape: shape, frameRank: frameRank, handle: handle)
+        return Dataset(name: g.stringAttribute("emconv_dataset_name") ?? "", title: title, axes: axes, elementType: type,
+                       sourceByteOrder: .little, frameRank: frameRank, quantity: quantity, quantityUnits: unitsAttr,
+                       signalKind: kind, metadata: metadata, original: .object([]), conventions: conventions, source: source)
+    }
+
+    /// All values of a small numeric dataset (scalar or any rank) as doubles.
+    static func readAll(_ d: HDF5Dataset) throws -> [Double] {
+        let shape = d.shape
+        var out = [Double](repeating: 0, count: max(1, shape.reduce(1, *)))
+        try out.withUnsafeMutableBytes {
+            try d.read(start: shape.map { _ in 0 }, count: shape, as: .float64, into: $0)
+        }
+        return out
+    }
+
+    /// Uniform calibration when the coordinates are evenly spaced (to 1e-9 relative), else explicit.
+    static func uniformIfLinear(_ c: [Double]) -> AxisCalibration {
+        guard c.count >= 2 else { return .uniform(offset: c.first ?? 0, scale: 1) }
+        let scale = (c[c.count - 1] - c[0]) / Double(c.count - 1)
+        let tol = max(abs(scale), abs(c[0])) * 1e-9
+        for (i, v) in c.enumerated() where abs(v - (c[0] + Double(i) * scale)) > tol { return .coordinates(c) }
+        return .uniform(offset: c[0], scale: scale)
+    }
+
+    static func attributeNames(_ node: HDF5Node) -> [String] {
+        var info = H5O_info_t()
+        guard H5Oget_info2(node.id, &info, UInt32(H5O_INFO_NUM_ATTRS)) >= 0 else { return [] }
+        var out: [String] = []
+        for i in 0..<info.num_attrs {
+            let l = H5Aget_name_by_idx(node.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, hid_t(H5P_DEFAULT))
+            guard l >= 0 else { continue }
+            var buf = [CChar](repeating: 0, count: Int(l) + 1)
+            H5Aget_name_by_idx(node.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, buf.count, hid_t(H5P_DEFAULT))
+            out.append(String(cString: buf))
+        }
+        return out
+    }
+
+    // MARK: normalized metadata from emconv's NXem groups
+
+    static func quantity(_ g: HDF5Group?, _ name: String) -> Quantity? {
+        guard let d = g?.openDataset(name), let v = try? readAll(d).first else { return nil }
+        return Quantity(v, d.stringAttribute("units") ?? "")
+    }
+
+    static func string(_ g: HDF5Group?, _ name: String) -> String? { g?.openDataset(name)?.readStrings()?.first }
+
+    static func emconvMetadata(_ entry: HDF5Group) -> NormalizedMetadata {
+        var md = NormalizedMetadata()
+        let inst = entry.openGroup("measurement/instrument")
+        md.instrumentName = string(inst, "name")
+        md.instrumentVendor = string(inst?.openGroup("fabrication"), "vendor")
+        md.instrumentModel = string(inst?.openGroup("fabrication"), "model")
+        if let prog = inst?.openGroup("program1"), let p = prog.openDataset("program") {
+            md.softwareName = p.readStrings()?.first
+            md.softwareVersion = p.stringAttribute("version")
+        }
+        md.detectorName = string(inst?.openGroup("detector1"), "name")
+        md.detectorModel = string(inst?.openGroup("detector1/fabrication"), "model")
+        let ev = entry.openGroup("measurement/event1/instrument")
+        md.beamEnergy = quantity(ev?.openGroup("ebeam_column/electron_source"), "voltage")
+        md.dwellTime = quantity(ev?.openGroup("ebeam_column/scan_controller"), "dwell_time")
+        let optics = ev?.openGroup("optics")
+        md.cameraLength = quantity(optics, "camera_length")
+        md.magnification = quantity(optics, "magnification")?.value
+        md.convergenceSemiAngle = quantity(optics, "semi_convergence_angle")
+        md.probeCurrent = quantity(optics, "probe_current")
+        md.scanRotation = quantity(optics, "rotation")
+        let det = ev?.openGroup("detector1")
+        if let n = string(det, "name") { md.detectorName = n }
+        if let m = string(det, "operation_mode"), m != "unknown" { md.detectorMode = m }
+        md.exposureTime = quantity(det, "count_time")
+        md.detectorThreshold = quantity(det, "threshold_energy")
+        md.startTime = string(entry, "start_time").flatMap(Timestamp.parseISO)
+        md.endTime = string(entry, "end_time").flatMap(Timestamp.parseISO)
+        return md
+    }
+}
+
+/// Serves frames (the `frameRank` trailing dimensions) of an HDF5 dataset by hyperslab reads
+/// under ``HDF5/lock``.
+final class HDF5FrameSource: FrameSource {
+    let dataset: HDF5Dataset
+    let type: ElementType
+    let shape: [Int]
+    let frameRank: Int
+    let handle: RandomAccessFile
+
+    init(dataset: HDF5Dataset, type: ElementType, shape: [Int], frameRank: Int, handle: RandomAccessFile) {
+        self.dataset = dataset
+        self.type = type
+        self.shape = shape
+        self.frameRank = frameRank
+        self.handle = handle
+    }
+
+    func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
+        let nav = Array(shape.dropLast(frameRank))
+        var start = Array(repeating: 0, count: shape.count)
+        var count = shape
+        var rest = index
+        for d in stride(from: nav.count - 1, through: 0, by: -1) {
+            start[d] = rest % nav[d]
+            rest /= nav[d]
+            count[d] = 1
+        }
+        let bytes = shape.suffix(frameRank).reduce(1, *) * type.size
+        guard buffer.count >= bytes else {
+            throw EMError(.failure, file: handle.path, "frame buffer too small")
+        }
+        try HDF5.lock.withLock {
+            try dataset.read(start: start, count: count, as: type, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<bytes]))
+        }
+    }
+}

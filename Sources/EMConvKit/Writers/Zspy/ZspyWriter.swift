@@ -1,0 +1,362 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// HyperSpy's zarr format (`.zspy`, RosettaSciIO `rsciio.zspy`) as a directory tree (zarr v2
+/// NestedDirectoryStore layout, chunk keys separated by `/`).
+public enum ZspyWriter: FormatWriter {
+    public static let descriptor = FormatDescriptor(
+        name: "zspy", longName: "HyperSpy zarr (zspy)", aliases: ["zarr"],
+        extensions: ["zspy"], reads: false, writes: true,
+        options: [
+            FormatOption("--compression", "none | zstd[:1-22] | gzip[:1-9]",
+                         "chunk compressor (numcodecs 'zstd' or 'zlib' with a 'shuffle' filter); default zstd:1"),
+        ],
+        notes: "Directory tree read by hs.load / rsciio.zspy: Experiments/<title>/data (chunks of whole frames), axis-N, metadata, original_metadata."
+    )
+
+    public static var writesDirectory: Bool { true }
+
+    public static func check(_ file: OpenedFile, options: WriteOptions) throws {
+        try ZspyLayout.check(file)
+    }
+
+    public static func write(_ file: OpenedFile, to path: String, options: WriteOptions) throws -> WriteReport {
+        let sink = try DirectorySink(root: path)
+        return try ZspyLayout.write(file, into: sink, options: options)
+    }
+}
+
+/// The same tree in one ZIP archive of stored members (`.zspy.zip`, zarr's ZipStore).
+public enum ZspyZipWriter: FormatWriter {
+    public static let descriptor = FormatDescriptor(
+        name: "zspy-zip", longName: "HyperSpy zarr in a ZIP (zspy.zip)", aliases: ["zspy.zip", "zspyzip"],
+        extensions: ["zip"], reads: false, writes: true,
+        options: [
+            FormatOption("--compression", "none | zstd[:1-22] | gzip[:1-9]",
+                         "chunk compressor inside the archive (the archive itself stores members uncompressed); default zstd:1"),
+        ],
+        notes: "Single-file variant: a ZIP (stored, ZIP64 when needed) of the zspy tree; hs.load('x.zspy.zip', file_format='zspy') opens it with zarr's ZipStore (or write it as x.zspy with --format zspy-zip)."
+    )
+
+    public static func check(_ file: OpenedFile, options: WriteOptions) throws {
+        try ZspyLayout.check(file)
+    }
+
+    public static func write(_ file: OpenedFile, to path: String, options: WriteOptions) throws -> WriteReport {
+        let sink = try ZipSink(path: path)
+        return try ZspyLayout.write(file, into: sink, options: options)
+    }
+}
+
+/// Builds the zspy tree (see docs/formats-writers.md for the layout and its sources).
+enum ZspyLayout {
+    /// HyperSpy hierarchical format version written (rsciio `_hierarchical.version`).
+    static let formatVersion = "3.3"
+    static let defaultCompression = Compression.zstd(level: 1)
+    static let targetChunkBytes = 2 << 20
+
+    static func check(_ file: OpenedFile) throws {
+        guard !file.datasets.isEmpty else {
+            throw EMError(.badInput, file: file.path, "the file holds no dataset to convert")
+        }
+    }
+
+    /// Zarr v2 dtype of an element type (structured RGB like HyperSpy's rgb8/rgba8).
+    static func zarrDType(_ t: ElementType) -> MetaValue {
+        switch t {
+        case .rgb8: return .array(["R", "G", "B"].map { .array([.string($0), .string("|u1")]) })
+        case .rgba8: return .array(["R", "G", "B", "A"].map { .array([.string($0), .string("|u1")]) })
+        default: return .string(t.numpyString)
+        }
+    }
+
+    static func fillValue(_ t: ElementType) -> MetaValue {
+        switch t {
+        case .rgb8, .rgba8, .complex64, .complex128: return .null
+        case .float32, .float64: return .double(0)
+        case .bool: return .bool(false)
+        default: return .int(0)
+        }
+    }
+
+    static func compressorJSON(_ c: Compression) -> MetaValue {
+        switch c {
+        case .none: return .null
+        case let .zstd(l): return .object([("id", .string("zstd")), ("level", .int(Int64(l)))])
+        case let .gzip(l): return .object([("id", .string("zlib")), ("level", .int(Int64(l)))])
+        }
+    }
+
+    static func write(_ file: OpenedFile, into sink: ZarrSink, options: WriteOptions) throws -> WriteReport {
+        var report = WriteReport()
+        for h in file.handles { h.enableDigest() }
+        let compression = options.compression ?? defaultCompression
+        try sink.put(".zgroup", #"{"zarr_format":2}"#)
+        try sink.put("Experiments/.zgroup", #"{"zarr_format":2}"#)
+        var used: Set<String> = []
+        var totalBytes: Int64 = file.datasets.map(\.byteCount).reduce(0, +)
+        if totalBytes == 0 { totalBytes = 1 }
+        var doneBytes: Int64 = 0
+        for ds in file.datasets {
+            let title = ds.title.isEmpty ? "" : ds.title
+            var name = ZarrTree.sanitize(title.isEmpty ? "__unnamed__" : title)
+            if used.contains(name) {
+                var k = 2
+                while used.contains("\(name)_\(k)") { k += 1 }
+                name = "\(name)_\(k)"
+            }
+            used.insert(name)
+            let base = "Experiments/\(name)"
+            try sink.put(base + "/.zgroup", #"{"zarr_format":2}"#)
+            try sink.put(base + "/.zattrs", MetaValue.object([("package", .string("")), ("package_version", .string(""))]).json())
+            try writeAxes(ds, base: base, sink: sink)
+            try ZarrTree.writeGroup(HyperSpyMetadata.metadata(ds, file: file), at: base + "/metadata", sink: sink)
+            var original = file.original
+            if ds.original != .object([]) {
+                original = file.datasets.count == 1 && file.original == .object([]) ? ds.original
+                    : .object([("file", file.original), ("dataset", ds.original)])
+            }
+            try ZarrTree.writeGroup(original, at: base + "/original_metadata", sink: sink)
+            try ZarrTree.writeGroup(.object([]), at: base + "/learning_results", sink: sink)
+            try ZarrTree.writeGroup(.object([]), at: base + "/attributes", sink: sink)
+            try writeData(ds, key: base + "/data", sink: sink, compression: compression, options: options) { bytes in
+                doneBytes += bytes
+                options.progress?.progress(done: doneBytes, total: totalBytes, stage: ds.name)
+            }
+        }
+        var sources: [MetaValue] = []
+        for h in file.handles {
+            let sum = try h.finishDigest()
+            report.sourceChecksums[h.path] = sum
+            sources.append(.object([("file_name", .string((h.path as NSString).lastPathComponent)), ("size", .int(h.size)),
+                                    ("sha256", .string(sum))]))
+        }
+        let now = Timestamp(date: Date(), utcOffsetSeconds: TimeZone.current.secondsFromGMT())
+        let provenance: MetaValue = .object([
+            ("program", .string("emconv")), ("version", .string(EMConvVersion.string)), ("date", .string(now.iso8601)),
+            ("command_line", .string(options.commandLine)),
+            ("reader", .string("\(file.readerName) \(file.readerVersion) (\(file.format): \(file.variant))")),
+            ("sources", .array(sources)),
+            ("warnings", .array(file.warnings.map { .string($0) })),
+        ])
+        try sink.put(".zattrs", MetaValue.object([("file_format", .string("ZSpy")), ("file_format_version", .string(formatVersion)),
+                                                   ("emconv", provenance)]).json())
+        try sink.finish()
+        return report
+    }
+
+    static func writeAxes(_ ds: Dataset, base: String, sink: ZarrSink) throws {
+        for (i, a) in ds.axes.enumerated() {
+            let g = "\(base)/axis-\(i)"
+            try sink.put(g + "/.zgroup", #"{"zarr_format":2}"#)
+            var attrs: [(String, MetaValue)] = [
+                ("name", .string(a.name)), ("units", .string(a.units)), ("navigate", .bool(a.role == .navigation)),
+                ("is_binned", .bool(false)), ("size", .int(Int64(a.size))),
+            ]
+            switch a.calibration {
+            case let .uniform(offset, scale):
+                attrs.insert(("_type", .string("UniformDataAxis")), at: 0)
+                attrs += [("scale", .double(scale)), ("offset", .double(offset))]
+            case let .coordinates(c):
+                // HyperSpy's non-uniform DataAxis: coordinates in an `axis` array of the group.
+                attrs.insert(("_type", .string("DataAxis")), at: 0)
+                try ZarrTree.writeSmallArray(c, key: g + "/axis", sink: sink)
+            }
+            try sink.put(g + "/.zattrs", MetaValue.object(attrs).json())
+        }
+    }
+
+    static func writeData(_ ds: Dataset, key: String, sink: ZarrSink, compression: Compression, options: WriteOptions,
+                          progress: (Int64) -> Void) throws {
+        let plan = ChunkPlan(ds, targetBytes: targetChunkBytes)
+        let shuffleSize = compression == .none ? 0 : ds.elementType.componentSize
+        let filters: MetaValue = shuffleSize > 1
+            ? .array([.object([("id", .string("shuffle")), ("elementsize", .int(Int64(shuffleSize)))])]) : .null
+        let zarray: MetaValue = .object([
+            ("chunks", .array(plan.chunkShape.map { .int(Int64($0)) })),
+            ("compressor", compressorJSON(compression)),
+            ("dimension_separator", .string("/")),
+            ("dtype", zarrDType(ds.elementType)),
+            ("fill_value", fillValue(ds.elementType)),
+            ("filters", filters),
+            ("order", .string("C")),
+            ("shape", .array(ds.shape.map { .int(Int64($0)) })),
+            ("zarr_format", .int(2)),
+        ])
+        try sink.put(key + "/.zarray", zarray.json())
+        let frameBytes = ds.frameBytes
+        let chunkShape = plan.chunkShape
+        if ds.elementCount == 0 { return }
+        try ChunkPipeline.run(
+            count: plan.chunkCount, chunkBytes: plan.chunkBytes, workers: options.threads,
+            produce: { i, buf in
+                let (first, n) = plan.frames(ofChunk: i)
+                buf.reserve(plan.chunkBytes)
+                for k in 0..<plan.framesPerChunk {
+                    let dst = UnsafeMutableRawBufferPointer(rebasing: buf.raw[(k * frameBytes)..<((k + 1) * frameBytes)])
+                    if k < n {
+                        try ds.source.readFrame(first + k, into: dst)
+                    } else {
+                        dst.initializeMemory(as: UInt8.self, repeating: 0)
+                    }
+                }
+                buf.count = plan.chunkBytes
+            },
+            transform: { _, slot in
+                try slot.encode(compression: compression, shuffleElementSize: shuffleSize)
+            },
+            consume: { i, out in
+                let off = plan.chunkOffset(i)
+                let idx = ds.rank == 0 ? ["0"] : zip(off, chunkShape).map { String($0 / $1) }
+                try sink.put(key + "/" + idx.joined(separator: "/"), out.bytes)
+                progress(Int64(plan.frames(ofChunk: i).count) * Int64(frameBytes))
+            })
+    }
+}
+
+/// Writes a MetaValue tree the way HyperSpy's hierarchical writer stores a dictionary: objects
+/// become groups, scalars and lists of scalars become attributes, `None` becomes `"_None_"`,
+/// lists holding objects become `_list_N_key` groups with children `0`, `1`, ….
+enum ZarrTree {
+    /// Zarr key component: no `/`, not empty, not starting with `.`.
+    static func sanitize(_ s: String) -> String {
+        var t = s.replacingOccurrences(of: "/", with: "-").replacingOccurrences(of: "\\", with: "-")
+        t = String(t.unicodeScalars.map { $0.value < 32 ? "_" : Character($0) })
+        if t.isEmpty { return "_" }
+        if t.hasPrefix(".") { t = "_" + t.dropFirst() }
+        return t
+    }
+
+    static func isScalar(_ v: MetaValue) -> Bool {
+        switch v {
+        case .object, .array: return false
+        default: return true
+        }
+    }
+
+    static func writeGroup(_ v: MetaValue, at path: String, sink: ZarrSink) throws {
+        try sink.put(path + "/.zgroup", #"{"zarr_format":2}"#)
+        var attrs: [(String, MetaValue)] = []
+        var used: Set<String> = []
+        func unique(_ k: String) -> String {
+            var n = k
+            var i = 2
+            while used.contains(n) { n = "\(k)_\(i)"; i += 1 }
+            used.insert(n)
+            return n
+        }
+        let pairs: [(String, MetaValue)]
+        switch v {
+        case let .object(p): pairs = p
+        case let .array(a): pairs = a.enumerated().map { (String($0.offset), $0.element) }
+        default: pairs = [("value", v)]
+        }
+        for (k, value) in pairs {
+            switch value {
+            case .object:
+                try writeGroup(value, at: path + "/" + unique(sanitize(k)), sink: sink)
+            case let .array(items):
+                if items.isEmpty {
+                    attrs.append((unique("_list_empty_" + k), .string("_None_")))
+                } else if items.allSatisfy(isScalar) {
+                    attrs.append((unique(k), .array(items.map { $0 == .null ? .string("_None_") : $0 })))
+                } else {
+                    try writeGroup(value, at: path + "/" + unique("_list_\(items.count)_" + sanitize(k)), sink: sink)
+                }
+            case .null:
+                attrs.append((unique(k), .string("_None_")))
+            default:
+                attrs.append((unique(k), value))
+            }
+        }
+        try sink.put(path + "/.zattrs", MetaValue.object(attrs).json())
+    }
+
+    /// A small float64 array in one uncompressed chunk.
+    static func writeSmallArray(_ values: [Double], key: String, sink: ZarrSink) throws {
+        let zarray: MetaValue = .object([
+            ("chunks", .array([.int(Int64(max(1, values.count)))])), ("compressor", .null), ("dtype", .string("<f8")),
+            ("fill_value", .double(0)), ("filters", .null), ("order", .string("C")),
+            ("shape", .array([.int(Int64(values.count))])), ("zarr_format", .int(2)),
+        ])
+        try sink.put(key + "/.zarray", zarray.json())
+        if !values.isEmpty {
+            try values.withUnsafeBytes { try sink.put(key + "/0", $0) }
+        }
+    }
+}
+
+/// Normalized metadata in HyperSpy's metadata structure (General, Signal, Acquisition_instrument).
+enum HyperSpyMetadata {
+    /// HyperSpy `signal_type` for emconv's signal kinds (as RosettaSciIO's readers set it).
+    static func signalType(_ kind: String) -> String {
+        switch kind {
+        case "4d-stem", "diffraction": return "electron_diffraction"
+        case "eels": return "EELS"
+        case "eds": return "EDS_TEM"
+        case "cl": return "CL"
+        default: return ""
+        }
+    }
+
+    /// Converts a quantity to `target` units when the source unit is a known multiple.
+    static func convert(_ q: Quantity?, to target: String) -> Double? {
+        guard let q else { return nil }
+        let factors: [String: Double] = [
+            "V": 1, "kV": 1e3, "MV": 1e6, "keV": 1e3, "eV": 1,
+            "m": 1, "cm": 1e-2, "mm": 1e-3, "um": 1e-6, "nm": 1e-9,
+            "rad": 1, "mrad": 1e-3, "urad": 1e-6,
+            "A": 1, "mA": 1e-3, "uA": 1e-6, "nA": 1e-9, "pA": 1e-12,
+            "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9,
+        ]
+        guard let f = factors[q.units], let t = factors[target] else { return nil }
+        return q.value * f / t
+    }
+
+    static func metadata(_ ds: Dataset, file: OpenedFile) -> MetaValue {
+        let md = ds.metadata
+        var general: [(String, MetaValue)] = [
+            ("title", .string(ds.title)),
+            ("original_filename", .string((file.path as NSString).lastPathComponent)),
+        ]
+        if let t = md.startTime {
+            // HyperSpy keeps date, time and a dateutil time zone: known offsets are written in UTC.
+            let iso = Timestamp(date: t.date, utcOffsetSeconds: t.utcOffsetSeconds == nil ? nil : 0).iso8601
+            let parts = iso.split(separator: "T", maxSplits: 1).map(String.init)
+            if parts.count == 2 {
+                var time = parts[1]
+                if t.utcOffsetSeconds != nil, time.hasSuffix("+00:00") { time = String(time.dropLast(6)) }
+                general += [("date", .string(parts[0])), ("time", .string(time))]
+                if t.utcOffsetSeconds != nil { general.append(("time_zone", .string("UTC"))) }
+            }
+        }
+        var signal: [(String, MetaValue)] = [("signal_type", .string(signalType(ds.signalKind)))]
+        signal.append(("quantity", .string(ds.quantityUnits.isEmpty ? ds.quantity : "\(ds.quantity) (\(ds.quantityUnits))")))
+
+        var tem: [(String, MetaValue)] = []
+        if let v = convert(md.beamEnergy, to: "keV") { tem.append(("beam_energy", .double(v))) }
+        if let v = convert(md.cameraLength, to: "mm") { tem.append(("camera_length", .double(v))) }
+        if let m = md.magnification { tem.append(("magnification", .double(m))) }
+        if let v = convert(md.convergenceSemiAngle, to: "mrad") { tem.append(("convergence_angle", .double(v))) }
+        if let v = convert(md.probeCurrent, to: "nA") { tem.append(("beam_current", .double(v))) }
+        let microscope = [md.instrumentVendor, md.instrumentModel ?? md.instrumentName].compactMap { $0 }.joined(separator: " ")
+        if !microscope.isEmpty { tem.append(("microscope", .string(microscope))) }
+        var camera: [(String, MetaValue)] = []
+        if let n = md.detectorName ?? md.detectorModel { camera.append(("name", .string(n))) }
+        if let v = convert(md.exposureTime, to: "s") { camera.append(("exposure", .double(v))) }
+        if !camera.isEmpty { tem.append(("Detector", .object([("Camera", .object(camera))]))) }
+        var acq: [(String, MetaValue)] = []
+        if !tem.isEmpty { acq.append(("TEM", .object(tem))) }
+        // RosettaSciIO's Merlin reader puts the per-position dwell time (s) here.
+        if let v = convert(md.dwellTime, to: "s") { acq.append(("dwell_time", .double(v))) }
+        var out: [(String, MetaValue)] = [("General", .object(general)), ("Signal", .object(signal))]
+        if !acq.isEmpty { out.append(("Acquisition_instrument", .object(acq))) }
+        var emconv: [(String, MetaValue)] = []
+        for (k, v) in md.entries { emconv.append((k, .string(v))) }
+        for (k, v) in ds.conventions.sorted(by: { $0.key < $1.key }) { emconv.append(("convention_" + k, .string(v))) }
+        if !emconv.isEmpty { out.append(("emconv", .object(emconv))) }
+        return .object(out)
+    }
+}

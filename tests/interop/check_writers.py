@@ -1,0 +1,148 @@
+"""Independent check of emconv's zspy, zspy.zip and TIFF outputs.
+
+Every shared-testdata MIB/EMPAD case (and every fixture) is converted with the emconv binary to
+.zspy (directory), .zspy.zip (ZIP store), .nxs → .zspy (any-to-any through the NeXus reader) and
+TIFF (--stack), then read back with RosettaSciIO/HyperSpy (hs.load, zarr<3) and tifffile:
+data bit-exact with the reference hashes (rows flipped like RosettaSciIO, --mib-flip-rows),
+axes equal to those `emconv info --json` reports, TIFF pixel size in the ImageJ description and
+in X/YResolution. Prints 'N passed, M failed'.
+"""
+import argparse, glob, hashlib, json, os, subprocess, sys, tempfile, warnings
+
+import numpy as np
+import tifffile
+import hyperspy.api as hs
+
+warnings.filterwarnings("ignore")
+import logging  # noqa: E402
+logging.getLogger("hyperspy").setLevel(logging.ERROR)
+passed = 0
+failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL:", what)
+
+
+def sha_le(a):
+    a = np.ascontiguousarray(a)
+    return hashlib.sha256(a.astype(a.dtype.newbyteorder("<")).tobytes()).hexdigest()
+
+
+def run(emconv, args):
+    r = subprocess.run([emconv] + args, capture_output=True, text=True)
+    if r.returncode != 0:
+        print("emconv failed:", " ".join(args), r.stderr.strip())
+    return r
+
+
+def close(a, b):
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def check_zspy(path, ref_hash, axes, kw):
+    s = hs.load(path, **kw)
+    check(sha_le(s.data) == ref_hash, f"{path}: data bit-exact with the reference")
+    got = [s.axes_manager[i] for i in range(len(s.axes_manager._axes))]
+    got = sorted(s.axes_manager._axes, key=lambda a: a.index_in_array)
+    check(len(got) == len(axes), f"{path}: rank {len(got)} == {len(axes)}")
+    for g, e in zip(got, axes):
+        ok = (g.name == e["name"] and g.size == e["size"] and g.navigate == (e["role"] == "navigation")
+              and (g.units or "") == e["units"] and close(g.scale, e["scale"]) and close(g.offset, e["offset"]))
+        check(ok, f"{path}: axis {e['name']} (got {g.name} {g.size} {g.scale} {g.offset} {g.units} nav={g.navigate})")
+
+
+def check_tiff(path, ref_hash, axes):
+    with tifffile.TiffFile(path) as t:
+        d = t.asarray()
+        check(t.is_imagej, f"{path}: ImageJ TIFF")
+        check(sha_le(d.reshape([a["size"] for a in axes])) == ref_hash, f"{path}: data bit-exact with the reference")
+        ij = t.imagej_metadata or {}
+        p = t.pages[0]
+        x, y = axes[-1], axes[-2]
+        calibrated = not (x["units"] == "" and y["units"] == "" and x["scale"] == 1 and y["scale"] == 1)
+        if calibrated:
+            xr = p.tags["XResolution"].value
+            yr = p.tags["YResolution"].value
+            check(abs(xr[0] / xr[1] - 1 / x["scale"]) <= 1e-6 / x["scale"], f"{path}: XResolution = 1/pixel size")
+            check(abs(yr[0] / yr[1] - 1 / y["scale"]) <= 1e-6 / y["scale"], f"{path}: YResolution = 1/pixel size")
+            check(ij.get("unit") == x["units"], f"{path}: ImageJ unit {ij.get('unit')} == {x['units']}")
+        else:
+            check("XResolution" not in p.tags or p.tags["XResolution"].value == (1, 1), f"{path}: no calibration claimed")
+        nav = [a["size"] for a in axes[:-2]]
+        if nav:
+            check(ij.get("images") == int(np.prod(nav)), f"{path}: ImageJ images={ij.get('images')}")
+        if len(nav) == 2:
+            check(ij.get("frames") == nav[0] and ij.get("slices") == nav[1] and ij.get("hyperstack"), f"{path}: hyperstack frames/slices")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--emconv", required=True)
+    ap.add_argument("--testdata", required=True)
+    ap.add_argument("--fixtures", required=True)
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="emconv-writers-")
+    cases = []
+    refdir = os.path.join(a.testdata, "reference")
+    if os.path.isdir(refdir):
+        for p in sorted(glob.glob(os.path.join(refdir, "*.json"))):
+            ref = json.load(open(p))
+            if ref.get("format") not in ("MIB", "EMPAD") or ref.get("xml_only"):
+                continue
+            src = os.path.join(a.testdata, ref["id"])
+            if not os.path.exists(src):
+                continue
+            flip = ref.get("format") == "MIB"
+            h = ref["signals"][0].get("data_sha256") if ref.get("signals") else None
+            if h is None and ref.get("alt_reference"):
+                h = ref["alt_reference"].get("data_sha256_rows_flipped") or ref["alt_reference"]["signals"][0].get("data_sha256_rows_flipped")
+            if h is None:
+                continue
+            cases.append((src, h, flip))
+    else:
+        print("interop: skipped shared cases: ../shared/testdata not found")
+    for i, (src, h, flip) in enumerate(cases):
+        extra = ["--mib-flip-rows"] if flip else []
+        info = run(a.emconv, ["info", src, "--json"] + extra)
+        if info.returncode != 0:
+            check(False, f"info {src}")
+            continue
+        doc = json.loads(info.stdout)
+        f0 = doc["files"][0] if "files" in doc else doc
+        axes = f0["datasets"][0]["axes"]
+        outs = {
+            "zspy": os.path.join(tmp, f"{i}.zspy"),
+            "zip": os.path.join(tmp, f"{i}.zspy.zip"),
+            "nxs": os.path.join(tmp, f"{i}.nxs"),
+            "nxzspy": os.path.join(tmp, f"{i}-from-nxs.zspy"),
+            "tif": os.path.join(tmp, f"{i}.tif"),
+        }
+        for key, args in [("zspy", []), ("zip", []), ("nxs", ["--compression", "zstd"]), ("tif", ["--stack"])]:
+            r = run(a.emconv, ["convert", src, "-o", outs[key], "--quiet"] + extra + args)
+            check(r.returncode == 0, f"convert {src} -> {key}")
+        r = run(a.emconv, ["convert", outs["nxs"], "-o", outs["nxzspy"], "--quiet"])
+        check(r.returncode == 0, f"convert {outs['nxs']} -> zspy")
+        for key, kw in [("zspy", {}), ("zip", {"file_format": "zspy"}), ("nxzspy", {})]:
+            if os.path.exists(outs[key]):
+                try:
+                    check_zspy(outs[key], h, axes, kw)
+                except Exception as e:  # noqa: BLE001
+                    check(False, f"{outs[key]}: hs.load failed: {e}")
+        if os.path.exists(outs["tif"]):
+            try:
+                check_tiff(outs["tif"], h, axes)
+            except Exception as e:  # noqa: BLE001
+                check(False, f"{outs['tif']}: tifffile failed: {e}")
+    print(f"interop writers: {len(cases)} inputs x (zspy, zspy.zip, nxs->zspy, tiff)")
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
