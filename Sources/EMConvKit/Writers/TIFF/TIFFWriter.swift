@@ -12,14 +12,14 @@ public enum TIFFWriter: FormatWriter {
         extensions: ["tif", "tiff"], reads: false, writes: true,
         options: [
             FormatOption("--compression", "none | gzip[:1-9] | zstd[:1-22]",
-                         "strip compression; default deflate (gzip:6, TIFF tag 8); zstd is TIFF compression 50000 (Fiji's own opener cannot read it; tifffile needs imagecodecs)"),
+                         "strip compression; default deflate (gzip:1, TIFF tag 8); zstd is TIFF compression 50000 (Fiji's own opener cannot read it; tifffile needs imagecodecs)"),
             FormatOption("--bigtiff", "", "write BigTIFF (chosen automatically when the data exceed 4 GiB)"),
             FormatOption("--stack", "", "write any dataset (e.g. 4D-STEM) as a stack of its 2-D frames"),
         ],
         notes: "2-D images and image stacks; ImageJ hyperstack description (unit, spacing, slices/frames) and resolution tags. Complex data are refused."
     )
 
-    static let defaultCompression = Compression.gzip(level: 6)
+    static let defaultCompression = Compression.gzip(level: 1)
     static let targetStripBytes = 1 << 20
 
     /// The one dataset to write, or a one-line reason why TIFF cannot hold it.
