@@ -16,7 +16,34 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import h5py, hdf5plug
 fi
 BIN="${EMCONV_BIN:-.build/debug/emconv}"
 [ -x "$BIN" ] || swift build >/dev/null
+DMGEN="${EMCONV_DMGEN:-.build/debug/emconv-dmgen}"
+[ -x "$DMGEN" ] || swift build >/dev/null
 status=0
-"$VENV/bin/python" tests/interop/check_nexus.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures || status=1
-"$VENV/bin/python" tests/interop/check_writers.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures || status=1
+passed=0
+failed=0
+# Each check prints a closing 'N passed, M failed' line; the totals close this script.
+run() {
+  local log
+  log=$(mktemp)
+  "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" = 0 ] || status=1
+  local line
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+  if [ -n "$line" ]; then
+    passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
+    failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
+  elif [ "$rc" != 0 ]; then
+    failed=$((failed + 1))
+  fi
+  rm -f "$log"
+}
+run "$VENV/bin/python" tests/interop/check_nexus.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
+run "$VENV/bin/python" tests/interop/check_writers.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
+# DM files written by the test-support DMWriter must read correctly in RosettaSciIO.
+DMDIR=$(mktemp -d)
+"$DMGEN" "$DMDIR" interop >/dev/null
+run "$VENV/bin/python" tests/interop/dm_rsciio_check.py "$DMDIR"
+rm -rf "$DMDIR"
+echo "interop: $passed passed, $failed failed"
 exit $status

@@ -33,4 +33,5 @@ for name, e in expect.items():
         bad += 1
         print(f"FAIL {name}: shape {list(d.shape)} vs {e['shape']}, sha256 {h[:12]} vs {e['sha256'][:12]}")
 print(f"rsciio interop: {ok} identical, {bad} failed, {big_mismatch} big-endian files misread by rsciio")
+print(f"{ok} passed, {bad} failed")
 sys.exit(1 if bad else 0)
