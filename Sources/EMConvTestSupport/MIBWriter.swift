@@ -54,6 +54,11 @@ public struct MIBSpec: Sendable {
     public var seed: UInt64 = 1
     public var thresholdsKeV: [Double] = [2, 511, 0, 0, 0, 0, 0, 0]
     public var softwareVersion = "0.77"
+    /// Pixel content: hash noise over the whole range (tests), or a diffraction-like bright
+    /// disc with sparse background counts (fixtures, demos).
+    public var pattern: Pattern = .noise
+
+    public enum Pattern: String, Sendable { case noise, diffraction }
 
     public init(quad: Bool = false, format: PixelFormat = .u16, depth: Int = 12, rows: Int = 256, frames: Int = 1) {
         self.quad = quad
@@ -124,6 +129,17 @@ public struct MIBSpec: Sendable {
         h ^= UInt64(x) &* 0xD6E8_FEB8_6659_FD93
         h = SplitMix64.mix(h)
         let m = maxValue
+        if pattern == .diffraction {
+            // Disc of radius ~1/5 of the frame, wandering by a few pixels with the frame number.
+            let r = max(2, min(rows, cols) / 5)
+            let cy = rows / 2 + (frame * 3) % 5 - 2, cx = cols / 2 + (frame * 7) % 5 - 2
+            let dy = y - cy, dx = x - cx
+            if dy * dy + dx * dx <= r * r {
+                let base = min(UInt64(m), m > 255 ? 40 : UInt64(m / 2 + 1))
+                return UInt32(min(UInt64(m), base / 2 + h % (base + 1)))
+            }
+            return h % 61 == 0 ? UInt32(min(UInt64(m), 1 + (h >> 32) % 3)) : 0
+        }
         switch h & 15 {
         case 0: return 0
         case 1: return m
