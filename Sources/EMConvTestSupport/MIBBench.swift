@@ -48,8 +48,16 @@ public enum MIBBenchWriter {
         let frameBytes = det * det * bpp
         let stride = hb + frameBytes
         let batch = max(1, (8 << 20) / stride)
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: batch * stride, alignment: 64)
-        defer { buf.deallocate() }
+        // Two batch buffers: one is filled while the other is written (on a serial queue).
+        let bufs = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: batch * stride, alignment: 64) }
+        let free = (0..<2).map { _ in DispatchSemaphore(value: 1) }
+        let writer = DispatchQueue(label: "emconv-fixtures.bench-writer")
+        final class WriteError: @unchecked Sendable { var error: EMError? }
+        let writeError = WriteError()
+        defer {
+            writer.sync {}
+            for b in bufs { b.deallocate() }
+        }
 
         // Disc pixel offsets (relative to the centre), computed once.
         var disc: [(Int, Int)] = []
@@ -60,12 +68,18 @@ public enum MIBBenchWriter {
 
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw EMError(.writeError, file: path, "cannot create (\(String(cString: strerror(errno))))") }
-        defer { close(fd) }
+        defer { writer.sync {}; close(fd) }
         var rng = SplitMix64(seed: seed)
         var written: Int64 = 0
         var f = 0
+        var turn = 0
         while f < frames {
             let n = min(batch, frames - f)
+            let slot = turn % 2
+            turn += 1
+            free[slot].wait()
+            if let e = writeError.error { throw e }
+            let buf = bufs[slot]
             for k in 0..<n {
                 let frame = f + k
                 let base = buf.baseAddress! + k * stride
@@ -91,7 +105,7 @@ public enum MIBBenchWriter {
                     let r1 = rng.next(), r2 = rng.next()
                     // Poisson-like: mean ~48, variance ~28, then the sample's transmission.
                     let counts = UInt64((r1.nonzeroBitCount + (r2 & (r2 >> 13)).nonzeroBitCount))
-                    let v = depth == 1 ? (r1 & 7 != 0 ? 1 : 0) : (depth == 6 ? counts * scale >> 10 : counts * scale >> 8)
+                    let v: UInt64 = depth == 1 ? (r1 & 7 != 0 ? 1 : 0) : (depth == 6 ? (counts * scale) >> 10 : (counts * scale) >> 8)
                     put((cy + dy) * det + (cx + dx), v)
                 }
                 // Sparse background: about one pixel in 100 with 1-3 counts.
@@ -103,20 +117,29 @@ public enum MIBBenchWriter {
                     i += 1 + Int(r % 199)
                 }
             }
-            var off = 0
             let bytes = n * stride
-            while off < bytes {
-                let w = posixWrite(fd, buf.baseAddress! + off, bytes - off)
-                if w < 0 {
-                    if errno == EINTR { continue }
-                    throw EMError(.writeError, file: path, "write failed (\(String(cString: strerror(errno))))")
+            let sem = free[slot]
+            let out = SendablePointer(p: UnsafeRawPointer(buf.baseAddress!))
+            writer.async {
+                defer { sem.signal() }
+                guard writeError.error == nil else { return }
+                var off = 0
+                while off < bytes {
+                    let w = posixWrite(fd, out.p + off, bytes - off)
+                    if w < 0 {
+                        if errno == EINTR { continue }
+                        writeError.error = EMError(.writeError, file: path, "write failed (\(String(cString: strerror(errno))))")
+                        return
+                    }
+                    off += w
                 }
-                off += w
             }
             written += Int64(bytes)
             f += n
             progress?(f, frames)
         }
+        writer.sync {}
+        if let e = writeError.error { throw e }
         let hdr = (path as NSString).deletingPathExtension + ".hdr"
         try Data(spec.hdrText()).write(to: URL(fileURLWithPath: hdr))
         return Report(path: path, hdrPath: hdr, bytes: written, frames: frames, seconds: Date().timeIntervalSince(start))
@@ -128,3 +151,5 @@ public enum MIBBenchWriter {
 func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
     write(fd, p, n)
 }
+
+struct SendablePointer: @unchecked Sendable { let p: UnsafeRawPointer }
