@@ -30,17 +30,45 @@ enum EMConvExecutable {
         return found.max { mtime($0) < mtime($1) }
     }
 
-    struct Result {
+    /// The newest object file the executable links (EMConvKit and the CLI), beside the binary.
+    /// Builds are content-hashed (an unchanged file is not recompiled), so object times, not
+    /// source times, tell whether the binary is older than the code the tests compiled.
+    static func newestObject(besides exe: String) -> Date {
+        let fm = FileManager.default
+        let dir = (exe as NSString).deletingLastPathComponent
+        var newest = Date.distantPast
+        for sub in ["EMConvKit.build", "emconv.build"] {
+            for f in (try? fm.contentsOfDirectory(atPath: dir + "/" + sub)) ?? [] where f.hasSuffix(".o") {
+                if let d = (try? fm.attributesOfItem(atPath: dir + "/" + sub + "/" + f))?[.modificationDate] as? Date, d > newest { newest = d }
+            }
+        }
+        return newest
+    }
+
+    /// `swift test` builds only what the tests link, not the `emconv` executable (and cannot
+    /// build it from inside a test: SwiftPM holds the .build lock). So the binary must exist
+    /// and be newer than the sources, else the CLI tests would test stale code.
+    static let checked: Result<String, EMError> = {
+        guard let p = path else {
+            return .failure(EMError(.missingInput, "the emconv executable was not found beside the tests or in .build: run 'swift build' before 'swift test' (or set EMCONV_BIN)"))
+        }
+        if ProcessInfo.processInfo.environment["EMCONV_BIN"] != nil { return .success(p) }
+        let d = ((try? FileManager.default.attributesOfItem(atPath: p))?[.modificationDate] as? Date) ?? .distantPast
+        guard d >= newestObject(besides: p) else {
+            return .failure(EMError(.failure, file: p, "the emconv executable is older than the library the tests were built with: run 'swift build' before 'swift test'"))
+        }
+        return .success(p)
+    }()
+
+    struct Outcome {
         var status: Int32
         var stdout: String
         var stderr: String
     }
 
     /// Runs emconv with `args`, at most `timeout` seconds.
-    static func run(_ args: [String], timeout: TimeInterval = 60) throws -> Result {
-        guard let exe = path else {
-            throw EMError(.missingInput, "the emconv executable was not found beside the tests or in .build (run 'swift build' first, or set EMCONV_BIN)")
-        }
+    static func run(_ args: [String], timeout: TimeInterval = 60) throws -> Outcome {
+        let exe = try checked.get()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
@@ -66,7 +94,7 @@ enum EMConvExecutable {
         }
         p.waitUntilExit()
         group.wait()
-        return Result(status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
+        return Outcome(status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
                       stderr: String(decoding: errBox.data, as: UTF8.self))
     }
 }
