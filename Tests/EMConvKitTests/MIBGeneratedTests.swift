@@ -182,6 +182,14 @@ final class MIBGeneratedTests: XCTestCase {
         XCTAssertEqual(f.datasets[0].signalKind, "4d-stem")
     }
 
+    /// Frames in acquisition = frames per trigger: one line, kept as a 1-D stack (RosettaSciIO's reading).
+    func testSingleLineStaysAStack() throws {
+        var s = MIBSpec(format: .u16, depth: 12, rows: 8, frames: 6)
+        s.framesPerTrigger = 6
+        let (f, _) = try roundTrip(s, "oneline")
+        XCTAssertEqual(f.datasets[0].shape, [6, 8, 256])
+    }
+
     func testScanXYKeysWin() throws {
         var s = MIBSpec(format: .u16, depth: 12, rows: 8, frames: 6)
         s.scanX = 3

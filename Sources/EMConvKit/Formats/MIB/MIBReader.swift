@@ -244,7 +244,8 @@ public enum MIBReader: FormatReader {
         }
         let inAcq = hdr?.int("Frames in Acquisition")
         let perTrigger = hdr?.int("Frames per Trigger")
-        if shape == nil, let n = inAcq, let fpt = perTrigger, n > 0, fpt > 1, n % fpt == 0 {
+        // A single line (frames in acquisition = frames per trigger) stays a 1-D stack, as RosettaSciIO reads it.
+        if shape == nil, let n = inAcq, let fpt = perTrigger, n > 0, fpt > 1, n % fpt == 0, n / fpt > 1 {
             shape = [n / fpt, fpt]
             source = ".hdr frames in acquisition / frames per trigger"
         }
