@@ -1,17 +1,92 @@
+import EMConvKit
 import EMConvTestSupport
 import Foundation
 
-// emconv-fixtures bench-emd-stream FILE THREADS: spectrum-stream decoding throughput.
-let args = CommandLine.arguments
-if args.count == 4, args[1] == "bench-emd-stream", let t = Int(args[3]) {
+/// emconv-fixtures: regenerates the committed fixture set, or streams a large benchmark MIB.
+///
+///     swift run emconv-fixtures [DIR]              (default DIR: fixtures)
+///     swift run -c release emconv-fixtures bench-mib OUT.mib [--scan 128x128] [--det 256] [--depth 12]
+///     emconv-fixtures bench-emd-stream FILE THREADS    (spectrum-stream decoding throughput)
+
+func usage() -> Never {
+    FileHandle.standardError.write(Data("""
+    usage: emconv-fixtures [DIR]
+           emconv-fixtures bench-mib OUT.mib [--scan YxX] [--det 256|512] [--depth 1|6|12|24] [--radius N] [--seed N]
+           emconv-fixtures bench-emd-stream FILE THREADS
+
+    """.utf8))
+    exit(64)
+}
+
+func fail(_ e: Error) -> Never {
+    FileHandle.standardError.write(Data("emconv-fixtures: error: \(e)\n".utf8))
+    exit(e is EMError ? (e as! EMError).code.exitCode : 1)
+}
+
+var args = Array(CommandLine.arguments.dropFirst())
+if args.first == "-h" || args.first == "--help" { usage() }
+
+if args.count == 3, args[0] == "bench-emd-stream", let t = Int(args[2]) {
     do {
-        let r = try EMDStreamBench.run(path: args[2], threads: t)
+        let r = try EMDStreamBench.run(path: args[1], threads: t)
         print(String(format: "threads=%d events=%d seconds=%.3f events_per_s=%.3e shape=%@ sha256=%@",
                      t, r.events, r.seconds, Double(r.events) / r.seconds, "\(r.shape)", r.sha256))
     } catch {
-        FileHandle.standardError.write("emconv-fixtures: \(error)\n".data(using: .utf8)!)
-        exit(1)
+        fail(error)
     }
-} else {
-    print("usage: emconv-fixtures bench-emd-stream FILE THREADS")
+    exit(0)
+}
+
+if args.first == "bench-mib" {
+    args.removeFirst()
+    guard let out = args.first, !out.hasPrefix("-") else { usage() }
+    args.removeFirst()
+    var scan = (128, 128), det = 256, depth = 12, radius = 25
+    var seed: UInt64 = 2024
+    while !args.isEmpty {
+        let k = args.removeFirst()
+        guard let v = args.first else { usage() }
+        args.removeFirst()
+        switch k {
+        case "--scan":
+            let p = v.lowercased().split(whereSeparator: { $0 == "x" || $0 == "," }).compactMap { Int($0) }
+            guard p.count == 2 else { usage() }
+            scan = (p[0], p[1])
+        case "--det": guard let d = Int(v) else { usage() }; det = d
+        case "--depth": guard let d = Int(v) else { usage() }; depth = d
+        case "--radius": guard let d = Int(v) else { usage() }; radius = d
+        case "--seed": guard let d = UInt64(v) else { usage() }; seed = d
+        default: usage()
+        }
+    }
+    let tty = isatty(2) != 0
+    do {
+        let r = try MIBBenchWriter.write(path: out, scanY: scan.0, scanX: scan.1, det: det, depth: depth, discRadius: radius, seed: seed) { done, total in
+            if tty, done % 256 == 0 || done == total {
+                FileHandle.standardError.write(Data("\r\(done)/\(total) frames".utf8))
+            }
+        }
+        if tty { FileHandle.standardError.write(Data("\n".utf8)) }
+        let mb = Double(r.bytes) / 1e6
+        print(String(format: "wrote %@ (%d frames, %.1f MB) and %@ in %.2f s (%.0f MB/s)",
+                     r.path, r.frames, mb, r.hdrPath, r.seconds, mb / max(r.seconds, 1e-9)))
+    } catch {
+        fail(error)
+    }
+    exit(0)
+}
+
+guard args.count <= 1, args.first.map({ !$0.hasPrefix("-") }) ?? true else { usage() }
+let dir = args.first ?? "fixtures"
+do {
+    let files = try FixtureSet.generate(into: dir)
+    var total = 0
+    for f in files {
+        let size = ((try? FileManager.default.attributesOfItem(atPath: dir + "/" + f))?[.size] as? Int) ?? 0
+        total += size
+        print(String(format: "%9d  %@", size, f))
+    }
+    print(String(format: "%9d  total in %@ (%d files)", total, dir, files.count))
+} catch {
+    fail(error)
 }

@@ -135,7 +135,8 @@ struct MIBHdrFile {
         let text = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
         guard text.hasPrefix("HDR") else { throw EMError.bad(path, offset: 0, "not a Merlin .hdr file (expected 'HDR,')") }
         var entries: [(String, String)] = []
-        for raw in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+        // Merlin writes CRLF; "\r\n" is one Character in Swift, so it must be named too.
+        for raw in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" }) {
             let line = String(raw)
             if line.hasPrefix("HDR") || line.hasPrefix("End") { continue }
             guard let tab = line.firstIndex(of: "\t") else { continue }

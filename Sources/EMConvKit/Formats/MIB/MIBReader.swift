@@ -76,10 +76,15 @@ public enum MIBReader: FormatReader {
         siblings.sort { $0.first.sequence < $1.first.sequence }
         // Keep the run of files whose sequence numbers continue one another and contains `path`.
         guard let mi = siblings.firstIndex(where: { $0.path == main.path }) else { return [main] }
-        func framesIn(_ f: SeriesFile) -> Int { Int(f.file.size / Int64(f.first.headerBytes + ((try? MIBDecoder(header: f.first, depth: f.first.counterDepth ?? 12, file: f.path).payloadBytes) ?? 1))) }
+        func framesIn(_ f: SeriesFile) -> Int { Int(f.file.size / Int64(f.first.headerBytes + ((try? MIBDecoder(header: f.first, depth: f.first.counterDepth ?? inferDepth(f) ?? 12, file: f.path).payloadBytes) ?? 1))) }
+        // A file holding no complete frame continues nothing (it would chain files of equal sequence numbers).
+        func continues(_ a: SeriesFile, _ b: SeriesFile) -> Bool {
+            let n = framesIn(a)
+            return n > 0 && a.first.sequence + n == b.first.sequence
+        }
         var lo = mi, hi = mi
-        while lo > 0, siblings[lo - 1].first.sequence + framesIn(siblings[lo - 1]) == siblings[lo].first.sequence { lo -= 1 }
-        while hi + 1 < siblings.count, siblings[hi].first.sequence + framesIn(siblings[hi]) == siblings[hi + 1].first.sequence { hi += 1 }
+        while lo > 0, continues(siblings[lo - 1], siblings[lo]) { lo -= 1 }
+        while hi + 1 < siblings.count, continues(siblings[hi], siblings[hi + 1]) { hi += 1 }
         return Array(siblings[lo...hi])
     }
 
@@ -239,7 +244,8 @@ public enum MIBReader: FormatReader {
         }
         let inAcq = hdr?.int("Frames in Acquisition")
         let perTrigger = hdr?.int("Frames per Trigger")
-        if shape == nil, let n = inAcq, let fpt = perTrigger, n > 0, fpt > 1, n % fpt == 0 {
+        // A single line (frames in acquisition = frames per trigger) stays a 1-D stack, as RosettaSciIO reads it.
+        if shape == nil, let n = inAcq, let fpt = perTrigger, n > 0, fpt > 1, n % fpt == 0, n / fpt > 1 {
             shape = [n / fpt, fpt]
             source = ".hdr frames in acquisition / frames per trigger"
         }
