@@ -83,8 +83,9 @@ def check_file(out, source, ref_hash=None, compression=None):
         arr = data[()]
         if ref_hash:
             check(sha_le(arr) == ref_hash, f"{out}: data bit-exact with reference")
-        note = f["entry1/note1"]
-        check(note["checksum"][()].decode() == file_sha(source), f"{out}: provenance sha256 of the source")
+        # Every source file read has a note with its checksum (a series member converts its whole series).
+        sums = {f["entry1"][n]["checksum"][()].decode() for n in f["entry1"] if n.startswith("note") and "checksum" in f["entry1"][n]}
+        check(file_sha(source) in sums, f"{out}: provenance sha256 of the source")
 
 
 def run(emconv, args):
@@ -106,14 +107,18 @@ def main():
     if os.path.isdir(refdir):
         for p in sorted(glob.glob(os.path.join(refdir, "*.json"))):
             ref = json.load(open(p))
-            if ref.get("format") not in ("MIB", "EMPAD"):
-                continue
             src = os.path.join(a.testdata, ref["id"])
-            if not os.path.exists(src):
+            if not os.path.exists(src) or ref.get("ref_suffix"):
                 continue
-            h = (ref.get("generic_raw") or {}).get("frames_sha256_le")
-            if h is None and ref.get("alt_reference"):
-                h = ref["alt_reference"]["signals"][0]["data_sha256"]
+            h = None
+            if ref.get("format") in ("MIB", "EMPAD"):
+                # Bit-exact data check in emconv's on-disk order (the Swift tests check every
+                # other format against its reference; here the other formats get the structural checks).
+                h = (ref.get("generic_raw") or {}).get("frames_sha256_le")
+                if h is None and ref.get("alt_reference"):
+                    h = ref["alt_reference"]["signals"][0]["data_sha256"]
+            elif ref.get("format") not in ("DM3", "DM4", "EMD (Berkeley/NCEM)", "EMD (Velox)"):
+                continue
             if ref.get("xml_only"):
                 continue
             cases.append((src, h))
