@@ -27,8 +27,10 @@ declare -A T R
 measure() { # name, command…
   local name=$1; shift
   sync; sleep 1
-  local out
-  out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+  local out tf
+  tf=$(mktemp)
+  /usr/bin/time -o "$tf" -f "%e %M" "$@" >/dev/null 2>&1 || { echo "$name failed" >&2; }
+  out=$(tail -1 "$tf"); rm -f "$tf"
   T[$name]=${out% *}; R[$name]=${out#* }
 }
 measure cp cp "$IN" "$WORK/copy.mib"; rm -f "$WORK/copy.mib"
