@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Converts every bundled fixture to NeXus under out/ and prints what emconv sees in it.
+# The main job on the bundled fixtures: batch-convert fixtures/ to NeXus under out/ (companions
+# grouped, unsupported files listed), then describe every output as emconv reads it back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${1:-.build/release/emconv}"
-mkdir -p out
 "$BIN" --version
-shopt -s nullglob
+rm -rf out
+"$BIN" batch fixtures -r -o out --overwrite --progress plain --report out/report.jsonl
+shopt -s nullglob globstar
 n=0
-for f in fixtures/mib/*.mib fixtures/empad/*.xml fixtures/raw/*.raw; do
-  base=$(basename "$f"); stem="${base%.*}"
+for f in out/**/*.nxs; do
   echo "== $f"
   "$BIN" info "$f"
-  "$BIN" convert "$f" -o "out/$stem.nxs" --overwrite
   n=$((n + 1))
 done
-echo "demo: converted $n fixtures into out/"
+echo "demo: $n NeXus files in out/ (report: out/report.jsonl)"
