@@ -21,6 +21,10 @@ public struct WriteOptions {
     /// Whether ``Converter`` re-reads the finished output to report its SHA-256 (costs a read
     /// of the whole output; `convert --json` and batch reports ask for it).
     public var outputChecksum: Bool = false
+    /// Metadata sidecar (`--metadata`): fills what the input lacks (sample, users, instrument).
+    public var sidecar: Sidecar?
+    /// `--prefer-sidecar`: sidecar values win over contradicting file values.
+    public var preferSidecar: Bool = false
 
     public init(compression: Compression? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 commandLine: String = "", progress: ProgressSink? = nil) {
