@@ -224,7 +224,7 @@ public struct Sidecar: Sendable {
                         default: throw unknown(file, key)
                         }
                     }
-                    s.users.append(user)
+                    if user != SidecarUser() { s.users.append(user) }
                 }
             case "instrument":
                 for (ik, iv) in try section(v, k) {
@@ -250,6 +250,7 @@ public struct Sidecar: Sendable {
             case "scan":
                 for (sk, sv) in try section(v, k) {
                     let key = "scan.\(sk)"
+                    if sv == .null, ["shape", "step", "step_units", "schema"].contains(sk) { continue }
                     switch sk {
                     case "shape":
                         let a: [MetaValue]
