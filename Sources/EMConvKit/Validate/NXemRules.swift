@@ -212,6 +212,12 @@ enum NXemRules {
             }
             if let sd = d.openDataset(signal) {
                 c.needAttr(sd, "long_name", what: "\(name)/\(signal)/@long_name")
+                // NXem: real/intensity are NX_NUMBER (integers or floats); complex values go
+                // to the NX_COMPLEX field ('complex'; 'magnitude' in image_2d).
+                let cls = sd.typeInfo.cls
+                if cls != H5T_INTEGER && cls != H5T_FLOAT {
+                    c.r.add("NXEM-TYPE", .error, sd.path, "\(name)/\(signal) must be NX_NUMBER (integer or float)\(cls == H5T_COMPOUND ? "; complex values belong in NXem's NX_COMPLEX field" : "")")
+                }
                 if sd.shape.count != expectedAxes.count {
                     c.r.add("NXEM-DATA", .error, sd.path, "\(name)/\(signal) has rank \(sd.shape.count); NXem \(name) has rank \(expectedAxes.count)")
                 }
@@ -226,6 +232,13 @@ enum NXemRules {
                     c.needAttr(ad, "long_name", what: "\(name)/\(a)/@long_name")
                 } else {
                     c.need(d, a, required: true, key: nil, what: "\(name)/\(a)")
+                }
+                // NXspectrum (base class): axis_energy is in NX_ENERGY units.
+                if a == "axis_energy", let ad = d.openDataset(a) {
+                    let u = ad.stringAttribute("units") ?? ""
+                    if !Units.matches(u, category: "NX_ENERGY") {
+                        c.r.add("NXEM-UNITS", .error, ad.path + "/@units", "axis_energy unit '\(u)' is not an energy unit (NXspectrum: NX_ENERGY)")
+                    }
                 }
                 let attr = "\(a)_indices"
                 // NXem declares AXISNAME_indices as NX_UINT (NXdata itself: NX_INT).
