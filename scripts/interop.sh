@@ -5,8 +5,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
-PKGS="h5py hdf5plugin numpy rosettasciio hyperspy zarr<3 tifffile imagecodecs"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import h5py, hdf5plugin, numpy, rsciio, hyperspy, zarr, tifffile, imagecodecs' >/dev/null 2>&1; then
+PKGS="h5py hdf5plugin numpy rosettasciio hyperspy zarr<3 tifffile imagecodecs pynxtools==0.16.0"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import h5py, hdf5plugin, numpy, rsciio, hyperspy, zarr, tifffile, imagecodecs, pynxtools' >/dev/null 2>&1; then
   python3 -m venv "$VENV" >/dev/null 2>&1 || true
   if ! "$VENV/bin/pip" install -q --disable-pip-version-check $PKGS >/tmp/emconv-pip.log 2>&1; then
     if [ "${CI:-}" = "true" ]; then echo "interop: pip install failed in CI" >&2; tail -5 /tmp/emconv-pip.log >&2; exit 1; fi
@@ -39,6 +39,8 @@ run() {
   rm -f "$log"
 }
 run "$VENV/bin/python" tests/interop/check_nexus.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
+# Differential check of 'emconv validate --profile nxem' against pynxtools (NXem).
+run "$VENV/bin/python" tests/interop/check_validate.py --emconv "$BIN" --testdata ../shared/testdata
 run "$VENV/bin/python" tests/interop/check_writers.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
 # DM files written by the test-support DMWriter must read correctly in RosettaSciIO.
 DMDIR=$(mktemp -d)

@@ -44,6 +44,12 @@ struct Batch: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Navigation shape for every input, e.g. 256,256.", valueName: "Y,X"))
     var scanShape: String?
 
+    @Option(name: .long, help: ArgumentHelp("Metadata sidecar passed to every conversion (see 'convert --metadata').", valueName: "meta.yaml"))
+    var metadata: String?
+
+    @Flag(name: .long, help: "Passed to every conversion: sidecar values win over contradicting file values.")
+    var preferSidecar = false
+
     @Option(name: [.short, .long], help: "Files converted at once (default: cores, at most the number of files).")
     var jobs: Int?
 
@@ -120,6 +126,7 @@ struct Batch: ParsableCommand {
         if onlyFailed && fromManifest == nil { throw ValidationError("--only-failed needs --from-manifest") }
         if shard != nil && fromManifest == nil { throw ValidationError("--shard needs --from-manifest (every shard must run the same plan)") }
         if let c = compression { do { _ = try Compression.parse(c) } catch let e as EMError { throw ValidationError(e.message) } }
+        if preferSidecar && metadata == nil { throw ValidationError("--prefer-sidecar needs --metadata FILE") }
     }
 
     static func parseSize(_ s: String) throws -> Int64 {
@@ -161,6 +168,14 @@ struct Batch: ParsableCommand {
         var convertArgs: [String] = ["--format", format]
         if let compression { convertArgs += ["--compression", compression] }
         if let scanShape { convertArgs += ["--scan-shape", scanShape] }
+        if let metadata {
+            // Absolute: children (and array tasks) may run elsewhere; parse once here so a typo
+            // fails the batch before any child starts.
+            let abs = metadata.hasPrefix("/") ? metadata : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(metadata)
+            _ = try Sidecar.load(abs)
+            convertArgs += ["--metadata", abs]
+            if preferSidecar { convertArgs.append("--prefer-sidecar") }
+        }
         if emitSlurm {
             print(SlurmScript.make(manifest: fromManifest!, outputDirectory: outDir, shards: max(1, shards), maxConcurrent: maxConcurrent,
                                    cpus: cpus, memory: mem, time: time, executable: exe, extraArguments: convertArgs), terminator: "")

@@ -92,6 +92,12 @@ struct Convert: ParsableCommand {
     @Flag(name: .long, help: "No progress display.")
     var quiet = false
 
+    @Option(name: .long, help: ArgumentHelp("Metadata sidecar (YAML or JSON) supplying what the input lacks: sample, users, instrument … ('emconv validate --template NXem' prints one).", valueName: "meta.yaml"))
+    var metadata: String?
+
+    @Flag(name: .long, help: "Sidecar values win where they contradict the input file (default: the file wins, with a warning).")
+    var preferSidecar = false
+
     @Flag(name: .long, help: .hidden)
     var dieWithParent = false
 
@@ -100,6 +106,7 @@ struct Convert: ParsableCommand {
 
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        if preferSidecar && metadata == nil { throw ValidationError("--prefer-sidecar needs --metadata FILE") }
         if let c = compression { do { _ = try Compression.parse(c) } catch let e as EMError { throw ValidationError(e.message) } }
     }
 
@@ -113,8 +120,16 @@ struct Convert: ParsableCommand {
         wo.bigTIFF = bigtiff
         wo.stackFrames = stack
         wo.outputChecksum = json && !noOutputChecksum
+        var ro = try read.readOptions()
+        if let metadata {
+            let sc = try Sidecar.load(metadata)
+            wo.sidecar = sc
+            wo.preferSidecar = preferSidecar
+            // The sidecar's scan shape reshapes only when asked to win (--scan-shape always does).
+            if preferSidecar, ro.scanShape == nil, let shape = sc.scanShape { ro.scanShape = shape }
+        }
         let r = try Converter.convert(input: input, output: output, format: format, overwrite: overwrite,
-                                      readOptions: try read.readOptions(), writeOptions: wo)
+                                      readOptions: ro, writeOptions: wo)
         progress.finish()
         if json {
             Tools.printJSON(.object([

@@ -25,7 +25,7 @@ struct EMConv: ParsableCommand {
         commandName: "emconv",
         abstract: "Convert electron-microscopy data into open, documented, verifiable formats.",
         version: Tools.versionLine,
-        subcommands: [Convert.self, Batch.self, Info.self, Formats.self]
+        subcommands: [Convert.self, Batch.self, Info.self, Formats.self, Validate.self]
     )
 }
 

@@ -25,6 +25,10 @@ public struct WriteOptions {
     public var bigTIFF: Bool = false
     /// TIFF: write any dataset as a stack of its 2-D frames (`--stack`).
     public var stackFrames: Bool = false
+    /// Metadata sidecar (`--metadata`): fills what the input lacks (sample, users, instrument).
+    public var sidecar: Sidecar?
+    /// `--prefer-sidecar`: sidecar values win over contradicting file values.
+    public var preferSidecar: Bool = false
 
     public init(compression: Compression? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 commandLine: String = "", progress: ProgressSink? = nil) {

@@ -127,6 +127,16 @@ public struct NormalizedMetadata: Sendable, Equatable {
     public var scanShape: [Int]?
     public var scanShapeSource: String?
     public var scanRotation: Quantity?
+    // Added for the NXem mapping (issue 5); readers may set them, the sidecar fills them.
+    public var instrumentSerialNumber: String?
+    public var instrumentLocation: String?
+    /// NXsource/emitter_type of the electron gun (e.g. "schottky", "cold_cathode_field_emitter").
+    public var emitterType: String?
+    /// Scan pattern (NXscan_controller/scan_schema, e.g. "raster").
+    public var scanSchema: String?
+    /// Keys of ``entries`` whose value emconv derived rather than read (e.g. a vendor split from
+    /// a model string); the NeXus output marks them.
+    public var derived: Set<String> = []
     /// Free-form extras (name → value with units) that map to no field above.
     public var extra: [String: String]
 
@@ -153,6 +163,10 @@ public struct NormalizedMetadata: Sendable, Equatable {
         s("instrument_vendor", instrumentVendor)
         s("instrument_model", instrumentModel)
         s("instrument_name", instrumentName)
+        s("instrument_serial_number", instrumentSerialNumber)
+        s("instrument_location", instrumentLocation)
+        s("emitter_type", emitterType)
+        s("scan_schema", scanSchema)
         s("software", [softwareName, softwareVersion].compactMap { $0 }.joined(separator: " "))
         s("start_time", startTime?.iso8601)
         s("end_time", endTime?.iso8601)

@@ -29,6 +29,8 @@ public enum NeXusWriter: FormatWriter {
     public static func write(_ file: OpenedFile, to path: String, options: WriteOptions) throws -> WriteReport {
         var report = WriteReport()
         for h in file.handles { h.enableDigest() }
+        // [metadata mapping, issue 5] sidecar values fill gaps before anything is written.
+        report.warnings += NeXusMetadata.applySidecar(file, options: options)
         let h5 = try HDF5File(creating: path, truncate: true)
         let root = h5.root
         let now = Timestamp.now()
@@ -43,6 +45,8 @@ public enum NeXusWriter: FormatWriter {
         let entry = try root.createGroup("entry1", nxClass: "NXentry")
         try entry.setAttribute("default", "measurement")
         try entry.writeString("definition", "NXem")
+        // [metadata mapping, issue 5] sample, users, sidecar notes (NeXusMetadata.swift).
+        try NeXusMetadata.writeEntryMetadata(file, into: entry, options: options)
         let starts = file.datasets.compactMap { $0.metadata.startTime }.sorted { $0.date < $1.date }
         let ends = file.datasets.compactMap { $0.metadata.endTime }.sorted { $0.date < $1.date }
         if let s = starts.first { try entry.writeString("start_time", s.iso8601) }
@@ -242,14 +246,14 @@ public enum NeXusWriter: FormatWriter {
         var perDataset: [(String, MetaValue)] = []
         for ds in file.datasets where ds.original != .object([]) { perDataset.append((ds.name, ds.original)) }
         let tree: MetaValue = perDataset.isEmpty ? file.original : .object([("file", file.original), ("datasets", .object(perDataset))])
-        try meta.writeString("data", tree.json())
+        try meta.writeBinaryText("data", tree.json())  // NXnote/data is NX_BINARY [issue 5]
         if !file.warnings.isEmpty {
             n += 1
             let w = try entry.createGroup("note\(n)", nxClass: "NXnote")
             try w.writeString("description", "warnings raised while reading the source")
             try w.writeString("type", "text/plain")
             try w.writeString("file_name", (file.path as NSString).lastPathComponent)
-            try w.writeString("data", file.warnings.joined(separator: "\n"))
+            try w.writeBinaryText("data", file.warnings.joined(separator: "\n"))  // NX_BINARY [issue 5]
         }
     }
 }
