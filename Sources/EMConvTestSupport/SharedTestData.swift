@@ -85,6 +85,16 @@ public enum DataHash {
         }
     }
 
+    /// Reads an emconv NeXus output back through emconv's NeXus reader and hashes the dataset
+    /// named `name` (complex data stored as `real` + `imag` come back complex).
+    public static func sha256(nexus path: String, name: String) throws -> (String, [Int], ElementType) {
+        let f = try Registry.open(path)
+        guard let ds = f.datasets.first(where: { $0.name == name }) else {
+            throw EMError(.badInput, file: path, "no dataset named '\(name)' (have \(f.datasets.map(\.name)))")
+        }
+        return (try sha256(ds), ds.shape, ds.elementType)
+    }
+
     /// sha256 of the `signal` dataset of an HDF5/NeXus file, read back through HDF5.
     public static func sha256(hdf5 path: String, dataset: String) throws -> (String, [Int], ElementType) {
         let f = try HDF5File(reading: path)

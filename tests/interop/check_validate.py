@@ -25,6 +25,8 @@ passed = 0
 failed = 0
 
 SIDECAR = """\
+# start_time fills NXentry/start_time only where the file states no time with a zone (the file wins otherwise)
+start_time: 2015-07-20T18:48:25+00:00
 sample:
   name: interop test sample
   atom_types: [Si, O]
@@ -76,7 +78,8 @@ def emconv_validate(binary, path):
 
 def cases(testdata):
     out = []
-    for sub, exts in (("mib", (".mib",)), ("empad", (".xml",)), ("emd_velox", (".emd",)), ("emd_berkeley", (".emd", ".h5"))):
+    for sub, exts in (("mib", (".mib",)), ("empad", (".xml",)), ("emd_velox", (".emd",)), ("emd_berkeley", (".emd", ".h5")),
+                      ("dm/real", (".dm3", ".dm4")), ("dm/dtypes/2D", (".dm3", ".dm4"))):
         d = os.path.join(testdata, sub)
         if not os.path.isdir(d):
             continue

@@ -34,6 +34,8 @@ public final class PipelineSlot {
     public let input: ChunkBuffer
     public let scratch: ChunkBuffer
     public let temp: ChunkBuffer
+    /// A further buffer, allocated on first use (complex de-interleaving).
+    public private(set) lazy var extra = ChunkBuffer(capacity: input.capacity)
     var codecs = ChunkCodecs()
     init(capacity: Int) {
         input = ChunkBuffer(capacity: capacity)
@@ -180,38 +182,76 @@ extension PipelineSlot {
     /// Applies shuffle (when `elementSize` > 1) and the compression to `input`; returns the
     /// buffer holding the filtered chunk (the input itself when there is nothing to do).
     public func encode(compression: Compression, shuffleElementSize: Int) throws -> ChunkBuffer {
+        if case .none = compression { return input }
+        scratch.count = try compress(input.bytes, compression: compression, shuffleElementSize: shuffleElementSize, into: scratch, at: 0)
+        return scratch
+    }
+
+    /// Shuffles (when `shuffleElementSize` > 1) and compresses `src` into `out` at `offset`
+    /// (growing it, keeping what is before `offset`); returns the end offset.
+    public func compress(_ src: UnsafeRawBufferPointer, compression: Compression, shuffleElementSize: Int,
+                         into out: ChunkBuffer, at offset: Int) throws -> Int {
+        var data = src
+        if shuffleElementSize > 1, compression != .none {
+            temp.reserve(src.count)
+            shuffle(src, into: temp.raw, elementSize: shuffleElementSize)
+            data = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(temp.raw)[0..<src.count])
+        }
+        func grow(_ n: Int) {
+            if offset + n > out.capacity {
+                let keep = UnsafeMutableRawBufferPointer.allocate(byteCount: max(offset, 1), alignment: 64)
+                defer { keep.deallocate() }
+                if offset > 0 { keep.copyMemory(from: UnsafeRawBufferPointer(rebasing: out.raw[0..<offset])) }
+                out.reserve(offset + n)
+                if offset > 0 { out.raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: keep[0..<offset])) }
+            }
+        }
         switch compression {
         case .none:
-            return input
-        case let .gzip(level), let .zstd(level):
-            var src = input
-            if shuffleElementSize > 1 {
-                temp.reserve(input.count)
-                shuffle(input.bytes, into: temp.raw, elementSize: shuffleElementSize)
-                temp.count = input.count
-                src = temp
+            grow(data.count)
+            UnsafeMutableRawBufferPointer(rebasing: out.raw[offset..<(offset + src.count)]).copyMemory(from: src)
+            return offset + src.count
+        case let .gzip(level):
+            if codecs.deflater == nil || codecs.deflateLevel != level {
+                if let d = codecs.deflater { libdeflate_free_compressor(d) }
+                codecs.deflater = libdeflate_alloc_compressor(Int32(level))
+                codecs.deflateLevel = level
             }
-            if case .gzip = compression {
-                if codecs.deflater == nil || codecs.deflateLevel != level {
-                    if let d = codecs.deflater { libdeflate_free_compressor(d) }
-                    codecs.deflater = libdeflate_alloc_compressor(Int32(level))
-                    codecs.deflateLevel = level
-                }
-                let bound = libdeflate_zlib_compress_bound(codecs.deflater, src.count)
-                scratch.reserve(bound)
-                let n = libdeflate_zlib_compress(codecs.deflater, src.bytes.baseAddress, src.count, scratch.raw.baseAddress, bound)
-                guard n > 0 else { throw EMError(.failure, "deflate compression failed") }
-                scratch.count = n
-            } else {
-                if codecs.zstd == nil { codecs.zstd = ZSTD_createCCtx() }
-                let bound = ZSTD_compressBound(src.count)
-                scratch.reserve(bound)
-                let n = ZSTD_compressCCtx(codecs.zstd, scratch.raw.baseAddress, bound, src.bytes.baseAddress, src.count, Int32(level))
-                guard ZSTD_isError(n) == 0 else { throw EMError(.failure, "zstd compression failed") }
-                scratch.count = n
-            }
-            return scratch
+            let bound = libdeflate_zlib_compress_bound(codecs.deflater, data.count)
+            grow(bound)
+            let n = libdeflate_zlib_compress(codecs.deflater, data.baseAddress, data.count, out.raw.baseAddress! + offset, bound)
+            guard n > 0 else { throw EMError(.failure, "deflate compression failed") }
+            return offset + n
+        case let .zstd(level):
+            if codecs.zstd == nil { codecs.zstd = ZSTD_createCCtx() }
+            let bound = ZSTD_compressBound(data.count)
+            grow(bound)
+            let n = ZSTD_compressCCtx(codecs.zstd, out.raw.baseAddress! + offset, bound, data.baseAddress, data.count, Int32(level))
+            guard ZSTD_isError(n) == 0 else { throw EMError(.failure, "zstd compression failed") }
+            return offset + n
         }
+    }
+
+    /// Complex data as two chunks: the real parts, then the imaginary parts, each shuffled and
+    /// compressed on its own (NXem stores complex images as `real` and `imag` fields). Returns the
+    /// buffer holding both and the length of the first.
+    public func encodeComplexSplit(componentSize: Int, compression: Compression) throws -> (ChunkBuffer, Int) {
+        let n = input.count / (2 * componentSize)
+        extra.reserve(input.count)
+        let src = input.raw.baseAddress!, dst = extra.raw.baseAddress!
+        if componentSize == 4 {
+            let s = src.assumingMemoryBound(to: UInt32.self), d = dst.assumingMemoryBound(to: UInt32.self)
+            for i in 0..<n { d[i] = s[2 * i]; d[n + i] = s[2 * i + 1] }
+        } else {
+            let s = src.assumingMemoryBound(to: UInt64.self), d = dst.assumingMemoryBound(to: UInt64.self)
+            for i in 0..<n { d[i] = s[2 * i]; d[n + i] = s[2 * i + 1] }
+        }
+        let half = n * componentSize
+        let re = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(extra.raw)[0..<half])
+        let im = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(extra.raw)[half..<(2 * half)])
+        let split = try compress(re, compression: compression, shuffleElementSize: componentSize, into: scratch, at: 0)
+        scratch.count = try compress(im, compression: compression, shuffleElementSize: componentSize, into: scratch, at: split)
+        return (scratch, split)
     }
 }
 

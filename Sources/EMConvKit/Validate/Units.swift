@@ -145,6 +145,11 @@ public enum Units {
         return r
     }
 
+    /// Whether `units` is a unit emconv (and UDUNITS-style parsers) understand; empty is not.
+    public static func isParsable(_ units: String) -> Bool {
+        !units.trimmingCharacters(in: .whitespaces).isEmpty && parse(units) != nil
+    }
+
     /// Whether `units` belongs to an NXDL unit category (unknown categories pass).
     public static func matches(_ units: String, category: String) -> Bool {
         guard let want = categories[category] else { return true }

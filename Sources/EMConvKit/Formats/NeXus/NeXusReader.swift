@@ -125,8 +125,26 @@ public enum NeXusReader: FormatReader {
         if signalName == nil, g.openDataset("data") != nil { signalName = "data" }
         guard let signalName, let sig = g.openDataset(signalName) else { return nil }
         if sig.stringAttribute("derived") == "true" { return nil }
-        guard let type = sig.elementType else {
+        guard var type = sig.elementType else {
             throw EMError(.unsupported, file: file, at: sig.path, "the signal's HDF5 type is not supported")
+        }
+        // emconv writes complex data as NXem's `real` and `imag` fields; recombine them.
+        var imag: HDF5Dataset?
+        if g.stringAttribute("emconv_complex") == "real+imag", let im = g.openDataset("imag"), im.shape == sig.shape,
+           im.elementType == type, type == .float32 || type == .float64 {
+            imag = im
+            type = type == .float32 ? .complex64 : .complex128
+        }
+        // Booleans and RGB(A) are stored as uint8 (NXem's `real` is NX_NUMBER), RGB(A) with a
+        // trailing channel dimension; restore them.
+        var dropChannel = false
+        let readType: ElementType = (type == .uint8) ? .uint8 : type
+        if type == .uint8, let stored = g.stringAttribute("emconv_element_type") {
+            if stored == "bool" { type = .bool }
+            if (stored == "rgb8" && sig.shape.last == 3) || (stored == "rgba8" && sig.shape.last == 4) {
+                type = stored == "rgb8" ? .rgb8 : .rgba8
+                dropChannel = true
+            }
         }
         let shape = sig.shape
         let rank = shape.count
@@ -180,16 +198,18 @@ public enum NeXusReader: FormatReader {
         }
         var title = ""
         if let t = g.openDataset("title")?.readStrings()?.first { title = t }
-        let unitsAttr = sig.stringAttribute("units") ?? ""
+        // emconv keeps the intensity units out of @units (NXem's `real` is NX_UNITLESS).
+        let unitsAttr = sig.stringAttribute("emconv_quantity_units") ?? sig.stringAttribute("units") ?? ""
         var quantity = sig.stringAttribute("long_name") ?? "intensity"
         if !unitsAttr.isEmpty, quantity.hasSuffix(" (\(unitsAttr))") { quantity = String(quantity.dropLast(unitsAttr.count + 3)) }
         var conventions: [String: String] = [:]
-        for n in attributeNames(sig) where !["long_name", "units", "signal", "interpretation", "derived"].contains(n) {
+        for n in attributeNames(sig) where !["long_name", "units", "signal", "interpretation", "derived", "emconv_quantity_units"].contains(n) {
             if let v = sig.stringAttribute(n) { conventions[n] = v }
         }
-        let source = HDF5FrameSource(dataset: sig, type: type, shape: shape, frameRank: frameRank, handle: handle)
-        return Dataset(name: g.stringAttribute("emconv_dataset_name") ?? "", title: title, axes: axes, elementType: type,
-                       sourceByteOrder: .little, frameRank: frameRank, quantity: quantity, quantityUnits: unitsAttr,
+        let source = HDF5FrameSource(dataset: sig, type: imag == nil ? readType : type, shape: shape, frameRank: frameRank, handle: handle, imag: imag)
+        return Dataset(name: g.stringAttribute("emconv_dataset_name") ?? "", title: title, axes: dropChannel ? Array(axes.dropLast()) : axes,
+                       elementType: type, sourceByteOrder: .little, frameRank: dropChannel ? frameRank - 1 : frameRank,
+                       quantity: quantity, quantityUnits: unitsAttr,
                        signalKind: kind, metadata: metadata, original: .object([]), conventions: conventions, source: source)
     }
 
@@ -275,8 +295,11 @@ final class HDF5FrameSource: FrameSource {
     let shape: [Int]
     let frameRank: Int
     let handle: RandomAccessFile
+    /// The imaginary parts, when the signal holds the real parts of complex data.
+    let imag: HDF5Dataset?
 
-    init(dataset: HDF5Dataset, type: ElementType, shape: [Int], frameRank: Int, handle: RandomAccessFile) {
+    init(dataset: HDF5Dataset, type: ElementType, shape: [Int], frameRank: Int, handle: RandomAccessFile, imag: HDF5Dataset? = nil) {
+        self.imag = imag
         self.dataset = dataset
         self.type = type
         self.shape = shape
@@ -297,6 +320,23 @@ final class HDF5FrameSource: FrameSource {
         let bytes = shape.suffix(frameRank).reduce(1, *) * type.size
         guard buffer.count >= bytes else {
             throw EMError(.failure, file: handle.path, "frame buffer too small")
+        }
+        if let imag {
+            let part: ElementType = type == .complex64 ? .float32 : .float64
+            let n = bytes / type.size
+            let re = UnsafeMutableRawBufferPointer.allocate(byteCount: n * part.size, alignment: 16)
+            let im = UnsafeMutableRawBufferPointer.allocate(byteCount: n * part.size, alignment: 16)
+            defer { re.deallocate(); im.deallocate() }
+            try HDF5.lock.withLock {
+                try dataset.read(start: start, count: count, as: part, into: re)
+                try imag.read(start: start, count: count, as: part, into: im)
+            }
+            let c = part.size
+            for i in 0..<n {
+                (buffer.baseAddress! + 2 * i * c).copyMemory(from: re.baseAddress! + i * c, byteCount: c)
+                (buffer.baseAddress! + (2 * i + 1) * c).copyMemory(from: im.baseAddress! + i * c, byteCount: c)
+            }
+            return
         }
         try HDF5.lock.withLock {
             try dataset.read(start: start, count: count, as: type, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<bytes]))

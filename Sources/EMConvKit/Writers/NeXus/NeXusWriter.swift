@@ -47,10 +47,17 @@ public enum NeXusWriter: FormatWriter {
         try entry.writeString("definition", "NXem")
         // [metadata mapping, issue 5] sample, users, sidecar notes (NeXusMetadata.swift).
         try NeXusMetadata.writeEntryMetadata(file, into: entry, options: options)
-        let starts = file.datasets.compactMap { $0.metadata.startTime }.sorted { $0.date < $1.date }
-        let ends = file.datasets.compactMap { $0.metadata.endTime }.sorted { $0.date < $1.date }
+        // NX_DATE_TIME needs a UTC offset: a time whose zone the source does not state is kept
+        // in the original metadata and as `start_time_local` (the sidecar's start_time fills the field).
+        let allStarts = file.datasets.compactMap { $0.metadata.startTime }.sorted { $0.date < $1.date }
+        let starts = allStarts.filter { $0.utcOffsetSeconds != nil }
+        let ends = file.datasets.compactMap { $0.metadata.endTime }.filter { $0.utcOffsetSeconds != nil }.sorted { $0.date < $1.date }
         if let s = starts.first { try entry.writeString("start_time", s.iso8601) }
         if let e = ends.last { try entry.writeString("end_time", e.iso8601) }
+        if starts.isEmpty, let local = allStarts.first {
+            try entry.writeString("start_time_local", local.raw ?? local.iso8601)
+            report.warnings.append("the acquisition time \(local.raw ?? local.iso8601) has no time zone: NXem start_time not written (give start_time in a --metadata sidecar)")
+        }
 
         let measurement = try entry.createGroup("measurement", nxClass: "NXem_measurement")
         try measurement.setAttribute("default", "event1")
@@ -68,7 +75,8 @@ public enum NeXusWriter: FormatWriter {
         if totalBytes == 0 { totalBytes = 1 }
         var doneBytes: Int64 = 0
         var previews: [(Dataset, [Double])] = []
-        for ds in file.datasets {
+        for original in file.datasets {
+            let (ds, storedAs) = storageForm(of: original)
             let layout = NXLayout(ds)
             let groupName: String
             if layout.isSpectrum { spectrumIndex += 1; groupName = "spectrum\(spectrumIndex)" } else { imageIndex += 1; groupName = "image\(imageIndex)" }
@@ -76,6 +84,7 @@ public enum NeXusWriter: FormatWriter {
             try g.setAttribute("default", layout.dataName)
             if defaultChild == nil { defaultChild = groupName }
             let data = try g.createGroup(layout.dataName, nxClass: "NXdata")
+            if let storedAs { try data.setAttribute("emconv_element_type", storedAs) }
             let preview = try writeNXdata(ds, layout: layout, into: data, options: options) { bytes in
                 doneBytes += bytes
                 options.progress?.progress(done: doneBytes, total: totalBytes, stage: ds.name)
@@ -111,6 +120,25 @@ public enum NeXusWriter: FormatWriter {
 
     // MARK: NXdata
 
+    /// NXem's `real` is NX_NUMBER: booleans are stored as uint8 0/1 and RGB(A) as uint8 with a
+    /// trailing channel axis (the bytes are the same); @emconv_element_type tells readers.
+    static func storageForm(of ds: Dataset) -> (Dataset, String?) {
+        switch ds.elementType {
+        case .bool:
+            return (Dataset(name: ds.name, title: ds.title, axes: ds.axes, elementType: .uint8, sourceByteOrder: ds.sourceByteOrder,
+                            frameRank: ds.frameRank, quantity: ds.quantity, quantityUnits: ds.quantityUnits, signalKind: ds.signalKind,
+                            metadata: ds.metadata, original: ds.original, conventions: ds.conventions, source: ds.source), "bool")
+        case .rgb8, .rgba8:
+            let c = ds.elementType == .rgb8 ? 3 : 4
+            let channel = Axis(name: "channel", size: c, role: .signal, longName: ds.elementType == .rgb8 ? "colour channel (R, G, B)" : "colour channel (R, G, B, A)")
+            return (Dataset(name: ds.name, title: ds.title, axes: ds.axes + [channel], elementType: .uint8, sourceByteOrder: ds.sourceByteOrder,
+                            frameRank: ds.frameRank + 1, quantity: ds.quantity, quantityUnits: ds.quantityUnits, signalKind: "image",
+                            metadata: ds.metadata, original: ds.original, conventions: ds.conventions, source: ds.source), ds.elementType.rawValue)
+        default:
+            return (ds, nil)
+        }
+    }
+
     /// Streams the dataset into `real`/`intensity` and writes the axes. Returns per-frame sums for
     /// the preview of 4D data.
     static func writeNXdata(_ ds: Dataset, layout: NXLayout, into g: HDF5Group, options: WriteOptions,
@@ -137,11 +165,27 @@ public enum NeXusWriter: FormatWriter {
         let compression = options.compression ?? Compression.defaultValue
         // HDF5's shuffle filter unshuffles by the stored type's size (8 for complex64, 3 for rgb8).
         let shuffleSize = ds.elementType.size
-        let signal = try g.createChunkedDataset(layout.signalName, type: ds.elementType, shape: ds.shape,
-                                                chunk: plan.chunkShape, compression: compression, shuffle: shuffleSize > 1)
-        try signal.setAttribute("long_name", ds.quantityUnits.isEmpty ? ds.quantity : "\(ds.quantity) (\(ds.quantityUnits))")
-        if !ds.quantityUnits.isEmpty { try signal.setAttribute("units", ds.quantityUnits) }
-        for (k, v) in ds.conventions.sorted(by: { $0.key < $1.key }) { try signal.setAttribute(k, v) }
+        // NXem's image fields: `real` (NX_NUMBER, required) and `imag`. Complex data are stored as
+        // the two float parts, bit-exact, and marked so readers recombine them.
+        let isComplex = ds.elementType == .complex64 || ds.elementType == .complex128
+        let componentType: ElementType = ds.elementType == .complex128 ? .float64 : .float32
+        let storedType = isComplex ? componentType : ds.elementType
+        let signal = try g.createChunkedDataset(layout.signalName, type: storedType, shape: ds.shape,
+                                                chunk: plan.chunkShape, compression: compression, shuffle: storedType.size > 1)
+        let imag = isComplex ? try g.createChunkedDataset("imag", type: componentType, shape: ds.shape, chunk: plan.chunkShape,
+                                                            compression: compression, shuffle: true) : nil
+        if isComplex { try g.setAttribute("emconv_complex", "real+imag") }
+        let units = Units.isParsable(ds.quantityUnits) ? ds.quantityUnits : ""
+        let quantity = units == ds.quantityUnits ? ds.quantity : [ds.quantity, ds.quantityUnits].filter { !$0.isEmpty }.joined(separator: ", ")
+        for (field, part) in [(signal, isComplex ? " (real part)" : "")] + (imag.map { [($0, " (imaginary part)")] } ?? []) {
+            try field.setAttribute("long_name", (units.isEmpty ? quantity : "\(quantity) (\(units))") + part)
+            // NXimage/NXspectrum declare the signal NX_UNITLESS: the intensity units go to
+            // @long_name and, for emconv's reader, @emconv_quantity_units.
+            if !ds.quantityUnits.isEmpty { try field.setAttribute("emconv_quantity_units", ds.quantityUnits) }
+            for (k, v) in ds.conventions.sorted(by: { $0.key < $1.key }) { try field.setAttribute(k, v) }
+        }
+        let splitLock = NSLock()
+        var splits: [Int: Int] = [:]
 
         let writeback = WritebackKicker(path: g.filePath)
         let wantPreview = options.preview && layout.isFourD && ds.elementType.isNumericScalar
@@ -173,10 +217,23 @@ public enum NeXusWriter: FormatWriter {
                             sumsBase[first + k] = frameSum(fr, elementType)
                         }
                     }
+                    if isComplex {
+                        let (out, split) = try slot.encodeComplexSplit(componentSize: componentType.size, compression: compression)
+                        splitLock.withLock { splits[i] = split }
+                        return out
+                    }
                     return try slot.encode(compression: compression, shuffleElementSize: shuffleSize)
                 },
                 consume: { i, out in
-                    try HDF5.lock.withLock { try signal.writeChunk(offset: plan.chunkOffset(i), data: out.bytes) }
+                    if let imag {
+                        let split = splitLock.withLock { splits.removeValue(forKey: i)! }
+                        try HDF5.lock.withLock {
+                            try signal.writeChunk(offset: plan.chunkOffset(i), data: UnsafeRawBufferPointer(rebasing: out.bytes[0..<split]))
+                            try imag.writeChunk(offset: plan.chunkOffset(i), data: UnsafeRawBufferPointer(rebasing: out.bytes[split...]))
+                        }
+                    } else {
+                        try HDF5.lock.withLock { try signal.writeChunk(offset: plan.chunkOffset(i), data: out.bytes) }
+                    }
                     writeback.wrote(Int64(out.count))
                     progress(Int64(plan.frames(ofChunk: i).count) * Int64(frameBytes))
                 })
@@ -269,7 +326,11 @@ struct NXLayout {
     init(_ ds: Dataset) {
         let rank = ds.rank
         let signalRank = ds.axes.filter { $0.role == .signal }.count
+        // NXspectrum needs an energy axis (axis_energy, NX_ENERGY); a 1-D signal without energy
+        // units (an uncalibrated plot, a wavelength spectrum) is an NXimage image_Nd.
+        let lastUnits = ds.axes.last?.units ?? ""
         let spectral = signalRank == 1 && ["spectrum", "eels", "eds", "cl"].contains(ds.signalKind)
+            && Units.isParsable(lastUnits) && Units.matches(lastUnits, category: "NX_ENERGY")
         isSpectrum = spectral && rank <= 4
         isFourD = rank == 4 && ds.frameRank == 2
         if isSpectrum {
