@@ -25,8 +25,6 @@ passed = 0
 failed = 0
 
 SIDECAR = """\
-# start_time fills NXentry/start_time only where the file states no time with a zone (the file wins otherwise)
-start_time: 2015-07-20T18:48:25+00:00
 sample:
   name: interop test sample
   atom_types: [Si, O]

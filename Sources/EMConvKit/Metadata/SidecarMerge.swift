@@ -38,8 +38,11 @@ public enum SidecarMerge {
             m.detectorMode = pick("detector.operation_mode", m.detectorMode, sidecar.detectorOperationMode, same: eqS, show: { $0 })
             m.scanSchema = pick("scan.schema", m.scanSchema, sidecar.scanSchema, same: eqS, show: { $0 })
             m.cameraLength = pick("camera_length", m.cameraLength, sidecar.cameraLength, same: eqQ, show: showQ)
-            m.startTime = pick("start_time", m.startTime, sidecar.startTime, same: eqT, show: { $0.raw ?? $0.iso8601 })
-            m.endTime = pick("end_time", m.endTime, sidecar.endTime, same: eqT, show: { $0.raw ?? $0.iso8601 })
+            // A file time without a time zone is not an NX_DATE_TIME: a sidecar time with a zone fills it.
+            let fileStart = m.startTime?.utcOffsetSeconds == nil && sidecar.startTime != nil ? nil : m.startTime
+            let fileEnd = m.endTime?.utcOffsetSeconds == nil && sidecar.endTime != nil ? nil : m.endTime
+            m.startTime = pick("start_time", fileStart, sidecar.startTime, same: eqT, show: { $0.raw ?? $0.iso8601 })
+            m.endTime = pick("end_time", fileEnd, sidecar.endTime, same: eqT, show: { $0.raw ?? $0.iso8601 })
             ds.metadata = m
 
             // Scan shape: the reader decides the array shape (use --scan-shape to change it).
