@@ -191,19 +191,7 @@ enum ZspyLayout {
         if ds.elementCount == 0 { return }
         try ChunkPipeline.run(
             count: plan.chunkCount, chunkBytes: plan.chunkBytes, workers: options.threads,
-            produce: { i, buf in
-                let (first, n) = plan.frames(ofChunk: i)
-                buf.reserve(plan.chunkBytes)
-                for k in 0..<plan.framesPerChunk {
-                    let dst = UnsafeMutableRawBufferPointer(rebasing: buf.raw[(k * frameBytes)..<((k + 1) * frameBytes)])
-                    if k < n {
-                        try ds.source.readFrame(first + k, into: dst)
-                    } else {
-                        dst.initializeMemory(as: UInt8.self, repeating: 0)
-                    }
-                }
-                buf.count = plan.chunkBytes
-            },
+            produce: { i, buf in try plan.read(chunk: i, of: ds, into: buf) },
             transform: { _, slot in
                 try slot.encode(compression: compression, shuffleElementSize: shuffleSize)
             },

@@ -1,0 +1,75 @@
+import Foundation
+
+/// Chunking of a dataset: whole frames, several consecutive frames along the fastest
+/// navigation axis per chunk when frames are small.
+struct ChunkPlan {
+    let shape: [Int]
+    let navRank: Int
+    let framesPerChunk: Int
+    let frameBytes: Int
+    let chunkShape: [Int]
+    let chunkCount: Int
+    let chunksPerLine: Int
+    let lineLength: Int
+
+    init(_ ds: Dataset, targetBytes: Int) {
+        shape = ds.shape
+        navRank = ds.rank - ds.frameRank
+        frameBytes = max(1, ds.frameBytes)
+        let line = navRank > 0 ? ds.shape[navRank - 1] : 1
+        lineLength = line
+        var k = max(1, min(targetBytes / max(1, ds.frameBytes), line))
+        // Prefer a divisor of the line length (no padded edge chunks) when one is close.
+        if k < line, let d = (max(1, k / 2)...k).reversed().first(where: { line % $0 == 0 }) {
+            k = d
+        }
+        framesPerChunk = navRank > 0 ? k : 1
+        chunksPerLine = (lineLength + framesPerChunk - 1) / framesPerChunk
+        var cs = Array(repeating: 1, count: navRank) + ds.frameShape
+        if navRank > 0 { cs[navRank - 1] = framesPerChunk }
+        if ds.rank == 0 { cs = [] }
+        chunkShape = cs.map { max(1, $0) }
+        let lines = navRank > 1 ? shape[0..<(navRank - 1)].reduce(1, *) : 1
+        chunkCount = lines * chunksPerLine
+    }
+
+    var chunkBytes: Int { framesPerChunk * frameBytes }
+
+    /// First frame (flat navigation index) and number of real frames of chunk `i`.
+    func frames(ofChunk i: Int) -> (first: Int, count: Int) {
+        let line = i / chunksPerLine
+        let start = (i % chunksPerLine) * framesPerChunk
+        return (line * lineLength + start, min(framesPerChunk, lineLength - start))
+    }
+
+    /// Reads the frames of chunk `i` into `buf`, zero-filling the padding frames of an edge chunk.
+    func read(chunk i: Int, of ds: Dataset, into buf: ChunkBuffer) throws {
+        let (first, n) = frames(ofChunk: i)
+        buf.reserve(chunkBytes)
+        for k in 0..<framesPerChunk {
+            let dst = UnsafeMutableRawBufferPointer(rebasing: buf.raw[(k * frameBytes)..<((k + 1) * frameBytes)])
+            if k < n {
+                try ds.source.readFrame(first + k, into: dst)
+            } else {
+                dst.initializeMemory(as: UInt8.self, repeating: 0)
+            }
+        }
+        buf.count = chunkBytes
+    }
+
+    /// Element offset of chunk `i` in the dataset.
+    func chunkOffset(_ i: Int) -> [Int] {
+        var off = Array(repeating: 0, count: shape.count)
+        guard navRank > 0 else { return off }
+        var line = i / chunksPerLine
+        off[navRank - 1] = (i % chunksPerLine) * framesPerChunk
+        if navRank > 1 {
+            for d in stride(from: navRank - 2, through: 0, by: -1) {
+                off[d] = line % shape[d]
+                line /= shape[d]
+            }
+        }
+        return off
+    }
+}
+
