@@ -122,7 +122,7 @@ enum BerkeleyEMD {
                        frameRank: frameRank, quantity: "intensity", quantityUnits: EMDUnits.normalize(units),
                        signalKind: kind, metadata: metadata, original: .object(original),
                        conventions: ["axis_order": "as stored (C order); dims name each axis"],
-                       source: HDF5HyperslabSource(file: file, dataset: data, shape: shape, frameRank: frameRank, type: type))
+                       source: HDF5HyperslabSource(owner: file, dataset: data, shape: shape, frameRank: frameRank, type: type))
     }
 
     /// Axes from `dim<firstDim>…`: names, units, coordinates or 2-value linear, string labels.

@@ -113,37 +113,6 @@ enum EMDAxes {
     }
 }
 
-/// Frames of an HDF5 dataset read as hyperslabs of its `frameRank` trailing dimensions.
-final class HDF5HyperslabSource: FrameSource {
-    let file: HDF5File
-    let dataset: HDF5Dataset
-    let shape: [Int]
-    let frameRank: Int
-    let type: ElementType
-
-    init(file: HDF5File, dataset: HDF5Dataset, shape: [Int], frameRank: Int, type: ElementType) {
-        self.file = file
-        self.dataset = dataset
-        self.shape = shape
-        self.frameRank = frameRank
-        self.type = type
-    }
-
-    func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
-        let lead = Array(shape.dropLast(frameRank))
-        var start = Array(repeating: 0, count: shape.count)
-        var i = index
-        for d in stride(from: lead.count - 1, through: 0, by: -1) {
-            start[d] = i % lead[d]
-            i /= lead[d]
-        }
-        let count = Array(repeating: 1, count: lead.count) + shape.suffix(frameRank)
-        try HDF5.lock.withLock {
-            try dataset.read(start: shape.isEmpty ? [] : start, count: shape.isEmpty ? [] : count, as: type, into: buffer)
-        }
-    }
-}
-
 extension MetaValue {
     /// Flattened leaves `a.b.c` → value (for per-frame difference tracking).
     func flattened(prefix: String = "", into out: inout [(String, MetaValue)]) {

@@ -438,7 +438,7 @@ enum VeloxEMD {
                        signalKind: "eels", metadata: NormalizedMetadata(),
                        original: .object([("group", .string(g.path)), ("acquisition", acq)]),
                        conventions: ["axis_order": "as stored (C order), energy last"],
-                       source: HDF5HyperslabSource(file: file, dataset: d, shape: shape, frameRank: 1, type: type))
+                       source: HDF5HyperslabSource(owner: file, dataset: d, shape: shape, frameRank: 1, type: type))
     }
 }
 

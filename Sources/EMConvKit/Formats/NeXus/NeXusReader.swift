@@ -206,7 +206,7 @@ public enum NeXusReader: FormatReader {
         for n in attributeNames(sig) where !["long_name", "units", "signal", "interpretation", "derived", "emconv_quantity_units"].contains(n) {
             if let v = sig.stringAttribute(n) { conventions[n] = v }
         }
-        let source = HDF5FrameSource(dataset: sig, type: imag == nil ? readType : type, shape: shape, frameRank: frameRank, handle: handle, imag: imag)
+        let source = HDF5HyperslabSource(owner: handle, dataset: sig, shape: shape, frameRank: frameRank, type: imag == nil ? readType : type, imag: imag)
         return Dataset(name: g.stringAttribute("emconv_dataset_name") ?? "", title: title, axes: dropChannel ? Array(axes.dropLast()) : axes,
                        elementType: type, sourceByteOrder: .little, frameRank: dropChannel ? frameRank - 1 : frameRank,
                        quantity: quantity, quantityUnits: unitsAttr,
@@ -284,62 +284,5 @@ public enum NeXusReader: FormatReader {
         md.startTime = string(entry, "start_time").flatMap(Timestamp.parseISO)
         md.endTime = string(entry, "end_time").flatMap(Timestamp.parseISO)
         return md
-    }
-}
-
-/// Serves frames (the `frameRank` trailing dimensions) of an HDF5 dataset by hyperslab reads
-/// under ``HDF5/lock``.
-final class HDF5FrameSource: FrameSource {
-    let dataset: HDF5Dataset
-    let type: ElementType
-    let shape: [Int]
-    let frameRank: Int
-    let handle: RandomAccessFile
-    /// The imaginary parts, when the signal holds the real parts of complex data.
-    let imag: HDF5Dataset?
-
-    init(dataset: HDF5Dataset, type: ElementType, shape: [Int], frameRank: Int, handle: RandomAccessFile, imag: HDF5Dataset? = nil) {
-        self.imag = imag
-        self.dataset = dataset
-        self.type = type
-        self.shape = shape
-        self.frameRank = frameRank
-        self.handle = handle
-    }
-
-    func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
-        let nav = Array(shape.dropLast(frameRank))
-        var start = Array(repeating: 0, count: shape.count)
-        var count = shape
-        var rest = index
-        for d in stride(from: nav.count - 1, through: 0, by: -1) {
-            start[d] = rest % nav[d]
-            rest /= nav[d]
-            count[d] = 1
-        }
-        let bytes = shape.suffix(frameRank).reduce(1, *) * type.size
-        guard buffer.count >= bytes else {
-            throw EMError(.failure, file: handle.path, "frame buffer too small")
-        }
-        if let imag {
-            let part: ElementType = type == .complex64 ? .float32 : .float64
-            let n = bytes / type.size
-            let re = UnsafeMutableRawBufferPointer.allocate(byteCount: n * part.size, alignment: 16)
-            let im = UnsafeMutableRawBufferPointer.allocate(byteCount: n * part.size, alignment: 16)
-            defer { re.deallocate(); im.deallocate() }
-            try HDF5.lock.withLock {
-                try dataset.read(start: start, count: count, as: part, into: re)
-                try imag.read(start: start, count: count, as: part, into: im)
-            }
-            let c = part.size
-            for i in 0..<n {
-                (buffer.baseAddress! + 2 * i * c).copyMemory(from: re.baseAddress! + i * c, byteCount: c)
-                (buffer.baseAddress! + (2 * i + 1) * c).copyMemory(from: im.baseAddress! + i * c, byteCount: c)
-            }
-            return
-        }
-        try HDF5.lock.withLock {
-            try dataset.read(start: start, count: count, as: type, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<bytes]))
-        }
     }
 }
