@@ -6,28 +6,15 @@ chain from / to an NXdata, @signal/@axes/@AXISNAME_indices (unsigned, in range, 
 the data against the reference hashes of ../shared/testdata (bit-exact), the zstd filter 32015
 decoded by hdf5plugin, and the provenance checksum of the source. Prints 'N passed, M failed'.
 """
-import argparse, hashlib, json, os, subprocess, sys, tempfile, glob
+import argparse, hashlib, json, os, sys, tempfile, glob
 
 import h5py
 import hdf5plugin  # noqa: F401  (registers the zstd filter 32015)
 import numpy as np
 
-passed = 0
-failed = 0
+from common import Tally, run as run_emconv, sha_le
 
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
-
-
-def sha_le(a):
-    a = np.ascontiguousarray(a)
-    return hashlib.sha256(a.astype(a.dtype.newbyteorder("<")).tobytes()).hexdigest()
+check = Tally()
 
 
 def file_sha(p):
@@ -88,13 +75,6 @@ def check_file(out, source, ref_hash=None, compression=None):
         check(file_sha(source) in sums, f"{out}: provenance sha256 of the source")
 
 
-def run(emconv, args):
-    r = subprocess.run([emconv] + args, capture_output=True, text=True)
-    if r.returncode != 0:
-        print("emconv failed:", " ".join(args), r.stderr.strip())
-    return r.returncode == 0
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--emconv", required=True)
@@ -130,13 +110,13 @@ def main():
     for i, (src, h) in enumerate(cases):
         for comp in ("none", "gzip", "zstd"):
             out = os.path.join(tmp, f"{i}-{comp}.nxs")
-            ok = run(a.emconv, ["convert", src, "-o", out, "--compression", comp, "--quiet"])
+            ok = run_emconv(a.emconv, ["convert", src, "-o", out, "--compression", comp, "--quiet"]).returncode == 0
             check(ok, f"convert {src} {comp}")
             if ok:
                 check_file(out, src, h, comp)
     print(f"interop: {len(cases)} inputs x 3 compressions")
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    print(check.summary())
+    sys.exit(1 if check.failed else 0)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ import hdf5plugin  # noqa: F401  (zstd filter)
 from pynxtools.dataconverter.helpers import collector
 from pynxtools.dataconverter.validation import validate_hdf_group_against
 
-passed = 0
-failed = 0
+from common import Tally
+
 
 SIDECAR = """\
 sample:
@@ -47,13 +47,7 @@ start_time: 2024-05-02T09:00:00+02:00
 """
 
 
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+check = Tally()
 
 
 def pynx(path):
@@ -136,8 +130,8 @@ def main():
                 e_sample = any(e["path"].startswith("/entry1/sample") for e in errs)
                 check(p_sample and e_sample, f"{tag}: both report the missing sample (pynxtools {p_sample}, emconv {e_sample})")
     check(converted > 0, "at least one input converted")
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    print(check.summary())
+    sys.exit(1 if check.failed else 0)
 
 
 if __name__ == "__main__":

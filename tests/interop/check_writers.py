@@ -7,38 +7,18 @@ data bit-exact with the reference hashes (rows flipped like RosettaSciIO, --mib-
 axes equal to those `emconv info --json` reports, TIFF pixel size in the ImageJ description and
 in X/YResolution. Prints 'N passed, M failed'.
 """
-import argparse, glob, hashlib, json, os, subprocess, sys, tempfile, warnings
+import argparse, glob, json, os, sys, tempfile, warnings
 
 import numpy as np
 import tifffile
 import hyperspy.api as hs
 
+from common import Tally, run, sha_le
+
 warnings.filterwarnings("ignore")
 import logging  # noqa: E402
 logging.getLogger("hyperspy").setLevel(logging.ERROR)
-passed = 0
-failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
-
-
-def sha_le(a):
-    a = np.ascontiguousarray(a)
-    return hashlib.sha256(a.astype(a.dtype.newbyteorder("<")).tobytes()).hexdigest()
-
-
-def run(emconv, args):
-    r = subprocess.run([emconv] + args, capture_output=True, text=True)
-    if r.returncode != 0:
-        print("emconv failed:", " ".join(args), r.stderr.strip())
-    return r
+check = Tally()
 
 
 def close(a, b):
@@ -198,8 +178,8 @@ def main():
             except Exception as e:  # noqa: BLE001
                 check(False, f"{z}: hs.load failed: {e}")
     print(f"interop writers: {len(cases)} MIB/EMPAD inputs x (zspy, zspy.zip, nxs->zspy, tiff); {others} DM/EMD inputs -> zspy")
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    print(check.summary())
+    sys.exit(1 if check.failed else 0)
 
 
 if __name__ == "__main__":

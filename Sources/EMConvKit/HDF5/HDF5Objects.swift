@@ -83,32 +83,8 @@ public class HDF5Node {
     /// Reads a string attribute (variable or fixed length, scalar or first element of an array).
     public func stringAttribute(_ name: String) -> String? { stringArrayAttribute(name)?.first }
 
-    /// Reads a string or string-array attribute.
-    public func stringArrayAttribute(_ name: String) -> [String]? {
-        guard H5Aexists(id, name) > 0 else { return nil }
-        let a = H5ID(H5Aopen(id, name, hid_t(H5P_DEFAULT)), .attribute)
-        guard a.id >= 0 else { return nil }
-        let ft = H5ID(H5Aget_type(a.id), .datatype)
-        guard H5Tget_class(ft.id) == H5T_STRING else { return nil }
-        let sp = H5ID(H5Aget_space(a.id), .dataspace)
-        let n = max(1, Int(H5Sget_simple_extent_npoints(sp.id)))
-        if H5Tis_variable_str(ft.id) > 0 {
-            let mt = vlenStringType()
-            var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: n)
-            guard H5Aread(a.id, mt.id, &ptrs) >= 0 else { return nil }
-            let out = ptrs.map { $0.map { String(cString: $0) } ?? "" }
-            H5Dvlen_reclaim(mt.id, sp.id, hid_t(H5P_DEFAULT), &ptrs)
-            return out
-        } else {
-            let size = H5Tget_size(ft.id)
-            var buf = [UInt8](repeating: 0, count: size * n)
-            guard H5Aread(a.id, ft.id, &buf) >= 0 else { return nil }
-            return (0..<n).map { i in
-                let slice = buf[(i * size)..<((i + 1) * size)]
-                return String(decoding: slice.prefix { $0 != 0 }, as: UTF8.self)
-            }
-        }
-    }
+    /// Reads a string or string-array attribute (variable or fixed length, ASCII or UTF-8).
+    public func stringArrayAttribute(_ name: String) -> [String]? { attributeStrings(name) }
 
     /// Reads a numeric attribute as doubles.
     public func numericAttribute(_ name: String) -> [Double]? {
@@ -455,32 +431,10 @@ public final class HDF5Dataset: HDF5Node {
     }
 
     /// Reads everything as doubles (small numeric datasets: axes, scalars).
-    public func readDoubles() throws -> [Double] {
-        let n = shape.reduce(1, *)
-        var out = [Double](repeating: 0, count: n)
-        try out.withUnsafeMutableBytes { try read(start: [], count: [], as: .float64, into: $0) }
-        return out
-    }
+    public func readDoubles() throws -> [Double] { try readAllDoubles() }
 
-    /// Reads a scalar or 1-D string dataset.
-    public func readStrings() -> [String]? {
-        let ft = H5ID(H5Dget_type(id), .datatype)
-        guard H5Tget_class(ft.id) == H5T_STRING else { return nil }
-        let sp = H5ID(H5Dget_space(id), .dataspace)
-        let n = max(1, Int(H5Sget_simple_extent_npoints(sp.id)))
-        if H5Tis_variable_str(ft.id) > 0 {
-            let mt = vlenStringType()
-            var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: n)
-            guard H5Dread(id, mt.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), &ptrs) >= 0 else { return nil }
-            let out = ptrs.map { $0.map { String(cString: $0) } ?? "" }
-            H5Dvlen_reclaim(mt.id, sp.id, hid_t(H5P_DEFAULT), &ptrs)
-            return out
-        }
-        let size = H5Tget_size(ft.id)
-        var buf = [UInt8](repeating: 0, count: size * n)
-        guard H5Dread(id, ft.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), &buf) >= 0 else { return nil }
-        return (0..<n).map { i in String(decoding: buf[(i * size)..<((i + 1) * size)].prefix { $0 != 0 }, as: UTF8.self) }
-    }
+    /// Reads a scalar or 1-D string dataset (any string type).
+    public func readStrings() -> [String]? { readStringValues() }
 
     private func memType(_ t: ElementType) -> H5ID {
         switch t {

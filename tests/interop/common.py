@@ -1,0 +1,37 @@
+"""Shared pieces of the interop checks: a pass/fail tally, the reference data hash, running emconv."""
+import hashlib
+import subprocess
+
+import numpy as np
+
+
+class Tally:
+    """Counts checks; prints each failure; `summary()` is the closing 'N passed, M failed' line."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def __call__(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("FAIL:", what)
+
+    def summary(self):
+        return f"{self.passed} passed, {self.failed} failed"
+
+
+def sha_le(a):
+    """sha256 of an array in C order, little-endian, in its own dtype (the reference convention)."""
+    a = np.ascontiguousarray(a)
+    return hashlib.sha256(a.astype(a.dtype.newbyteorder("<")).tobytes()).hexdigest()
+
+
+def run(emconv, args):
+    """Runs the emconv binary; prints its error when it fails."""
+    r = subprocess.run([emconv] + args, capture_output=True, text=True)
+    if r.returncode != 0:
+        print("emconv failed:", " ".join(args), r.stderr.strip())
+    return r
