@@ -314,3 +314,35 @@ final class ValidateTests: XCTestCase {
         XCTAssertGreaterThan(compared, 10)
     }
 }
+
+/// Derived values are marked, and a stated value replaces a derived one.
+final class DerivedMetadataTests: XCTestCase {
+    func testVendorDerivedFromInstrumentName() {
+        var m = NormalizedMetadata()
+        m.instrumentName = "FEI Tecnai Remote"
+        m.deriveVendorFromInstrumentName()
+        XCTAssertEqual(m.instrumentVendor, "FEI")
+        XCTAssertTrue(m.derived.contains("instrument_vendor"))
+        var n = NormalizedMetadata()
+        n.instrumentName = "Feidelity 3000"   // not "FEI" followed by a separator
+        n.deriveVendorFromInstrumentName()
+        XCTAssertNil(n.instrumentVendor)
+        var o = NormalizedMetadata()
+        o.instrumentName = "JEOL ARM200F"
+        o.instrumentVendor = "JEOL Ltd."
+        o.deriveVendorFromInstrumentName()
+        XCTAssertEqual(o.instrumentVendor, "JEOL Ltd.")
+        XCTAssertTrue(o.derived.isEmpty)
+    }
+
+    func testDMVendorIsMarkedDerivedInNeXus() throws {
+        guard let root = SharedTestData.root else { print(SharedTestData.skipMessage); return }
+        let out = NSTemporaryDirectory() + "emconv-derived-\(UUID().uuidString).nxs"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        _ = try Converter.convert(input: root + "/dm/real/multi_signal.dm3", output: out, writeOptions: WriteOptions(threads: 1))
+        let f = try HDF5File(reading: out)
+        let v = try XCTUnwrap(f.root.openDataset("entry1/measurement/instrument/fabrication/vendor"))
+        XCTAssertEqual(v.readStrings(), ["FEI"])
+        XCTAssertEqual(v.stringAttribute("derived"), "true")
+    }
+}

@@ -142,6 +142,23 @@ public struct NormalizedMetadata: Sendable, Equatable {
 
     public init() { extra = [:] }
 
+    /// When no vendor is stated, takes it from an instrument name that starts with a known
+    /// microscope manufacturer ("FEI Tecnai" → "FEI") and marks it derived. Never guesses a model.
+    public mutating func deriveVendorFromInstrumentName() {
+        guard instrumentVendor == nil, let name = instrumentName ?? instrumentModel else { return }
+        let known: [(String, String)] = [
+            ("thermo fisher", "Thermo Fisher Scientific"), ("thermofisher", "Thermo Fisher Scientific"), ("fei", "FEI"),
+            ("jeol", "JEOL"), ("hitachi", "Hitachi"), ("nion", "Nion"), ("zeiss", "Carl Zeiss"), ("tescan", "TESCAN"),
+            ("philips", "Philips"),
+        ]
+        let lower = name.lowercased()
+        for (prefix, vendor) in known where lower == prefix || lower.hasPrefix(prefix + " ") || lower.hasPrefix(prefix + "-") {
+            instrumentVendor = vendor
+            derived.insert("instrument_vendor")
+            return
+        }
+    }
+
     /// Key/value view with units, for `info` and the NeXus writer.
     public var entries: [(String, String)] {
         var out: [(String, String)] = []

@@ -30,6 +30,11 @@ public enum SidecarMerge {
         for ds in file.datasets {
             var m = ds.metadata
             m.instrumentName = pick("instrument.name", m.instrumentName, sidecar.instrumentName, same: eqS, show: { $0 })
+            // A vendor emconv derived from the instrument name yields to a stated one.
+            if m.derived.contains("instrument_vendor"), let v = sidecar.instrumentVendor {
+                m.instrumentVendor = v
+                m.derived.remove("instrument_vendor")
+            }
             m.instrumentVendor = pick("instrument.vendor", m.instrumentVendor, sidecar.instrumentVendor, same: eqS, show: { $0 })
             m.instrumentModel = pick("instrument.model", m.instrumentModel, sidecar.instrumentModel, same: eqS, show: { $0 })
             m.instrumentSerialNumber = pick("instrument.serial_number", m.instrumentSerialNumber, sidecar.instrumentSerialNumber, same: eqS, show: { $0 })

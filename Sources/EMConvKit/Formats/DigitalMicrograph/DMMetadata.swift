@@ -25,6 +25,7 @@ enum DMMetadata {
         if let x = s("Session Info", "Operator") { m.extra["operator"] = x }
         if let x = s("Session Info", "Specimen") { m.extra["specimen"] = x }
         if let x = s("Session Info", "Microscope"), m.instrumentName == nil { m.instrumentName = x }
+        m.deriveVendorFromInstrumentName()
         if let x = s("DataBar", "Device Name") ?? s("Acquisition", "Device", "Name") { m.detectorName = x }
         if let x = d("DataBar", "Exposure Time (s)") ?? d("Acquisition", "Parameters", "High Level", "Exposure (s)") {
             m.exposureTime = Quantity(x, "s")
