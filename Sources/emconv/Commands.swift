@@ -28,6 +28,15 @@ struct ReadOptionGroup: ParsableArguments {
     @Flag(name: .long, help: "MIB: flip detector rows like RosettaSciIO (default: on-disk row order, like LiberTEM).")
     var mibFlipRows = false
 
+    @Option(name: .long, help: ArgumentHelp("Velox spectrum streams: only frames A to B-1 (0-based).", valueName: "A:B"))
+    var frames: String?
+
+    @Flag(name: .long, help: "Velox spectrum streams: one spectrum image per frame instead of their sum.")
+    var noSumFrames = false
+
+    @Flag(name: .long, help: "Velox EDS: one spectrum image per detector segment instead of their sum.")
+    var separateDetectors = false
+
     static func parseInts(_ s: String, _ option: String) throws -> [Int] {
         let parts = s.split(whereSeparator: { $0 == "," || $0 == "x" || $0 == " " })
         let v = parts.compactMap { Int($0) }
@@ -48,6 +57,15 @@ struct ReadOptionGroup: ParsableArguments {
                                        offset: rawOffset, frameHeader: rawFrameHeader, frameFooter: rawFrameFooter)
         }
         o.flipMIBRows = mibFlipRows
+        o.sumFrames = !noSumFrames
+        o.separateDetectors = separateDetectors
+        if let f = frames {
+            let p = f.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
+            guard p.count == 2, let a = p[0], let b = p[1], a >= 0, b > a else {
+                throw ValidationError("--frames takes A:B with 0 <= A < B (got '\(f)')")
+            }
+            o.frameRange = a..<b
+        }
         return o
     }
 }

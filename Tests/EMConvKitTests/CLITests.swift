@@ -166,3 +166,27 @@ final class InterruptTests: XCTestCase {
         }
     }
 }
+
+/// Velox spectrum-stream options reach the EMD reader through the CLI.
+final class StreamOptionsCLITests: XCTestCase {
+    func testFramesAndDetectorOptions() throws {
+        guard let root = SharedTestData.root else { print(SharedTestData.skipMessage); return }
+        let p = root + "/emd_velox/Test SI 16x16 215 kx.emd"
+        func edsShapes(_ extra: [String]) throws -> [[Int]] {
+            let r = try CLIRunner.run(["info", "--json", p] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            guard case let .array(files)? = try MetaValue.parseJSON(r.stdout)["files"], case let .array(dss)? = files.first?["datasets"] else { return [] }
+            return dss.filter { $0["name"]?.stringValue?.hasPrefix("eds") == true }.compactMap { d in
+                if case let .array(s)? = d["shape"] { return s.compactMap(\.intValue) }
+                return nil
+            }
+        }
+        let summed = try edsShapes([])
+        XCTAssertEqual(summed.count, 1)
+        XCTAssertEqual(summed.first?.count, 3, "one (y, x, energy) cube")
+        XCTAssertEqual(try edsShapes(["--separate-detectors"]).count, 4, "one cube per Super-X segment")
+        let perFrame = try edsShapes(["--frames", "0:2", "--no-sum-frames"])
+        XCTAssertEqual(perFrame.first?.first, 2, "frames kept: (frame, y, x, energy)")
+        XCTAssertEqual(try CLIRunner.run(["info", p, "--frames", "3:1"]).status, 64)
+    }
+}

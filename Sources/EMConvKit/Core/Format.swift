@@ -73,8 +73,7 @@ public struct Probe {
     }
 }
 
-/// Options that change how inputs are read. Readers use what concerns them; an option that no
-/// reader of the input uses is reported as a usage error by the CLI.
+/// Options that change how inputs are read. Readers use what concerns them and ignore the rest.
 public struct ReadOptions: Sendable {
     /// Navigation shape override, slowest first (`--scan-shape Y,X`).
     public var scanShape: [Int]?
@@ -82,6 +81,12 @@ public struct ReadOptions: Sendable {
     public var raw: RawDescription?
     /// Keep MIB frames flipped like RosettaSciIO instead of on-disk row order.
     public var flipMIBRows: Bool = false
+    /// Time series inside one acquisition (Velox spectrum streams): sum the frames (default) or
+    /// keep them, and which frames to read (`--frames A:B`, 0-based, B excluded).
+    public var sumFrames: Bool = true
+    public var frameRange: Range<Int>?
+    /// Segmented detectors (Velox Super-X EDS): one dataset per segment instead of their sum.
+    public var separateDetectors: Bool = false
 
     public init(scanShape: [Int]? = nil, raw: RawDescription? = nil) {
         self.scanShape = scanShape

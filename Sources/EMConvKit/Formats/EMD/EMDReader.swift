@@ -46,7 +46,11 @@ public enum EMDReader: FormatReader {
     }
 
     public static func open(_ path: String, options: ReadOptions) throws -> OpenedFile {
-        try open(path, options: options, emd: EMDOptions())
+        var emd = EMDOptions()
+        emd.sumFrames = options.sumFrames
+        emd.frameRange = options.frameRange
+        emd.separateDetectors = options.separateDetectors
+        return try open(path, options: options, emd: emd)
     }
 
     public static func open(_ path: String, options: ReadOptions = ReadOptions(), emd: EMDOptions) throws -> OpenedFile {
