@@ -29,6 +29,7 @@ struct EMConv: ParsableCommand {
     )
 }
 
+Converter.installFaultHandlers()
 do {
     var command = try EMConv.parseAsRoot()
     do {

@@ -82,6 +82,7 @@ public enum ChunkPipeline {
         finished.enter()
         let producer = Thread {
             defer { finished.leave() }
+            HDF5.silenceErrorsOnThisThread()
             for i in 0..<count {
                 st.cond.lock()
                 while st.free.isEmpty && st.failure == nil { st.cond.wait() }

@@ -88,6 +88,43 @@ enum TempFiles {
         if let old { free(old) }
     }
 
+    /// The input being read, named by the fatal-signal handler.
+    nonisolated(unsafe) static var input: UnsafeMutablePointer<CChar>?
+
+    static func setInput(_ path: String) {
+        lock.lock(); defer { lock.unlock() }
+        let old = input
+        input = strdup(path)
+        if let old { free(old) }
+    }
+
+    /// Installs handlers for SIGSEGV/SIGBUS/SIGFPE/SIGILL on an alternate stack: a library fault
+    /// while reading a corrupt file (HDF5 1.10 can crash on damaged metadata) becomes the usual
+    /// one-line error naming the file, the partial output is removed, and the exit status is 65.
+    static func installFaultHandlers() {
+        let size = 256 << 10
+        var ss = stack_t()
+        ss.ss_sp = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        ss.ss_size = size
+        ss.ss_flags = 0
+        sigaltstack(&ss, nil)
+        for s in [SIGSEGV, SIGBUS, SIGFPE, SIGILL] {
+            var sa = sigaction()
+            sa.__sigaction_handler.sa_handler = { _ in
+                if let p = TempFiles.current { unlink(p) }
+                let head = "emconv: error: "
+                _ = head.withCString { write(2, $0, strlen($0)) }
+                if let i = TempFiles.input { write(2, i, strlen(i)); _ = ": ".withCString { write(2, $0, 2) } }
+                let msg = "reading failed inside a library: the file is damaged (please report it if it opens elsewhere)\n"
+                _ = msg.withCString { write(2, $0, strlen($0)) }
+                _exit(65)
+            }
+            sa.sa_flags = Int32(SA_ONSTACK) | Int32(bitPattern: UInt32(SA_RESETHAND))
+            sigemptyset(&sa.sa_mask)
+            sigaction(s, &sa, nil)
+        }
+    }
+
     /// Installs SIGINT/SIGTERM/SIGHUP handlers that unlink the temporary output and exit
     /// with 128+signal (130 for Ctrl-C).
     static func installSignalHandlers() {
@@ -180,6 +217,9 @@ public enum Converter {
 
     /// Call once from the CLI: interrupted conversions remove their temporary file.
     public static func installSignalHandlers() { TempFiles.installSignalHandlers() }
+
+    /// Call once from the CLI: library faults on damaged input end with a one-line error (exit 65).
+    public static func installFaultHandlers() { TempFiles.installFaultHandlers() }
 
     /// For child conversions of `batch`: when the parent dies (even by SIGKILL), terminate like
     /// on SIGTERM, removing the partial output.

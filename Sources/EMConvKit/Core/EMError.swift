@@ -56,13 +56,18 @@ public struct EMError: Error, CustomStringConvertible, Equatable, Sendable {
         EMError(.badInput, file: file, at: "field '\(field)'", message)
     }
 
-    /// One line: `FILE: at offset N: message`.
+    /// One line: `FILE: at offset N: message`. Control characters (a damaged file's bytes quoted
+    /// in a message) are shown as '?', and very long messages are shortened, so it stays one line.
     public var description: String {
         var parts: [String] = []
         if let file { parts.append(file) }
         if let location { parts.append("at \(location)") }
         parts.append(message)
-        return parts.joined(separator: ": ")
+        var line = String(String.UnicodeScalarView(parts.joined(separator: ": ").unicodeScalars.map {
+            $0.value < 0x20 || $0.value == 0x7F || (0x80..<0xA0).contains($0.value) ? "?" : $0
+        }))
+        if line.count > 600 { line = String(line.prefix(597)) + "..." }
+        return line
     }
 
     /// The same error about another file (used when a companion fails on behalf of its primary).

@@ -63,7 +63,8 @@ public enum Registry {
 
     /// Opens `path` with the right reader.
     public static func open(_ path: String, options: ReadOptions = ReadOptions()) throws -> OpenedFile {
-        try reader(for: path, options: options).open(path, options: options)
+        TempFiles.setInput(path)
+        return try reader(for: path, options: options).open(path, options: options)
     }
 
     public static func writer(named name: String) -> FormatWriter.Type? {

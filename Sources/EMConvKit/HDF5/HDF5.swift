@@ -22,6 +22,13 @@ public enum HDF5 {
     /// Initializes the library once: silences HDF5's error printing, registers zstd.
     public static func initialize() { _ = setup }
 
+    /// HDF5's automatic error printing may be per thread: readers called from pipeline threads
+    /// turn it off there too (errors are reported by emconv, in one line).
+    public static func silenceErrorsOnThisThread() {
+        initialize()
+        emc_silence_errors()
+    }
+
     public static var libraryVersion: String {
         var maj: UInt32 = 0, min: UInt32 = 0, rel: UInt32 = 0
         H5get_libversion(&maj, &min, &rel)
