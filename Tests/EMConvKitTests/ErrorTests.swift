@@ -44,3 +44,34 @@ final class LibraryFaultTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["damaged.emd"])
     }
 }
+
+/// HDF5 1.10 loops forever on some damaged metadata (one byte found by fuzzing): the watchdog
+/// ends the run with the one-line error and exit 65 (limit shortened for the test).
+final class WatchdogTests: XCTestCase {
+    func testLoopingLibraryIsStopped() throws {
+        guard let root = SharedTestData.root else { print(SharedTestData.skipMessage); return }
+        guard let bin = CLIRunner.binary else { return XCTFail("emconv not built") }
+        let dir = NSTemporaryDirectory() + "emconv-hang-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: root + "/emd_berkeley/py4DSTEM_size2x3x4x5.h5"))
+        bytes[2569] = 2
+        let bad = dir + "/looping.h5"
+        try bytes.write(to: URL(fileURLWithPath: bad))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: bin)
+        p.arguments = ["convert", bad, "-o", dir + "/out.nxs"]
+        p.environment = ProcessInfo.processInfo.environment.merging(["EMCONV_WATCHDOG_SECONDS": "2"]) { $1 }
+        let err = Pipe()
+        p.standardError = err
+        let t0 = Date()
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 65, text)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 30)
+        XCTAssertEqual(text.split(separator: "\n").count, 1, text)
+        XCTAssertTrue(text.contains("looping.h5"), text)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["looping.h5"])
+    }
+}

@@ -90,6 +90,7 @@ public enum ChunkPipeline {
                 let s = st.free.removeLast()
                 st.cond.unlock()
                 do {
+                    Watchdog.arm(Watchdog.chunkSeconds, "reading the data")
                     try produce(i, slots[s].input)
                 } catch {
                     st.fail(error)
@@ -161,6 +162,7 @@ public enum ChunkPipeline {
             st.cond.unlock()
         }
         finished.wait()
+        Watchdog.disarm()
         if let firstError { throw firstError }
     }
 }

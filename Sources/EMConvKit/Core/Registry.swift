@@ -64,6 +64,8 @@ public enum Registry {
     /// Opens `path` with the right reader.
     public static func open(_ path: String, options: ReadOptions = ReadOptions()) throws -> OpenedFile {
         TempFiles.setInput(path)
+        Watchdog.arm(Watchdog.headerSeconds, "reading the file's structure")
+        defer { Watchdog.disarm() }
         return try reader(for: path, options: options).open(path, options: options)
     }
 
