@@ -131,6 +131,7 @@ def main():
     # DM and EMD cases with one dataset: the zspy that HyperSpy loads holds exactly the data of the
     # NeXus output (whose equality with the independent references the Swift tests establish).
     others = 0
+    tiffs = 0
     if os.path.isdir(refdir):
         import h5py
         import hdf5plugin  # noqa: F401
@@ -177,7 +178,28 @@ def main():
                 check_zspy_axes(z, sz, ds[0]["axes"], kind)
             except Exception as e:  # noqa: BLE001
                 check(False, f"{z}: hs.load failed: {e}")
-    print(f"interop writers: {len(cases)} MIB/EMPAD inputs x (zspy, zspy.zip, nxs->zspy, tiff); {others} DM/EMD inputs -> zspy")
+            # 2-D images (the Fiji case): TIFF data equal to the NeXus data, pixel size in ImageJ
+            # metadata and in the resolution tags.
+            axes = ds[0]["axes"]
+            if len(axes) == 2 and ds[0]["dtype"] not in ("complex64", "complex128") and all("scale" in x for x in axes):
+                t = os.path.join(tmp, f"o{others}.tif")
+                if run(a.emconv, ["convert", src, "-o", t, "--quiet"]).returncode != 0:
+                    check(False, f"convert {src} -> tiff")
+                    continue
+                with tifffile.TiffFile(t) as tf:
+                    td = tf.asarray()
+                    if kind in ("rgb8", "rgba8"):
+                        td = td.reshape(d.shape)
+                    elif kind == "bool":
+                        td = td.astype(np.uint8)
+                    check(td.shape == d.shape and np.array_equal(td, d), f"{t}: TIFF data equal to the NeXus data")
+                    x = axes[-1]
+                    if x["units"]:
+                        xr = tf.pages[0].tags["XResolution"].value
+                        check(abs(xr[0] / xr[1] - 1 / x["scale"]) <= 1e-6 / x["scale"], f"{t}: XResolution = 1/pixel size")
+                        check((tf.imagej_metadata or {}).get("unit") == x["units"], f"{t}: ImageJ unit {x['units']}")
+                tiffs += 1
+    print(f"interop writers: {len(cases)} MIB/EMPAD inputs x (zspy, zspy.zip, nxs->zspy, tiff); {others} DM/EMD inputs -> zspy, {tiffs} of them also -> TIFF")
     print(check.summary())
     sys.exit(1 if check.failed else 0)
 
