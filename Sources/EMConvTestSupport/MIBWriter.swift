@@ -45,6 +45,8 @@ public struct MIBSpec: Sendable {
     /// With a line length, the first frame of every line comes `flybackNanoseconds` later.
     public var flybackLineLength: Int?
     public var flybackNanoseconds: Int64 = 7_000_000
+    /// Extra time added to frame i (jitter), for the inference tests.
+    public var frameTimeOffsetsNanoseconds: [Int64] = []
     public var firstSequence = 1
     /// Frames per file of a series (`name_0001.mib`, …); nil: one file. Sums to `frames`.
     public var seriesFrames: [Int]?
@@ -216,6 +218,7 @@ public struct MIBSpec: Sendable {
     public func frameTime(_ i: Int) -> Int64 {
         var t = startNanoseconds + Int64(i) * frameIntervalNanoseconds
         if let w = flybackLineLength, w > 0 { t += Int64(i / w) * flybackNanoseconds }
+        if i < frameTimeOffsetsNanoseconds.count { t += frameTimeOffsetsNanoseconds[i] }
         return t
     }
 

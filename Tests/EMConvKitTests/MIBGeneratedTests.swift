@@ -256,6 +256,21 @@ final class MIBGeneratedTests: XCTestCase {
         XCTAssertEqual(h.datasets[0].shape, [15, 4, 256])
     }
 
+    /// Jitter alone must not look like a scan: here the gap after frame 4 is the largest by
+    /// chance (by 2 µs), while the other gaps spread over 4 µs. One trigger for all frames.
+    func testJitterIsNotMistakenForFlyback() throws {
+        var s = MIBSpec(format: .u08, depth: 6, rows: 4, frames: 8)
+        s.flybackLineLength = nil
+        s.framesPerTrigger = 8
+        s.frameTimeOffsetsNanoseconds = [0, 1_000, 0, 4_000, 10_000, 10_500, 12_000, 11_000]
+        let (f, _) = try roundTrip(s, "jitter")
+        XCTAssertEqual(f.datasets[0].shape, [8, 4, 256], "no scan shape from noise")
+        // A real flyback (7 ms) with the same jitter and one trigger for all frames is found.
+        s.flybackLineLength = 4
+        let (g, _) = try roundTrip(s, "jitter_flyback")
+        XCTAssertEqual(g.datasets[0].shape, [2, 4, 4, 256])
+    }
+
     func testFlybackWithIncompleteLastLine() throws {
         var s = MIBSpec(format: .u16, depth: 12, rows: 4, frames: 14)
         s.flybackLineLength = 4

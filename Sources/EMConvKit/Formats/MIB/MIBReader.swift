@@ -249,7 +249,9 @@ public enum MIBReader: FormatReader {
             shape = [n / fpt, fpt]
             source = ".hdr frames in acquisition / frames per trigger"
         }
-        if shape == nil, available >= 4, perTrigger == nil || perTrigger == 1 {
+        // One trigger per frame, or one trigger for the whole acquisition: the line length can
+        // only come from the time stamps.
+        if shape == nil, available >= 4, perTrigger == nil || perTrigger == 1 || perTrigger == inAcq {
             if let w = flybackLineLength(series: series, stride: stride, frames: inAcq.map { min($0, available) } ?? available) {
                 let total = inAcq.map { $0 > 0 ? $0 : available } ?? available
                 shape = [(total + w - 1) / w, w]
@@ -298,9 +300,14 @@ public enum MIBReader: FormatReader {
         for w in 2...(n / 2 + 1) where w < n {
             let breaks = stride(from: w - 1, to: gaps.count, by: w).map { gaps[$0] }
             guard !breaks.isEmpty else { continue }
-            var others = -Double.infinity
-            for (i, g) in gaps.enumerated() where (i + 1) % w != 0 { others = max(others, g) }
-            if let minBreak = breaks.min(), minBreak > others { return w }
+            var othersMax = -Double.infinity, othersMin = Double.infinity
+            for (i, g) in gaps.enumerated() where (i + 1) % w != 0 {
+                othersMax = max(othersMax, g)
+                othersMin = min(othersMin, g)
+            }
+            // The flyback must stand clear of the jitter: with noise-only time stamps a gap at a
+            // multiple of w can be the largest by chance (1 in 7 for 8 frames), never by 3x the spread.
+            if let minBreak = breaks.min(), minBreak > othersMax, minBreak - othersMax > 3 * (othersMax - othersMin) { return w }
         }
         return nil
     }
