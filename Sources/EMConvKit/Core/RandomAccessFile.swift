@@ -132,6 +132,7 @@ public final class RandomAccessFile: @unchecked Sendable {
                               "file is truncated: \(what) needs \(buffer.count) bytes at offset \(offset) but the file has \(size) bytes")
         }
         try rawRead(at: offset, into: buffer)
+        Watchdog.beat()
         cond.lock()
         if hashing {
             readPosition = max(readPosition, offset + Int64(buffer.count))

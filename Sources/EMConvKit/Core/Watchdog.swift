@@ -5,11 +5,12 @@ import Glibc
 
 /// Ends the process with the one-line error when reading stops making progress: HDF5 1.10 can
 /// loop forever on damaged metadata, and emconv must never hang. Armed while a reader parses
-/// headers (60 s) and re-armed for every chunk the pipeline reads (10 min), far beyond what a
-/// sound file needs on the slowest storage.
+/// headers (60 s without a completed read) and while the pipeline reads data (10 min without a
+/// completed chunk); every completed read restarts the countdown, so only a stuck call fires it.
 public enum Watchdog {
     nonisolated(unsafe) private static var deadline: Double = 0      // seconds since 1970, 0 = disarmed
     nonisolated(unsafe) private static var what: UnsafeMutablePointer<CChar>?
+    nonisolated(unsafe) private static var armedSeconds: Double = 0
     private static let lock = NSLock()
     private static let start: Void = {
         let t = Thread {
@@ -35,10 +36,19 @@ public enum Watchdog {
         _ = start
         lock.lock()
         deadline = Date().timeIntervalSince1970 + seconds
+        armedSeconds = seconds
         let old = what
         what = strdup(activity)
         lock.unlock()
         if let old { free(old) }
+    }
+
+    /// Progress: a read completed. Restarts the countdown when armed, so the limit is the time
+    /// without any progress (a long but sound pass over a big file is never stopped).
+    public static func beat() {
+        lock.lock()
+        if deadline > 0 { deadline = Date().timeIntervalSince1970 + armedSeconds }
+        lock.unlock()
     }
 
     public static func disarm() {

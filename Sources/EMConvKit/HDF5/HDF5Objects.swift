@@ -428,6 +428,7 @@ public final class HDF5Dataset: HDF5Node {
         let mt = memType(type)
         let r = H5Dread(id, mt.id, ms.id, fs.id, hid_t(H5P_DEFAULT), buffer.baseAddress)
         if r < 0 { throw EMError(.badInput, file: filePath, at: path, "HDF5 could not read (a compression filter may be missing)") }
+        Watchdog.beat()
     }
 
     /// Reads everything as doubles (small numeric datasets: axes, scalars).

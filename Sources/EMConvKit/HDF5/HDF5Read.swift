@@ -103,6 +103,7 @@ extension HDF5Dataset {
         if H5Dread(id, mt.id, ms.id, fs.id, hid_t(H5P_DEFAULT), buffer.baseAddress) < 0 {
             throw EMError(.badInput, file: filePath, at: path, "HDF5 could not read the complex values")
         }
+        Watchdog.beat()
     }
 
     /// Number of elements (product of the shape; 1 for scalars).
