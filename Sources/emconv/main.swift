@@ -30,6 +30,7 @@ struct EMConv: ParsableCommand {
 }
 
 Converter.installFaultHandlers()
+Watchdog.enable()
 do {
     var command = try EMConv.parseAsRoot()
     do {

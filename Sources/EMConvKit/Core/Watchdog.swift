@@ -31,8 +31,22 @@ public enum Watchdog {
     public static var headerSeconds: Double { override ?? 60 }
     public static var chunkSeconds: Double { override ?? 600 }
 
+    nonisolated(unsafe) private static var enabled = false
+
+    /// Turns the watchdog on for this process (the CLI does; a program embedding EMConvKit decides
+    /// for itself, since firing ends the process).
+    public static func enable() {
+        lock.lock()
+        enabled = true
+        lock.unlock()
+    }
+
     /// Arms (or re-arms) the watchdog: `seconds` from now, for `activity` ("reading the file's structure").
     public static func arm(_ seconds: Double, _ activity: String) {
+        lock.lock()
+        let on = enabled
+        lock.unlock()
+        guard on else { return }
         _ = start
         lock.lock()
         deadline = Date().timeIntervalSince1970 + seconds
