@@ -1,46 +1,5 @@
 import Foundation
 
-/// What to do to pixel bytes after reading them (DM → common model).
-enum DMPixelFix: Equatable {
-    case none
-    /// Byte-swap components of this size (big-endian file on a little-endian machine).
-    case swap(Int)
-    /// DM RGB/RGBA pixels are stored B, G, R, A: exchange bytes 0 and 2 of every pixel.
-    case bgraToRgba
-
-    func apply(_ p: UnsafeMutableRawBufferPointer) {
-        switch self {
-        case .none: break
-        case let .swap(n): if n > 1 { byteSwapInPlace(p, componentSize: n) }
-        case .bgraToRgba:
-            let b = p.bindMemory(to: UInt8.self)
-            var i = 0
-            while i + 3 < b.count { let t = b[i]; b[i] = b[i + 2]; b[i + 2] = t; i += 4 }
-        }
-    }
-}
-
-/// Frames stored one after another (images, stacks, spectra, C-order 4D-STEM).
-final class DMContiguousSource: FrameSource {
-    let file: RandomAccessFile
-    let base: Int64
-    let frameBytes: Int
-    let fix: DMPixelFix
-
-    init(file: RandomAccessFile, base: Int64, frameBytes: Int, fix: DMPixelFix) {
-        self.file = file
-        self.base = base
-        self.frameBytes = frameBytes
-        self.fix = fix
-    }
-
-    func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
-        let p = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<frameBytes])
-        try file.read(at: base + Int64(index) * Int64(frameBytes), into: p, what: "frame \(index + 1)")
-        fix.apply(p)
-    }
-}
-
 /// Streaming transpose: the file holds a C-order (rows, cols) matrix of elements and frame `c`
 /// is column `c` (all `rows` elements). Serves spectrum images (energy slowest on disk: rows =
 /// channels, cols = scan positions) and the transposed 4D-STEM layout (rows = detector pixels,
@@ -53,7 +12,7 @@ final class DMTransposeSource: FrameSource {
     let rows: Int
     let cols: Int
     let es: Int
-    let fix: DMPixelFix
+    let fix: PixelFix
     let block: Int
     private var cache: UnsafeMutableRawBufferPointer
     private var cacheStart = -1
@@ -61,7 +20,7 @@ final class DMTransposeSource: FrameSource {
 
     static var defaultBudget: Int { DMReader.transposeCacheBytes }
 
-    init(file: RandomAccessFile, base: Int64, rows: Int, cols: Int, elementBytes: Int, fix: DMPixelFix, budget: Int = defaultBudget) {
+    init(file: RandomAccessFile, base: Int64, rows: Int, cols: Int, elementBytes: Int, fix: PixelFix, budget: Int = defaultBudget) {
         self.file = file
         self.base = base
         self.rows = rows

@@ -176,7 +176,7 @@ public enum DMReader: FormatReader {
         default: spectralKind = tags["Acquisition"]?["Monarc Spectrometer"] != nil ? "cl" : "spectrum"
         }
 
-        let fix: DMPixelFix = (dt == 8 || dt == 23) ? .bgraToRgba
+        let fix: PixelFix = (dt == 8 || dt == 23) ? .bgraToRgba
             : (tree.byteOrder != .native && etype.componentSize > 1 ? .swap(etype.componentSize) : .none)
         let base = ref.offset
         var axes: [Axis]
@@ -196,19 +196,19 @@ public enum DMReader: FormatReader {
             frameRank = 1
             kind = spectralKind
             name = spectralKind == "spectrum" ? "spectrum" : spectralKind
-            source = DMContiguousSource(file: f, base: base, frameBytes: dims[0] * diskBytes, fix: fix)
+            source = StridedFrameSource(file: f, firstFrame: base, stride: Int64(dims[0] * diskBytes), frameBytes: dims[0] * diskBytes, fix: fix)
         } else if n == 2 && isSpectrumFormat {
             axes = [axis(1, "position", .navigation), axis(0, "energy", .signal)]
             frameRank = 1
             kind = spectralKind
             name = "spectrum_line"
-            source = DMContiguousSource(file: f, base: base, frameBytes: dims[0] * diskBytes, fix: fix)
+            source = StridedFrameSource(file: f, firstFrame: base, stride: Int64(dims[0] * diskBytes), frameBytes: dims[0] * diskBytes, fix: fix)
         } else if n == 2 {
             axes = [axis(1, "y", .signal), axis(0, "x", .signal)]
             frameRank = 2
             kind = fmtL.contains("diffraction") ? "diffraction" : "image"
             name = kind
-            source = DMContiguousSource(file: f, base: base, frameBytes: dims[0] * dims[1] * diskBytes, fix: fix)
+            source = StridedFrameSource(file: f, firstFrame: base, stride: Int64(dims[0] * dims[1] * diskBytes), frameBytes: dims[0] * dims[1] * diskBytes, fix: fix)
         } else if n == 3 && isSI {
             // Disk: (energy, y, x) in C order; exposed as (y, x, energy), one spectrum per frame.
             axes = [axis(1, "scan_y", .navigation), axis(0, "scan_x", .navigation), axis(2, "energy", .signal)]
@@ -222,7 +222,7 @@ public enum DMReader: FormatReader {
             frameRank = 2
             kind = "stack"
             name = "stack"
-            source = DMContiguousSource(file: f, base: base, frameBytes: dims[0] * dims[1] * diskBytes, fix: fix)
+            source = StridedFrameSource(file: f, firstFrame: base, stride: Int64(dims[0] * dims[1] * diskBytes), frameBytes: dims[0] * dims[1] * diskBytes, fix: fix)
         } else {
             let swappedTag = tags["Meta Data"]?["Data Order Swapped"]
             let swapped = swappedTag.flatMap { $0.intValue } ?? 0
@@ -233,7 +233,7 @@ public enum DMReader: FormatReader {
                 // Frames contiguous: Dimensions = [det_x, det_y, scan_x, scan_y].
                 axes = [axis(3, "scan_y", .navigation), axis(2, "scan_x", .navigation), axis(1, "det_y", .signal), axis(0, "det_x", .signal)]
                 notes["dm_layout"] = "frames contiguous ('Data Order Swapped' = 1)"
-                source = DMContiguousSource(file: f, base: base, frameBytes: dims[0] * dims[1] * diskBytes, fix: fix)
+                source = StridedFrameSource(file: f, firstFrame: base, stride: Int64(dims[0] * dims[1] * diskBytes), frameBytes: dims[0] * dims[1] * diskBytes, fix: fix)
             } else {
                 // Transposed: Dimensions = [scan_x, scan_y, det_x, det_y]; disk C order (det_y, det_x, scan_y, scan_x).
                 axes = [axis(1, "scan_y", .navigation), axis(0, "scan_x", .navigation), axis(3, "det_y", .signal), axis(2, "det_x", .signal)]

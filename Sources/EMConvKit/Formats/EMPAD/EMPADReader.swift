@@ -126,7 +126,7 @@ public enum EMPADReader: FormatReader {
         }
         if nav.count == 2 { md.scanShape = nav; md.scanShapeSource = navSource }
 
-        let src = StridedFrameSource(file: raw, firstFrame: 0, stride: stride, frameBytes: detRows * detCols * 4, swap: 1)
+        let src = StridedFrameSource(file: raw, firstFrame: 0, stride: stride, frameBytes: detRows * detCols * 4)
         let ds = Dataset(name: "empad", title: (path as NSString).lastPathComponent, axes: axes, elementType: .float32,
                          sourceByteOrder: .little, frameRank: 2, quantity: "intensity", signalKind: nav.count == 2 ? "4d-stem" : "diffraction",
                          metadata: md, conventions: ["emconv_orientation": "on-disk row order; 2 footer rows per frame dropped"], source: src)

@@ -158,7 +158,7 @@ public enum RawReader: FormatReader {
         }
         let src = StridedFrameSource(file: f, firstFrame: desc.offset + Int64(desc.frameHeader), stride: desc.frameStride,
                                      frameBytes: desc.frameElements * desc.elementType.size,
-                                     swap: desc.byteOrder != .native ? desc.elementType.componentSize : 1)
+                                     fix: desc.byteOrder != .native ? .swap(desc.elementType.componentSize) : .none)
         let kind = desc.signalRank == 1 ? "spectrum" : (navRank == 2 ? "4d-stem" : "image")
         let ds = Dataset(name: "data", title: (path as NSString).lastPathComponent, axes: axes, elementType: desc.elementType,
                          sourceByteOrder: desc.byteOrder, frameRank: desc.signalRank, quantity: "intensity", signalKind: kind,
@@ -172,28 +172,5 @@ public enum RawReader: FormatReader {
         return OpenedFile(path: path, format: descriptor.name, variant: "\(desc.elementType.rawValue) \(desc.byteOrder.rawValue)-endian",
                           datasets: [ds], files: files, original: tree, warnings: warnings, readerName: "raw",
                           readerVersion: version, handles: [f])
-    }
-}
-
-/// Frames at a constant stride in one file, optionally byte-swapped: serves generic raw and EMPAD.
-final class StridedFrameSource: FrameSource {
-    let file: RandomAccessFile
-    let firstFrame: Int64
-    let stride: Int64
-    let frameBytes: Int
-    let swap: Int
-
-    init(file: RandomAccessFile, firstFrame: Int64, stride: Int64, frameBytes: Int, swap: Int) {
-        self.file = file
-        self.firstFrame = firstFrame
-        self.stride = stride
-        self.frameBytes = frameBytes
-        self.swap = swap
-    }
-
-    func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
-        let p = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<frameBytes])
-        try file.read(at: firstFrame + Int64(index) * stride, into: p, what: "frame \(index + 1)")
-        if swap > 1 { byteSwapInPlace(p, componentSize: swap) }
     }
 }
