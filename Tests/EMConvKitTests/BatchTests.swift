@@ -3,16 +3,8 @@ import EMConvTestSupport
 import Foundation
 import XCTest
 
-final class BatchTests: XCTestCase {
-    var tmp: String!
+final class BatchTests: TempDirectoryTestCase {
     let fm = FileManager.default
-
-    override func setUpWithError() throws {
-        tmp = NSTemporaryDirectory() + "emconv-batch-\(UUID().uuidString)"
-        try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? fm.removeItem(atPath: tmp) }
 
     /// A raw file with a JSON descriptor beside it (the descriptor is its companion).
     func makeRaw(_ path: String, frames: Int = 4, side: Int = 16, seed: UInt64 = 1) throws {

@@ -4,16 +4,7 @@ import Foundation
 import XCTest
 
 /// End-to-end: the built binary's output and exit codes (README documents them).
-final class CLITests: XCTestCase {
-    var tmp: String!
-
-    override func setUpWithError() throws {
-        tmp = NSTemporaryDirectory() + "emconv-cli-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
-
+final class CLITests: TempDirectoryTestCase {
     /// A small raw file (4 frames of 8x8 uint16, big-endian) with known values.
     func makeRaw() throws -> String {
         var bytes: [UInt8] = []

@@ -5,18 +5,7 @@ import XCTest
 
 /// DigitalMicrograph DM3/DM4: every shared case against RosettaSciIO's reference, generated
 /// files for what the samples lack, and hostile inputs.
-final class DMTests: XCTestCase {
-    var tmp: String!
-
-    override func setUpWithError() throws {
-        tmp = NSTemporaryDirectory() + "emconv-dm-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: tmp)
-    }
-
+final class DMTests: TempDirectoryTestCase {
     static func ints(_ v: MetaValue?) -> [Int]? {
         if case let .array(a)? = v { return a.compactMap(\.intValue) }
         return nil

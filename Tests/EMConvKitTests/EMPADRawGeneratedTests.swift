@@ -5,23 +5,7 @@ import XCTest
 
 /// Generated EMPAD acquisitions and raw+JSON files, read through the registry and compared bit
 /// for bit with the generator's values.
-final class EMPADRawGeneratedTests: XCTestCase {
-    var tmp: String!
-
-    override func setUpWithError() throws {
-        tmp = NSTemporaryDirectory() + "emconv-empadraw-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: tmp)
-    }
-
-    func dir(_ name: String) throws -> String {
-        let d = tmp + "/" + name
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+final class EMPADRawGeneratedTests: TempDirectoryTestCase {
 
     func assertFrames(_ ds: Dataset, count: Int, _ expected: (Int) -> [UInt8], _ what: String,
                       file: StaticString = #filePath, line: UInt = #line) throws {

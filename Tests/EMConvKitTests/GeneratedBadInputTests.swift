@@ -102,24 +102,7 @@ enum EMConvExecutable {
 /// Damaged and hostile inputs made from generated files: every one gives an EMError with the
 /// right code (never a crash), and the CLI exits 65/66 with one line naming the file and leaves
 /// nothing in the output directory.
-final class GeneratedBadInputTests: XCTestCase {
-    var tmp: String!
-
-    override func setUpWithError() throws {
-        tmp = NSTemporaryDirectory() + "emconv-bad-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: tmp)
-    }
-
-    /// A fresh folder per case: series detection must not see the other cases' files.
-    func dir(_ name: String) throws -> String {
-        let d = tmp + "/" + name
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+final class GeneratedBadInputTests: TempDirectoryTestCase {
 
     static let base: MIBSpec = {
         var s = MIBSpec(format: .u16, depth: 12, rows: 16, frames: 4)

@@ -5,18 +5,7 @@ import XCTest
 
 /// Generated Merlin acquisitions of every variant (the real samples lack most of them), read
 /// through the registry and compared bit for bit with the generator's values (on-disk row order).
-final class MIBGeneratedTests: XCTestCase {
-    var tmp: String!
-
-    override func setUpWithError() throws {
-        tmp = NSTemporaryDirectory() + "emconv-mibgen-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: tmp)
-    }
-
+final class MIBGeneratedTests: TempDirectoryTestCase {
     /// Writes `spec` as `tmp/<name>.mib` (+ .hdr), opens it with the registry and checks type,
     /// frame shape, frame count and every frame's bytes (read back to front, then one forward).
     @discardableResult

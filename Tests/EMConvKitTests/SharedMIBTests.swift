@@ -5,18 +5,7 @@ import XCTest
 
 /// Every MIB and EMPAD case of ../shared/testdata: read and converted to NeXus, the data equal
 /// the independent reference bit for bit (in emconv's on-disk row order), axes equal.
-final class SharedMIBTests: XCTestCase {
-    var tmp: String!
-
-    override func setUpWithError() throws {
-        tmp = NSTemporaryDirectory() + "emconv-shared-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: tmp)
-    }
-
+final class SharedMIBTests: TempDirectoryTestCase {
     func convert(_ input: String, _ name: String, compression: Compression? = nil) throws -> String {
         let out = tmp + "/" + name + ".nxs"
         _ = try Converter.convert(input: input, output: out, overwrite: true,

@@ -4,16 +4,7 @@ import Foundation
 import XCTest
 
 /// `emconv validate` rules (mutation table), the metadata sidecar, and the NXem mapping.
-final class ValidateTests: XCTestCase {
-    var tmp: String!
-
-    override func setUpWithError() throws {
-        tmp = NSTemporaryDirectory() + "emconv-validate-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
-
+final class ValidateTests: TempDirectoryTestCase {
     static let fullSidecar = """
     sample:
       name: SrTiO3 lamella

@@ -19,16 +19,7 @@ final class MemorySource: FrameSource {
 }
 
 /// Round trips of the zspy, TIFF and NeXus writers and the NeXus reader on generated data.
-final class WriterTests: XCTestCase {
-    var tmp: String!
-
-    override func setUpWithError() throws {
-        tmp = NSTemporaryDirectory() + "emconv-writers-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
-
+final class WriterTests: TempDirectoryTestCase {
     /// A dataset with deterministic, type-spanning byte patterns.
     func makeFile(_ t: ElementType, shape: [Int] = [3, 5, 6, 7], frameRank: Int = 2, kind: String = "4d-stem") -> OpenedFile {
         let n = shape.reduce(1, *) * t.size
