@@ -1,4 +1,5 @@
 import Foundation
+import EMConvKit
 
 /// Runs the built `emconv` binary, for end-to-end tests of output and exit codes.
 public enum CLIRunner {
@@ -8,24 +9,68 @@ public enum CLIRunner {
         public var stderr: String
     }
 
-    /// The binary beside the test bundle (`swift test` builds it there), `$EMCONV_BIN` when set.
-    public static var binary: String? {
-        if let b = ProcessInfo.processInfo.environment["EMCONV_BIN"], FileManager.default.isExecutableFile(atPath: b) { return b }
-        var candidates: [String] = []
-        let bundleDir = Bundle.main.bundleURL.deletingLastPathComponent().path
-        candidates.append(bundleDir + "/emconv")
-        candidates.append(Bundle.main.bundleURL.path + "/../emconv")
-        for arg0 in [CommandLine.arguments.first ?? ""] where !arg0.isEmpty {
-            candidates.append(URL(fileURLWithPath: arg0).deletingLastPathComponent().path + "/emconv")
+    /// The `emconv` binary built beside the test runner (same configuration), else in the
+    /// package's `.build`; `EMCONV_BIN` overrides. The newest candidate wins.
+    static var path: String? {
+        let fm = FileManager.default
+        if let e = ProcessInfo.processInfo.environment["EMCONV_BIN"], fm.isExecutableFile(atPath: e) { return e }
+        var dirs: [String] = []
+        // The xctest runner (Linux: .build/<triple>/<config>/emconvPackageTests.xctest) or the bundle.
+        if let arg0 = ProcessInfo.processInfo.arguments.first {
+            dirs.append((arg0 as NSString).deletingLastPathComponent)
         }
-        candidates.append(SharedTestData.packageRoot + "/.build/debug/emconv")
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+        for b in Bundle.allBundles where b.bundlePath.hasSuffix(".xctest") {
+            dirs.append((b.bundlePath as NSString).deletingLastPathComponent)
+        }
+        let build = SharedTestData.packageRoot + "/.build"
+        dirs += [build + "/debug", build + "/release"]
+        if let triples = try? fm.contentsOfDirectory(atPath: build) {
+            for t in triples.sorted() { dirs += [build + "/" + t + "/debug", build + "/" + t + "/release"] }
+        }
+        let found = dirs.map { $0 + "/emconv" }.filter { fm.isExecutableFile(atPath: $0) }
+        func mtime(_ p: String) -> Date { ((try? fm.attributesOfItem(atPath: p))?[.modificationDate] as? Date) ?? .distantPast }
+        // Prefer the runner's own directory (same build); otherwise the newest.
+        if let first = found.first, dirs.first.map({ first.hasPrefix($0 + "/") }) == true { return first }
+        return found.max { mtime($0) < mtime($1) }
     }
 
-    public static func run(_ args: [String], cwd: String? = nil) throws -> Result {
-        guard let bin = binary else { throw NSError(domain: "emconv-tests", code: 1, userInfo: [NSLocalizedDescriptionKey: "emconv binary not built (run swift build)"]) }
+    /// The newest object file the executable links (EMConvKit and the CLI), beside the binary.
+    /// Builds are content-hashed (an unchanged file is not recompiled), so object times, not
+    /// source times, tell whether the binary is older than the code the tests compiled.
+    static func newestObject(besides exe: String) -> Date {
+        let fm = FileManager.default
+        let dir = (exe as NSString).deletingLastPathComponent
+        var newest = Date.distantPast
+        for sub in ["EMConvKit.build", "emconv.build"] {
+            for f in (try? fm.contentsOfDirectory(atPath: dir + "/" + sub)) ?? [] where f.hasSuffix(".o") {
+                if let d = (try? fm.attributesOfItem(atPath: dir + "/" + sub + "/" + f))?[.modificationDate] as? Date, d > newest { newest = d }
+            }
+        }
+        return newest
+    }
+
+    /// The binary, checked to be no older than the library the tests were built with (a test
+    /// cannot build it itself: SwiftPM holds the .build lock while tests run).
+    static let checked: Swift.Result<String, EMError> = {
+        guard let p = path else {
+            return .failure(EMError(.missingInput, "the emconv executable was not found beside the tests or in .build: run 'swift build' before 'swift test' (or set EMCONV_BIN)"))
+        }
+        if ProcessInfo.processInfo.environment["EMCONV_BIN"] != nil { return .success(p) }
+        let d = ((try? FileManager.default.attributesOfItem(atPath: p))?[.modificationDate] as? Date) ?? .distantPast
+        guard d >= newestObject(besides: p) else {
+            return .failure(EMError(.failure, file: p, "the emconv executable is older than the library the tests were built with: run 'swift build' before 'swift test'"))
+        }
+        return .success(p)
+    }()
+
+    /// The checked binary, or nil (tests then fail with the reason from ``run``).
+    public static var binary: String? { try? checked.get() }
+
+    /// Runs emconv with `args` (stdin empty), at most `timeout` seconds.
+    public static func run(_ args: [String], cwd: String? = nil, timeout: TimeInterval = 120) throws -> Result {
+        let exe = try checked.get()
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: bin)
+        p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         let out = Pipe(), err = Pipe()
@@ -33,17 +78,24 @@ public enum CLIRunner {
         p.standardError = err
         p.standardInput = FileHandle.nullDevice
         try p.run()
-        // Read both pipes concurrently to avoid a full-pipe deadlock.
+        // Drain both pipes while the process runs (a full pipe would block it).
         final class Box: @unchecked Sendable { var data = Data() }
-        let outBox = Box()
-        let g = DispatchGroup()
-        g.enter()
-        DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); g.leave() }
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        g.wait()
-        let outData = outBox.data
+        let outBox = Box(), errBox = Box()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter()
+        DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(5000) }
+        if p.isRunning {
+            p.terminate()
+            p.waitUntilExit()
+            throw EMError(.failure, "emconv \(args.joined(separator: " ")) did not finish within \(Int(timeout)) s")
+        }
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        group.wait()
+        return Result(status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
+                      stderr: String(decoding: errBox.data, as: UTF8.self))
     }
 }

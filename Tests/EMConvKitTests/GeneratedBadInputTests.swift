@@ -3,102 +3,6 @@ import EMConvTestSupport
 import Foundation
 import XCTest
 
-/// Runs the built `emconv` executable (tests of the end-to-end CLI path).
-enum EMConvExecutable {
-    /// The `emconv` binary built beside this test bundle (same configuration), else in the
-    /// package's `.build`; `EMCONV_BIN` overrides. The newest candidate wins.
-    static var path: String? {
-        let fm = FileManager.default
-        if let e = ProcessInfo.processInfo.environment["EMCONV_BIN"], fm.isExecutableFile(atPath: e) { return e }
-        var dirs: [String] = []
-        // The xctest runner (Linux: .build/<triple>/<config>/emconvPackageTests.xctest) or the bundle.
-        if let arg0 = ProcessInfo.processInfo.arguments.first {
-            dirs.append((arg0 as NSString).deletingLastPathComponent)
-        }
-        for b in Bundle.allBundles where b.bundlePath.hasSuffix(".xctest") {
-            dirs.append((b.bundlePath as NSString).deletingLastPathComponent)
-        }
-        let build = SharedTestData.packageRoot + "/.build"
-        dirs += [build + "/debug", build + "/release"]
-        if let triples = try? fm.contentsOfDirectory(atPath: build) {
-            for t in triples.sorted() { dirs += [build + "/" + t + "/debug", build + "/" + t + "/release"] }
-        }
-        let found = dirs.map { $0 + "/emconv" }.filter { fm.isExecutableFile(atPath: $0) }
-        func mtime(_ p: String) -> Date { ((try? fm.attributesOfItem(atPath: p))?[.modificationDate] as? Date) ?? .distantPast }
-        // Prefer the runner's own directory (same build); otherwise the newest.
-        if let first = found.first, dirs.first.map({ first.hasPrefix($0 + "/") }) == true { return first }
-        return found.max { mtime($0) < mtime($1) }
-    }
-
-    /// The newest object file the executable links (EMConvKit and the CLI), beside the binary.
-    /// Builds are content-hashed (an unchanged file is not recompiled), so object times, not
-    /// source times, tell whether the binary is older than the code the tests compiled.
-    static func newestObject(besides exe: String) -> Date {
-        let fm = FileManager.default
-        let dir = (exe as NSString).deletingLastPathComponent
-        var newest = Date.distantPast
-        for sub in ["EMConvKit.build", "emconv.build"] {
-            for f in (try? fm.contentsOfDirectory(atPath: dir + "/" + sub)) ?? [] where f.hasSuffix(".o") {
-                if let d = (try? fm.attributesOfItem(atPath: dir + "/" + sub + "/" + f))?[.modificationDate] as? Date, d > newest { newest = d }
-            }
-        }
-        return newest
-    }
-
-    /// `swift test` builds only what the tests link, not the `emconv` executable (and cannot
-    /// build it from inside a test: SwiftPM holds the .build lock). So the binary must exist
-    /// and be newer than the sources, else the CLI tests would test stale code.
-    static let checked: Result<String, EMError> = {
-        guard let p = path else {
-            return .failure(EMError(.missingInput, "the emconv executable was not found beside the tests or in .build: run 'swift build' before 'swift test' (or set EMCONV_BIN)"))
-        }
-        if ProcessInfo.processInfo.environment["EMCONV_BIN"] != nil { return .success(p) }
-        let d = ((try? FileManager.default.attributesOfItem(atPath: p))?[.modificationDate] as? Date) ?? .distantPast
-        guard d >= newestObject(besides: p) else {
-            return .failure(EMError(.failure, file: p, "the emconv executable is older than the library the tests were built with: run 'swift build' before 'swift test'"))
-        }
-        return .success(p)
-    }()
-
-    struct Outcome {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    /// Runs emconv with `args`, at most `timeout` seconds.
-    static func run(_ args: [String], timeout: TimeInterval = 60) throws -> Outcome {
-        let exe = try checked.get()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        // Drain both pipes while the process runs.
-        final class Box: @unchecked Sendable { var data = Data() }
-        let outBox = Box(), errBox = Box()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(5000) }
-        if p.isRunning {
-            p.terminate()
-            p.waitUntilExit()
-            throw EMError(.failure, "emconv \(args.joined(separator: " ")) did not finish within \(Int(timeout)) s")
-        }
-        p.waitUntilExit()
-        group.wait()
-        return Outcome(status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
-                      stderr: String(decoding: errBox.data, as: UTF8.self))
-    }
-}
-
 /// Damaged and hostile inputs made from generated files: every one gives an EMError with the
 /// right code (never a crash), and the CLI exits 65/66 with one line naming the file and leaves
 /// nothing in the output directory.
@@ -151,7 +55,7 @@ final class GeneratedBadInputTests: TempDirectoryTestCase {
     func assertCLIFails(_ path: String, status: Int32, names: [String]? = nil, _ what: String,
                         file: StaticString = #filePath, line: UInt = #line) throws {
         let outDir = try dir("out-\(UUID().uuidString)")
-        let r = try EMConvExecutable.run(["convert", path, "-o", outDir + "/result.nxs"])
+        let r = try CLIRunner.run(["convert", path, "-o", outDir + "/result.nxs"])
         XCTAssertEqual(r.status, status, "\(what): exit status; stderr: \(r.stderr)", file: file, line: line)
         let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: true)
         XCTAssertEqual(lines.count, 1, "\(what): stderr is not one line: \(r.stderr)", file: file, line: line)
@@ -206,7 +110,7 @@ final class GeneratedBadInputTests: TempDirectoryTestCase {
         // End to end: a cut inside frame 4 keeps 3 frames, converts the complete scan line (2), warns, exits 0.
         try save(Array(bytes.prefix(3 * stride + 100)), path)
         let outDir = try dir("out-cut2")
-        let r = try EMConvExecutable.run(["convert", path, "-o", outDir + "/r.nxs"])
+        let r = try CLIRunner.run(["convert", path, "-o", outDir + "/r.nxs"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("kept 3 complete frames") && r.stderr.contains("interrupted"), r.stderr)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: outDir), ["r.nxs"])
