@@ -416,8 +416,8 @@ public final class HDF5Dataset: HDF5Node {
         }
     }
 
-    /// Reads a hyperslab (`start`, `count` per dimension) in native order of `type`.
-    public func read(start: [Int], count: [Int], as type: ElementType, into buffer: UnsafeMutableRawBufferPointer) throws {
+    /// File and memory dataspaces for a hyperslab (`start`, `count` per dimension; empty: all of a scalar).
+    func selection(start: [Int], count: [Int]) throws -> (file: H5ID, memory: H5ID) {
         let fs = H5ID(H5Dget_space(id), .dataspace)
         var st = start.map { hsize_t($0) }
         var ct = count.map { hsize_t($0) }
@@ -425,6 +425,12 @@ public final class HDF5Dataset: HDF5Node {
             try check(H5Sselect_hyperslab(fs.id, H5S_SELECT_SET, &st, nil, &ct, nil), "select hyperslab")
         }
         let ms = count.isEmpty ? H5ID(H5Screate(H5S_SCALAR), .dataspace) : H5ID(H5Screate_simple(Int32(ct.count), &ct, nil), .dataspace)
+        return (fs, ms)
+    }
+
+    /// Reads a hyperslab (`start`, `count` per dimension) in native order of `type`.
+    public func read(start: [Int], count: [Int], as type: ElementType, into buffer: UnsafeMutableRawBufferPointer) throws {
+        let (fs, ms) = try selection(start: start, count: count)
         let mt = memType(type)
         let r = H5Dread(id, mt.id, ms.id, fs.id, hid_t(H5P_DEFAULT), buffer.baseAddress)
         if r < 0 { throw EMError(.badInput, file: filePath, at: path, "HDF5 could not read (a compression filter may be missing)") }

@@ -89,13 +89,7 @@ extension HDF5Dataset {
         let f = componentSize == 4 ? emc_T_NATIVE_FLOAT() : emc_T_NATIVE_DOUBLE()
         H5Tinsert(mt.id, realName, 0, f)
         H5Tinsert(mt.id, imagName, componentSize, f)
-        let fs = H5ID(H5Dget_space(id), .dataspace)
-        var st = start.map { hsize_t($0) }
-        var ct = count.map { hsize_t($0) }
-        if !start.isEmpty {
-            try check(H5Sselect_hyperslab(fs.id, H5S_SELECT_SET, &st, nil, &ct, nil), "select hyperslab")
-        }
-        let ms = count.isEmpty ? H5ID(H5Screate(H5S_SCALAR), .dataspace) : H5ID(H5Screate_simple(Int32(ct.count), &ct, nil), .dataspace)
+        let (fs, ms) = try selection(start: start, count: count)
         let need = count.reduce(1, *) * 2 * componentSize
         guard buffer.count >= need else {
             throw EMError(.badInput, file: filePath, at: path, "buffer too small for the selection")
