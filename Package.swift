@@ -6,6 +6,18 @@ import PackageDescription
 // - libcrypto (OpenSSL): hardware-accelerated SHA-256 for provenance checksums of 100 GB inputs;
 // - libtiff: the TIFF writer (and TIFF read-back in tests); strips are compressed by emconv on
 //   worker threads and handed to libtiff raw.
+//
+// Modules (the compiler keeps the layering; see README "Layout of the code"):
+//   EMCore      the common model, errors, options, frame sources, chunk pipeline, codecs: no HDF5, no format
+//   EMHDF5      the thin HDF5 layer (EMCore)
+//   Format*     one module per vendor family (EMCore, EMHDF5 where HDF5-based)
+//   FormatNeXus the NeXus family: reader, writer, NXem layout and rules
+//   Writer*     the other writers
+//   EMConvKit   the ordered catalog, the converter, batch, validate, the metadata sidecar
+//   emconv      the command-line tool
+let core: Target.Dependency = "EMCore"
+let hdf5: Target.Dependency = "EMHDF5"
+
 let package = Package(
     name: "emconv",
     platforms: [.macOS(.v13)],
@@ -22,14 +34,33 @@ let package = Package(
         .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
-        .target(name: "EMConvKit", dependencies: ["CHDF5", "CZstd", "CDeflate", "CCrypto", "CTIFF"]),
+
+        .target(name: "EMCore", dependencies: ["CZstd", "CDeflate", "CCrypto"]),
+        .target(name: "EMHDF5", dependencies: [core, "CHDF5", "CZstd"]),
+
+        .target(name: "FormatMIB", dependencies: [core], path: "Sources/Formats/MIB"),
+        .target(name: "FormatEMPAD", dependencies: [core], path: "Sources/Formats/EMPAD"),
+        .target(name: "FormatDM", dependencies: [core], path: "Sources/Formats/DM"),
+        .target(name: "FormatRaw", dependencies: [core], path: "Sources/Formats/Raw"),
+        .target(name: "FormatEMD", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/EMD"),
+        .target(name: "FormatNeXus", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/NeXus"),
+
+        .target(name: "WriterZspy", dependencies: [core], path: "Sources/Writers/Zspy"),
+        .target(name: "WriterTIFF", dependencies: [core, "CTIFF"], path: "Sources/Writers/TIFF"),
+
+        .target(name: "EMConvKit", dependencies: [
+            core, hdf5, "FormatMIB", "FormatEMPAD", "FormatDM", "FormatRaw", "FormatEMD", "FormatNeXus",
+            "WriterZspy", "WriterTIFF",
+        ]),
         .executableTarget(name: "emconv", dependencies: [
             "EMConvKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "EMConvTestSupport", dependencies: ["EMConvKit"]),
         .executableTarget(name: "emconv-fixtures", dependencies: ["EMConvTestSupport"]),
         .executableTarget(name: "emconv-dmgen", dependencies: ["EMConvTestSupport"]),
-        .testTarget(name: "EMConvKitTests", dependencies: ["EMConvKit", "EMConvTestSupport", "CTIFF", "CZstd", "CDeflate"]),
+        .testTarget(name: "EMConvKitTests", dependencies: [
+            "EMConvKit", "EMConvTestSupport", "CTIFF", "CZstd", "CDeflate", "CHDF5",
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -88,7 +88,7 @@ public enum DataHash {
     /// Reads an emconv NeXus output back through emconv's NeXus reader and hashes the dataset
     /// named `name` (complex data stored as `real` + `imag` come back complex).
     public static func sha256(nexus path: String, name: String) throws -> (String, [Int], ElementType) {
-        let f = try Registry.open(path)
+        let f = try Catalog.open(path)
         guard let ds = f.datasets.first(where: { $0.name == name }) else {
             throw EMError(.badInput, file: path, "no dataset named '\(name)' (have \(f.datasets.map(\.name)))")
         }

@@ -67,7 +67,9 @@ public enum ChunkPipeline {
         }
     }
 
+    /// `producerSetup` runs first on the reading thread (``FrameSource/prepareReadingThread()``).
     public static func run(count: Int, chunkBytes: Int, workers: Int, depth: Int? = nil,
+                           producerSetup: @escaping () -> Void = {},
                            produce: @escaping (Int, ChunkBuffer) throws -> Void,
                            transform: @escaping (Int, PipelineSlot) throws -> ChunkBuffer,
                            consume: (Int, ChunkBuffer) throws -> Void) throws {
@@ -82,7 +84,7 @@ public enum ChunkPipeline {
         finished.enter()
         let producer = Thread {
             defer { finished.leave() }
-            HDF5.silenceErrorsOnThisThread()
+            producerSetup()
             for i in 0..<count {
                 st.cond.lock()
                 while st.free.isEmpty && st.failure == nil { st.cond.wait() }
@@ -168,12 +170,12 @@ public enum ChunkPipeline {
 }
 
 /// Codec contexts kept per pipeline slot (allocated once, reused for every chunk).
-struct ChunkCodecs {
-    var deflater: OpaquePointer?
-    var deflateLevel: Int = -1
-    var zstd: OpaquePointer?
+public struct ChunkCodecs {
+    public var deflater: OpaquePointer?
+    public var deflateLevel: Int = -1
+    public var zstd: OpaquePointer?
 
-    mutating func release() {
+    public mutating func release() {
         if let d = deflater { libdeflate_free_compressor(d) }
         if let z = zstd { ZSTD_freeCCtx(z) }
         deflater = nil
@@ -209,29 +211,45 @@ extension PipelineSlot {
                 if offset > 0 { out.raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: keep[0..<offset])) }
             }
         }
+        let bound: Int
+        switch compression {
+        case .none: bound = data.count
+        case let .gzip(level):
+            prepareDeflater(level)
+            bound = libdeflate_zlib_compress_bound(codecs.deflater, data.count)
+        case .zstd: bound = ZSTD_compressBound(data.count)
+        }
+        grow(bound)
+        return offset + (try compress(data, into: out.raw.baseAddress! + offset, capacity: bound, compression: compression))
+    }
+
+    private func prepareDeflater(_ level: Int) {
+        if codecs.deflater == nil || codecs.deflateLevel != level {
+            if let d = codecs.deflater { libdeflate_free_compressor(d) }
+            codecs.deflater = libdeflate_alloc_compressor(Int32(level))
+            codecs.deflateLevel = level
+        }
+    }
+
+    /// Compresses `src` into `dst` (a zlib stream for deflate, one zstd frame with its content
+    /// size) with this slot's codec contexts; returns the compressed size. No shuffle.
+    public func compress(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawPointer, capacity: Int,
+                         compression: Compression) throws -> Int {
         switch compression {
         case .none:
-            grow(data.count)
-            UnsafeMutableRawBufferPointer(rebasing: out.raw[offset..<(offset + src.count)]).copyMemory(from: src)
-            return offset + src.count
+            guard src.count <= capacity else { throw EMError(.failure, "chunk buffer too small") }
+            if src.count > 0 { dst.copyMemory(from: src.baseAddress!, byteCount: src.count) }
+            return src.count
         case let .gzip(level):
-            if codecs.deflater == nil || codecs.deflateLevel != level {
-                if let d = codecs.deflater { libdeflate_free_compressor(d) }
-                codecs.deflater = libdeflate_alloc_compressor(Int32(level))
-                codecs.deflateLevel = level
-            }
-            let bound = libdeflate_zlib_compress_bound(codecs.deflater, data.count)
-            grow(bound)
-            let n = libdeflate_zlib_compress(codecs.deflater, data.baseAddress, data.count, out.raw.baseAddress! + offset, bound)
+            prepareDeflater(level)
+            let n = libdeflate_zlib_compress(codecs.deflater, src.baseAddress, src.count, dst, capacity)
             guard n > 0 else { throw EMError(.failure, "deflate compression failed") }
-            return offset + n
+            return n
         case let .zstd(level):
             if codecs.zstd == nil { codecs.zstd = ZSTD_createCCtx() }
-            let bound = ZSTD_compressBound(data.count)
-            grow(bound)
-            let n = ZSTD_compressCCtx(codecs.zstd, out.raw.baseAddress! + offset, bound, data.baseAddress, data.count, Int32(level))
+            let n = ZSTD_compressCCtx(codecs.zstd, dst, capacity, src.baseAddress, src.count, Int32(level))
             guard ZSTD_isError(n) == 0 else { throw EMError(.failure, "zstd compression failed") }
-            return offset + n
+            return n
         }
     }
 

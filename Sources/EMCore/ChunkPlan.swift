@@ -2,17 +2,17 @@ import Foundation
 
 /// Chunking of a dataset: whole frames, several consecutive frames along the fastest
 /// navigation axis per chunk when frames are small.
-struct ChunkPlan {
-    let shape: [Int]
-    let navRank: Int
-    let framesPerChunk: Int
-    let frameBytes: Int
-    let chunkShape: [Int]
-    let chunkCount: Int
-    let chunksPerLine: Int
-    let lineLength: Int
+public struct ChunkPlan {
+    public let shape: [Int]
+    public let navRank: Int
+    public let framesPerChunk: Int
+    public let frameBytes: Int
+    public let chunkShape: [Int]
+    public let chunkCount: Int
+    public let chunksPerLine: Int
+    public let lineLength: Int
 
-    init(_ ds: Dataset, targetBytes: Int) {
+    public init(_ ds: Dataset, targetBytes: Int) {
         shape = ds.shape
         navRank = ds.rank - ds.frameRank
         frameBytes = max(1, ds.frameBytes)
@@ -33,17 +33,17 @@ struct ChunkPlan {
         chunkCount = lines * chunksPerLine
     }
 
-    var chunkBytes: Int { framesPerChunk * frameBytes }
+    public var chunkBytes: Int { framesPerChunk * frameBytes }
 
     /// First frame (flat navigation index) and number of real frames of chunk `i`.
-    func frames(ofChunk i: Int) -> (first: Int, count: Int) {
+    public func frames(ofChunk i: Int) -> (first: Int, count: Int) {
         let line = i / chunksPerLine
         let start = (i % chunksPerLine) * framesPerChunk
         return (line * lineLength + start, min(framesPerChunk, lineLength - start))
     }
 
     /// Reads the frames of chunk `i` into `buf`, zero-filling the padding frames of an edge chunk.
-    func read(chunk i: Int, of ds: Dataset, into buf: ChunkBuffer) throws {
+    public func read(chunk i: Int, of ds: Dataset, into buf: ChunkBuffer) throws {
         let (first, n) = frames(ofChunk: i)
         buf.reserve(chunkBytes)
         for k in 0..<framesPerChunk {
@@ -58,7 +58,7 @@ struct ChunkPlan {
     }
 
     /// Element offset of chunk `i` in the dataset.
-    func chunkOffset(_ i: Int) -> [Int] {
+    public func chunkOffset(_ i: Int) -> [Int] {
         var off = Array(repeating: 0, count: shape.count)
         guard navRank > 0 else { return off }
         var line = i / chunksPerLine

@@ -8,14 +8,43 @@ public enum Codecs {
     public static var deflateVersion: String { LIBDEFLATE_VERSION_STRING }
 }
 
-/// The supported-formats table, generated from the descriptors (README and formats.md embed it).
-public enum FormatTable {
-    public static func markdown() -> String {
-        var s = "| format | name | extensions | read | write | companions | options |\n|---|---|---|---|---|---|---|\n"
-        for d in Registry.descriptors {
-            let opts = d.options.map { "`\($0.name)`" }.joined(separator: ", ")
-            s += "| \(d.longName) | `\(d.name)` | \(d.extensions.map { "`.\($0)`" }.joined(separator: " ")) | \(d.reads ? "yes" : "") | \(d.writes ? "yes" : "") | \(d.companions ?? "") | \(opts) |\n"
+/// Compression of a chunked dataset, applied by emconv itself on worker threads (codec-neutral: HDF5, zarr and TIFF writers map it to their filters).
+public enum Compression: Equatable, Sendable, CustomStringConvertible {
+    case none
+    case gzip(level: Int)
+    case zstd(level: Int)
+
+    /// Default: deflate (+ shuffle), readable by every HDF5 installation.
+    public static let defaultValue = Compression.gzip(level: 1)
+
+    /// Parses `none`, `gzip`, `gzip:6`, `deflate:4`, `zstd`, `zstd:9`.
+    public static func parse(_ s: String) throws -> Compression {
+        let parts = s.lowercased().split(separator: ":", maxSplits: 1).map(String.init)
+        let level = parts.count > 1 ? Int(parts[1]) : nil
+        if parts.count > 1 && level == nil {
+            throw EMError(.usage, "--compression: level '\(parts[1])' is not a number")
         }
-        return s
+        switch parts.first ?? "" {
+        case "none", "off": return .none
+        case "gzip", "deflate", "zlib":
+            let l = level ?? 1
+            guard (1...9).contains(l) else { throw EMError(.usage, "--compression gzip level must be 1-9") }
+            return .gzip(level: l)
+        case "zstd":
+            let l = level ?? 3
+            guard (1...22).contains(l) else { throw EMError(.usage, "--compression zstd level must be 1-22") }
+            return .zstd(level: l)
+        default:
+            throw EMError(.usage, "--compression must be none, gzip[:1-9] or zstd[:1-22], not '\(s)'")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .none: return "none"
+        case let .gzip(l): return "gzip:\(l)"
+        case let .zstd(l): return "zstd:\(l)"
+        }
     }
 }
+

@@ -66,6 +66,13 @@ public struct Axis: Sendable, Equatable {
 /// which lets file readers checksum the source on the way).
 public protocol FrameSource: AnyObject {
     func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws
+    /// Called once on a thread before it reads frames (a library with per-thread state, such as
+    /// HDF5's error printing, sets it up here).
+    func prepareReadingThread()
+}
+
+public extension FrameSource {
+    func prepareReadingThread() {}
 }
 
 /// A dataset of the common model. It knows no vendor: readers fill it, writers consume it.
@@ -141,6 +148,8 @@ public final class OpenedFile {
     public let readerVersion: String
     /// Open file handles owned by this file (closed when it is released).
     public var handles: [RandomAccessFile]
+    /// What the user supplied beside the input (sample, users, the sidecar): set by the converter.
+    public var supplement = Supplement()
 
     public init(path: String, format: String, variant: String, datasets: [Dataset], files: [String],
                 original: MetaValue, warnings: [String] = [], readerName: String, readerVersion: String,

@@ -1,19 +1,23 @@
 import Foundation
 
-/// An option a format accepts, declared as data so `emconv formats`, validation and the docs
-/// share one source.
-public struct FormatOption: Sendable {
-    public var name: String
-    public var values: String
-    public var help: String
-    public init(_ name: String, _ values: String, _ help: String) {
-        self.name = name
-        self.values = values
-        self.help = help
+/// What a writer can hold besides the data, so the converter can say what an output leaves out
+/// (a TIFF has no room for the sample or the vendor's metadata tree).
+public enum MetadataFacet: String, Sendable, CaseIterable, Comparable {
+    case axisCalibration = "axis calibrations"
+    case instrument = "instrument metadata"
+    case sample = "sample"
+    case users = "users"
+    case provenance = "provenance (source checksums, command line)"
+    case originalMetadata = "original vendor metadata"
+    case sidecarRecord = "the sidecar file itself"
+
+    public static func < (a: MetadataFacet, b: MetadataFacet) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
     }
 }
 
-/// The static description of a format: what `emconv formats` prints and formats.md tabulates.
+/// The static description of a format: what `emconv formats` prints, what the help texts and
+/// the generated docs list, and the options the format's reader or writer accepts.
 public struct FormatDescriptor: Sendable {
     public var name: String
     public var longName: String
@@ -23,11 +27,20 @@ public struct FormatDescriptor: Sendable {
     public var writes: Bool
     /// Companion files the format uses, in words (".hdr beside the .mib", "the .raw named in the .xml").
     public var companions: String?
-    public var options: [FormatOption]
+    /// Options of this format's reader (when `reads`) or writer (when `writes`).
+    public var options: [OptionSpec]
     public var notes: String
+    /// Container the format lives in (`HDF5`), when several formats share one: an unclaimed file
+    /// of that container is told which layouts emconv knows.
+    public var container: String?
+    /// What identification looks for, in words ("a root attribute /Version (Velox)").
+    public var signature: String
+    /// Writers: what the output can hold besides the data.
+    public var holds: Set<MetadataFacet>
 
     public init(name: String, longName: String, aliases: [String] = [], extensions: [String], reads: Bool,
-                writes: Bool, companions: String? = nil, options: [FormatOption] = [], notes: String = "") {
+                writes: Bool, companions: String? = nil, options: [OptionSpec] = [], notes: String = "",
+                container: String? = nil, signature: String = "", holds: Set<MetadataFacet> = Set(MetadataFacet.allCases)) {
         self.name = name
         self.longName = longName
         self.aliases = aliases
@@ -37,17 +50,28 @@ public struct FormatDescriptor: Sendable {
         self.companions = companions
         self.options = options
         self.notes = notes
+        self.container = container
+        self.signature = signature
+        self.holds = holds
     }
 }
 
-/// Answer of a cheap identification over the first bytes of a file.
+/// Answer of a cheap identification (GDAL's Identify): `yes` when the content proves the format,
+/// `maybe` when it fits but a later reader may be more specific, `no` when it cannot be.
 public enum Identification: Int, Comparable, Sendable {
     case no = 0, maybe = 1, yes = 2
     public static func < (a: Identification, b: Identification) -> Bool { a.rawValue < b.rawValue }
 }
 
+/// Thrown by a reader's `open` when a closer look shows the file is not its format after all;
+/// the catalog then tries the next candidate. Never reaches the user.
+public struct FormatDeclined: Error, Sendable {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+}
+
 /// What identification sees: the path and the first bytes (up to 4 KiB).
-public struct Probe {
+public struct Probe: Sendable {
     public let path: String
     public let head: [UInt8]
     public let size: Int64
@@ -71,36 +95,30 @@ public struct Probe {
         let u = Array(s.utf8)
         return head.count >= u.count && Array(head[0..<u.count]) == u
     }
-}
 
-/// Options that change how inputs are read. Readers use what concerns them and ignore the rest.
-public struct ReadOptions: Sendable {
-    /// Navigation shape override, slowest first (`--scan-shape Y,X`).
-    public var scanShape: [Int]?
-    /// Generic raw description (`--raw-*` options or a descriptor file).
-    public var raw: RawDescription?
-    /// Keep MIB frames flipped like RosettaSciIO instead of on-disk row order.
-    public var flipMIBRows: Bool = false
-    /// Time series inside one acquisition (Velox spectrum streams): sum the frames (default) or
-    /// keep them, and which frames to read (`--frames A:B`, 0-based, B excluded).
-    public var sumFrames: Bool = true
-    public var frameRange: Range<Int>?
-    /// Segmented detectors (Velox Super-X EDS): one dataset per segment instead of their sum.
-    public var separateDetectors: Bool = false
-
-    public init(scanShape: [Int]? = nil, raw: RawDescription? = nil) {
-        self.scanShape = scanShape
-        self.raw = raw
+    /// The HDF5 signature at 0 or after a user block of 512, 1024, 2048 … bytes.
+    public var isHDF5: Bool {
+        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+        var off = 0
+        while off + 8 <= head.count {
+            if Array(head[off..<(off + 8)]) == signature { return true }
+            off = off == 0 ? 512 : off * 2
+        }
+        return false
     }
 }
+
+/// Reader options are declared option values (``OptionSpec`` in the reader's descriptor).
+public typealias ReadOptions = OptionValues
 
 /// A reader: cheap identification, then opening into the common model.
 public protocol FormatReader {
     static var descriptor: FormatDescriptor { get }
     /// Cheap, tri-state: never parses the whole file.
     static func identify(_ probe: Probe) -> Identification
-    /// Parses headers (not pixel data) and returns lazily readable datasets.
-    static func open(_ path: String, options: ReadOptions) throws -> OpenedFile
+    /// Parses headers (not pixel data) and returns lazily readable datasets. Throws
+    /// ``FormatDeclined`` when the file turns out not to be this format.
+    static func open(_ path: String, options: OptionValues) throws -> OpenedFile
     /// Files that belong to `path` as companions and must not be converted on their own.
     static func companions(of path: String) -> [String]
 }
@@ -111,5 +129,5 @@ public extension FormatReader {
 
 /// The version recorded in every output's provenance.
 public enum EMConvVersion {
-    public static let string = "0.1.0"
+    public static let string = "0.2.0"
 }

@@ -153,17 +153,17 @@ public indirect enum MetaValue: Sendable, Equatable {
 }
 
 /// A small, strict JSON parser that keeps key order and bounds nesting depth.
-struct JSONScanner {
-    struct Failure: Error { var offset: Int; var reason: String }
-    let b: [UInt8]
-    var i = 0
-    init(_ b: [UInt8]) { self.b = b }
+public struct JSONScanner {
+    public struct Failure: Error { public var offset: Int; public var reason: String }
+    public let b: [UInt8]
+    public var i = 0
+    public init(_ b: [UInt8]) { self.b = b }
 
-    mutating func skipWS() {
+    public mutating func skipWS() {
         while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
     }
 
-    mutating func value(depth: Int) throws -> MetaValue {
+    public mutating func value(depth: Int) throws -> MetaValue {
         guard depth < 256 else { throw Failure(offset: i, reason: "nesting deeper than 256 levels") }
         skipWS()
         guard i < b.count else { throw Failure(offset: i, reason: "unexpected end") }
@@ -216,13 +216,13 @@ struct JSONScanner {
         }
     }
 
-    mutating func literal(_ s: String) throws {
+    public mutating func literal(_ s: String) throws {
         let u = Array(s.utf8)
         guard i + u.count <= b.count, Array(b[i..<i + u.count]) == u else { throw Failure(offset: i, reason: "invalid literal") }
         i += u.count
     }
 
-    mutating func string() throws -> String {
+    public mutating func string() throws -> String {
         i += 1
         var out = [UInt8]()
         while i < b.count {

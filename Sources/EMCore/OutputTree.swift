@@ -9,7 +9,7 @@ import Glibc
 /// Helpers for outputs that may be a single file or a directory tree (zarr directory stores).
 public enum OutputTree {
     /// Flushes the file system holding `fd` (one call for a whole directory tree).
-    static func syncFilesystem(_ fd: Int32) { _ = c_syncfs(fd) }
+    public static func syncFilesystem(_ fd: Int32) { _ = c_syncfs(fd) }
 
     /// Removes a file or a directory tree; missing paths are fine.
     public static func remove(_ path: String) {
@@ -20,7 +20,7 @@ public enum OutputTree {
     }
 
     /// Removal from a signal handler (best effort: only system calls, no Foundation).
-    static func removeTreeUnsafe(_ path: UnsafePointer<CChar>) {
+    public static func removeTreeUnsafe(_ path: UnsafePointer<CChar>) {
         removeTreeAt(AT_FDCWD, path, depth: 0)
     }
 

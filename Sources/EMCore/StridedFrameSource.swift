@@ -21,14 +21,14 @@ public enum PixelFix: Equatable, Sendable {
 }
 
 /// Frames at a constant stride in one file (generic raw, EMPAD, DM images and C-order stacks).
-final class StridedFrameSource: FrameSource {
-    let file: RandomAccessFile
-    let firstFrame: Int64
-    let stride: Int64
-    let frameBytes: Int
-    let fix: PixelFix
+public final class StridedFrameSource: FrameSource {
+    public let file: RandomAccessFile
+    public let firstFrame: Int64
+    public let stride: Int64
+    public let frameBytes: Int
+    public let fix: PixelFix
 
-    init(file: RandomAccessFile, firstFrame: Int64, stride: Int64, frameBytes: Int, fix: PixelFix = .none) {
+    public init(file: RandomAccessFile, firstFrame: Int64, stride: Int64, frameBytes: Int, fix: PixelFix = .none) {
         self.file = file
         self.firstFrame = firstFrame
         self.stride = stride
@@ -36,7 +36,7 @@ final class StridedFrameSource: FrameSource {
         self.fix = fix
     }
 
-    func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
+    public func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
         let p = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<frameBytes])
         try file.read(at: firstFrame + Int64(index) * stride, into: p, what: "frame \(index + 1)")
         fix.apply(p)

@@ -1,3 +1,4 @@
+import EMCore
 import Foundation
 import CHDF5
 import CZstd
@@ -79,11 +80,11 @@ private let zstdFilterCallback: H5Z_func_t = { flags, cdNelmts, cdValues, nbytes
 }
 
 /// An owned HDF5 identifier closed with the right function.
-final class H5ID {
-    enum Kind { case file, group, dataset, dataspace, datatype, attribute, plist }
-    let id: hid_t
-    let kind: Kind
-    init(_ id: hid_t, _ kind: Kind) {
+public final class H5ID {
+    public enum Kind { case file, group, dataset, dataspace, datatype, attribute, plist }
+    public let id: hid_t
+    public let kind: Kind
+    public init(_ id: hid_t, _ kind: Kind) {
         self.id = id
         self.kind = kind
     }
@@ -102,7 +103,7 @@ final class H5ID {
 }
 
 /// Creates a variable-length UTF-8 string type.
-func vlenStringType() -> H5ID {
+public func vlenStringType() -> H5ID {
     let t = H5Tcopy(emc_T_C_S1())
     H5Tset_size(t, emc_T_VARIABLE())
     H5Tset_cset(t, H5T_CSET_UTF8)
@@ -110,7 +111,7 @@ func vlenStringType() -> H5ID {
 }
 
 /// HDF5 enum type FALSE=0/TRUE=1 over int8: how h5py and NeXus store booleans.
-func boolEnumType() -> H5ID {
+public func boolEnumType() -> H5ID {
     let t = H5Tenum_create(emc_T_NATIVE_INT8())
     var f: Int8 = 0, tr: Int8 = 1
     H5Tenum_insert(t, "FALSE", &f)
@@ -120,7 +121,7 @@ func boolEnumType() -> H5ID {
 
 /// The HDF5 file (on-disk, little-endian) type for an element type; complex types are the
 /// compound {r, i} that h5py reads as complex; RGB(A) a compound of uint8 fields.
-func h5Type(_ t: ElementType) -> H5ID {
+public func h5Type(_ t: ElementType) -> H5ID {
     switch t {
     case .int8: return H5ID(H5Tcopy(emc_T_STD_I8LE()), .datatype)
     case .uint8: return H5ID(H5Tcopy(emc_T_STD_U8LE()), .datatype)
@@ -148,42 +149,3 @@ func h5Type(_ t: ElementType) -> H5ID {
     }
 }
 
-/// Compression of a chunked dataset, applied by emconv itself before direct chunk writes.
-public enum Compression: Equatable, Sendable, CustomStringConvertible {
-    case none
-    case gzip(level: Int)
-    case zstd(level: Int)
-
-    /// Default: deflate (+ shuffle), readable by every HDF5 installation.
-    public static let defaultValue = Compression.gzip(level: 1)
-
-    /// Parses `none`, `gzip`, `gzip:6`, `deflate:4`, `zstd`, `zstd:9`.
-    public static func parse(_ s: String) throws -> Compression {
-        let parts = s.lowercased().split(separator: ":", maxSplits: 1).map(String.init)
-        let level = parts.count > 1 ? Int(parts[1]) : nil
-        if parts.count > 1 && level == nil {
-            throw EMError(.usage, "--compression: level '\(parts[1])' is not a number")
-        }
-        switch parts.first ?? "" {
-        case "none", "off": return .none
-        case "gzip", "deflate", "zlib":
-            let l = level ?? 1
-            guard (1...9).contains(l) else { throw EMError(.usage, "--compression gzip level must be 1-9") }
-            return .gzip(level: l)
-        case "zstd":
-            let l = level ?? 3
-            guard (1...22).contains(l) else { throw EMError(.usage, "--compression zstd level must be 1-22") }
-            return .zstd(level: l)
-        default:
-            throw EMError(.usage, "--compression must be none, gzip[:1-9] or zstd[:1-22], not '\(s)'")
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .none: return "none"
-        case let .gzip(l): return "gzip:\(l)"
-        case let .zstd(l): return "zstd:\(l)"
-        }
-    }
-}

@@ -1,18 +1,21 @@
+import EMCore
 import Foundation
 
 /// Frames of an HDF5 dataset read as hyperslabs of its `frameRank` trailing dimensions, under
 /// ``HDF5/lock``. With `imag`, the dataset holds the real parts and `imag` the imaginary parts
 /// of complex data (`type` complex64/128), interleaved on reading.
-final class HDF5HyperslabSource: FrameSource {
-    /// Keeps the file (or whatever owns the dataset) open.
-    let owner: AnyObject
-    let dataset: HDF5Dataset
-    let shape: [Int]
-    let frameRank: Int
-    let type: ElementType
-    let imag: HDF5Dataset?
+public final class HDF5HyperslabSource: FrameSource {
+    public func prepareReadingThread() { HDF5.silenceErrorsOnThisThread() }
 
-    init(owner: AnyObject, dataset: HDF5Dataset, shape: [Int], frameRank: Int, type: ElementType, imag: HDF5Dataset? = nil) {
+    /// Keeps the file (or whatever owns the dataset) open.
+    public let owner: AnyObject
+    public let dataset: HDF5Dataset
+    public let shape: [Int]
+    public let frameRank: Int
+    public let type: ElementType
+    public let imag: HDF5Dataset?
+
+    public init(owner: AnyObject, dataset: HDF5Dataset, shape: [Int], frameRank: Int, type: ElementType, imag: HDF5Dataset? = nil) {
         self.owner = owner
         self.dataset = dataset
         self.shape = shape
@@ -21,7 +24,7 @@ final class HDF5HyperslabSource: FrameSource {
         self.imag = imag
     }
 
-    func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
+    public func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
         let lead = Array(shape.dropLast(frameRank))
         var start = Array(repeating: 0, count: shape.count)
         var i = index

@@ -1,3 +1,4 @@
+import EMCore
 import Foundation
 import CHDF5
 
@@ -6,7 +7,7 @@ import CHDF5
 
 extension HDF5Dataset {
     /// Names of the members of an enum type (h5py/NeXus booleans: FALSE, TRUE), else nil.
-    var enumMemberNames: [String]? {
+    public var enumMemberNames: [String]? {
         let t = H5ID(H5Dget_type(id), .datatype)
         guard H5Tget_class(t.id) == H5T_ENUM else { return nil }
         let n = H5Tget_nmembers(t.id)
@@ -21,18 +22,18 @@ extension HDF5Dataset {
     }
 
     /// Filter ids of the pipeline that this HDF5 library cannot apply.
-    var unavailableFilters: [Int] {
+    public var unavailableFilters: [Int] {
         filters.filter { H5Zfilter_avail(H5Z_filter_t($0)) <= 0 }
     }
 
-    var isFixedLengthString: Bool {
+    public var isFixedLengthString: Bool {
         let i = typeInfo
         return i.cls == H5T_STRING && !i.isVariableString
     }
 
     /// Reads the first chunk (or the whole dataset when contiguous, up to 64 MiB) with the
     /// file's own type: whether the filter pipeline decodes.
-    func firstChunkDecodes() -> Bool {
+    public func firstChunkDecodes() -> Bool {
         let shp = shape
         guard !shp.isEmpty, !shp.contains(0) else { return true }
         let chunk = chunkShape ?? shp
@@ -56,7 +57,7 @@ extension HDF5Dataset {
 
 extension HDF5Group {
     /// `(name, isGroup)` of every child, skipping dangling links.
-    var children: [(String, Bool)] {
+    public var children: [(String, Bool)] {
         childNames.compactMap { n in
             guard let t = objectType(n) else { return nil }
             return (n, t == H5O_TYPE_GROUP)

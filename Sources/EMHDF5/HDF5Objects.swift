@@ -1,3 +1,4 @@
+import EMCore
 import Foundation
 import CHDF5
 
@@ -7,19 +8,19 @@ public class HDF5Node {
     public let path: String
     public let filePath: String
 
-    init(_ handle: H5ID, path: String, filePath: String) {
+    public init(_ handle: H5ID, path: String, filePath: String) {
         self.handle = handle
         self.path = path
         self.filePath = filePath
     }
 
-    var id: hid_t { handle.id }
+    public var id: hid_t { handle.id }
 
-    func fail(_ what: String) -> EMError {
+    public func fail(_ what: String) -> EMError {
         EMError(.writeError, file: filePath, at: path, "HDF5 could not \(what)")
     }
 
-    func check(_ r: herr_t, _ what: String) throws {
+    public func check(_ r: herr_t, _ what: String) throws {
         if r < 0 { throw fail(what) }
     }
 
@@ -179,7 +180,7 @@ public final class HDF5File {
 
 /// An HDF5 group.
 public final class HDF5Group: HDF5Node {
-    func childPath(_ name: String) -> String { path == "/" ? "/" + name : path + "/" + name }
+    public func childPath(_ name: String) -> String { path == "/" ? "/" + name : path + "/" + name }
 
     /// Creates a subgroup, with `NX_class` when given.
     @discardableResult
@@ -328,7 +329,7 @@ public final class HDF5Group: HDF5Node {
 
 /// Dataset creation properties without object time stamps: outputs of the same input are
 /// byte-identical apart from the time stamps emconv itself writes (see `SOURCE_DATE_EPOCH`).
-func untrackedDCPL() -> H5ID {
+public func untrackedDCPL() -> H5ID {
     let p = H5ID(H5Pcreate(emc_P_DATASET_CREATE()), .plist)
     H5Pset_obj_track_times(p.id, false)
     return p

@@ -76,7 +76,7 @@ do {
                 if img.dataType == 8 || img.dataType == 23 { for i in stride(from: 0, to: b.count, by: 4) { b.swapAt(i, i + 2) } }
                 hash = SHA256Digest.hex(b)
             } else {
-                hash = try DataHash.sha256(Registry.open(path).datasets[0])
+                hash = try DataHash.sha256(Catalog.open(path).datasets[0])
             }
             expect.append((name, .object([("shape", .array(img.dims.reversed().map { .int(Int64($0)) })), ("sha256", .string(hash)),
                                           ("byte_order", .string(order.rawValue)), ("data_type", .int(Int64(img.dataType)))])))
@@ -115,7 +115,7 @@ do {
     case "read":
         // Reader-only throughput: open OUT (an existing DM file) and read every frame.
         let t0 = Date()
-        let f = try Registry.open(out)
+        let f = try Catalog.open(out)
         let tOpen = Date().timeIntervalSince(t0)
         var total: Int64 = 0
         for ds in f.datasets {

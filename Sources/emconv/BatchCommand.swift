@@ -6,13 +6,27 @@ import Glibc
 #endif
 
 struct Batch: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Convert whole directory trees: in parallel, resumable, and across a cluster (SLURM job arrays).",
-        discussion: """
-        Inputs are directories, files or @list.txt. Files are identified by content; companions (.hdr, EMPAD .raw,
-        MIB series) go with their primary. Each file is converted by a child 'emconv convert' process.
-        Exit status: 0 all converted (or skipped), 2 some failed, 130/143 interrupted.
-        """)
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            abstract: "Convert whole directory trees: in parallel, resumable, and across a cluster (SLURM job arrays).",
+            discussion: """
+            Inputs are directories, files or @list.txt. Files are identified by
+            content; companions (.hdr, EMPAD .raw, MIB series) go with their primary.
+            Each file is converted by a child 'emconv convert' process, which takes
+            exactly the reader and writer options given here. Output names depend
+            only on the input tree. Exit status: 0 all converted (or skipped), 2 some
+            failed, 130/143 interrupted.
+
+            EXAMPLES
+              emconv batch /data/session1 -r -o /data/nexus
+              emconv batch /data/session1 -r -o /data/nexus --dry-run
+              emconv batch /data -r -o out --include '*.mib' -j 4 --compression zstd
+              emconv batch /data -r -o out --manifest plan.jsonl
+              emconv batch --from-manifest plan.jsonl -o out --emit-slurm --shards 8
+
+            \(FormatArguments.helpSection(writers: true))
+            """)
+    }
 
     @Argument(help: "Directories, files, or @list.txt (one path per line).")
     var inputs: [String] = []
@@ -29,8 +43,8 @@ struct Batch: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Skip files matching this glob. Repeatable.", valueName: "glob"))
     var exclude: [String] = []
 
-    @Option(name: .long, help: "Output format (default nexus).")
-    var format: String = "nexus"
+    @OptionGroup var conversion: ConversionOptionGroup
+    @OptionGroup var log: OutputOptions
 
     @Option(name: .long, help: "Output naming: mirror (the input tree under OUTDIR) or flat.")
     var layout: String = "mirror"
@@ -38,32 +52,14 @@ struct Batch: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Output name template: {relpath} {stem} {name} {ext} {format} {index}.", valueName: "template"))
     var name: String?
 
-    @Option(name: .long, help: ArgumentHelp("none | gzip[:1-9] | zstd[:1-22], passed to every conversion.", valueName: "codec[:level]"))
-    var compression: String?
-
-    @Option(name: .long, help: ArgumentHelp("Navigation shape for every input, e.g. 256,256.", valueName: "Y,X"))
-    var scanShape: String?
-
-    @Option(name: .long, help: ArgumentHelp("Metadata sidecar passed to every conversion (see 'convert --metadata').", valueName: "meta.yaml"))
-    var metadata: String?
-
-    @Flag(name: .long, help: "Passed to every conversion: sidecar values win over contradicting file values.")
-    var preferSidecar = false
-
     @Option(name: [.short, .long], help: "Files converted at once (default: cores, at most the number of files).")
     var jobs: Int?
-
-    @Option(name: .long, help: "Total compression threads, shared by the jobs (default: SLURM_CPUS_PER_TASK or cores).")
-    var threads: Int?
 
     @Option(name: .long, help: ArgumentHelp("Upper bound for the memory of all jobs together, e.g. 4G (about 128 MiB per job).", valueName: "size"))
     var memoryLimit: String?
 
     @Flag(name: .long, help: "Treat an existing output as done.")
     var skipExisting = false
-
-    @Flag(name: .long, help: "Replace existing outputs (atomically).")
-    var overwrite = false
 
     @Flag(name: .long, help: "Stop at the first failed file.")
     var failFast = false
@@ -120,13 +116,11 @@ struct Batch: ParsableCommand {
         if fromManifest != nil && !inputs.isEmpty { throw ValidationError("--from-manifest takes no other inputs") }
         guard OutputLayout(rawValue: layout) != nil else { throw ValidationError("--layout takes mirror or flat") }
         guard ProgressMode(rawValue: progress) != nil else { throw ValidationError("--progress takes auto, plain, json or none") }
-        if skipExisting && overwrite { throw ValidationError("--skip-existing and --overwrite exclude each other") }
+        if skipExisting && conversion.overwrite { throw ValidationError("--skip-existing and --overwrite exclude each other") }
         if let j = jobs, j < 1 { throw ValidationError("--jobs must be at least 1") }
         if emitSlurm && fromManifest == nil { throw ValidationError("--emit-slurm needs --from-manifest plan.jsonl (write it with --manifest)") }
         if onlyFailed && fromManifest == nil { throw ValidationError("--only-failed needs --from-manifest") }
         if shard != nil && fromManifest == nil { throw ValidationError("--shard needs --from-manifest (every shard must run the same plan)") }
-        if let c = compression { do { _ = try Compression.parse(c) } catch let e as EMError { throw ValidationError(e.message) } }
-        if preferSidecar && metadata == nil { throw ValidationError("--prefer-sidecar needs --metadata FILE") }
     }
 
     static func parseSize(_ s: String) throws -> Int64 {
@@ -140,7 +134,9 @@ struct Batch: ParsableCommand {
     func run() throws {
         if let summary { return try printSummary(summary) }
         let outDir = output!
-        guard let writer = Registry.writer(named: format) else { throw EMError(.usage, "unknown output format '\(format)' (see 'emconv formats')") }
+        let format = conversion.format ?? "nexus"
+        guard let writer = Catalog.writer(named: format) else { throw EMError(.usage, "unknown output format '\(format)' (see 'emconv formats')") }
+        let fa = try formatArguments()
         var items: [BatchItem]
         var skipped: [SkippedFile] = []
         if let fromManifest {
@@ -152,6 +148,7 @@ struct Batch: ParsableCommand {
             planner.exclude = exclude
             planner.layout = OutputLayout(rawValue: layout)!
             planner.nameTemplate = name
+            planner.readOptions = fa.read
             (items, skipped) = try planner.plan(inputs)
         }
         if let manifest {
@@ -165,16 +162,17 @@ struct Batch: ParsableCommand {
             return
         }
         let exe = Self.executablePath
+        // Every child gets the same options, spelled from the format descriptors' declarations.
         var convertArgs: [String] = ["--format", format]
-        if let compression { convertArgs += ["--compression", compression] }
-        if let scanShape { convertArgs += ["--scan-shape", scanShape] }
-        if let metadata {
+        convertArgs += fa.read.arguments(specs: Catalog.readerOptions.map(\.spec))
+        convertArgs += fa.write.arguments(specs: Catalog.writerOptions.map(\.spec))
+        if let metadata = conversion.metadata {
             // Absolute: children (and array tasks) may run elsewhere; parse once here so a typo
             // fails the batch before any child starts.
             let abs = metadata.hasPrefix("/") ? metadata : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(metadata)
             _ = try Sidecar.load(abs)
             convertArgs += ["--metadata", abs]
-            if preferSidecar { convertArgs.append("--prefer-sidecar") }
+            if conversion.preferSidecar { convertArgs.append("--prefer-sidecar") }
         }
         if emitSlurm {
             print(SlurmScript.make(manifest: fromManifest!, outputDirectory: outDir, shards: max(1, shards), maxConcurrent: maxConcurrent,
@@ -196,7 +194,7 @@ struct Batch: ParsableCommand {
         if dryRun { return printPlan(items, skipped) }
 
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        let totalThreads = threads ?? ProcessInfo.processInfo.environment["SLURM_CPUS_PER_TASK"].flatMap(Int.init) ?? cores
+        let totalThreads = conversion.threads ?? ProcessInfo.processInfo.environment["SLURM_CPUS_PER_TASK"].flatMap(Int.init) ?? cores
         var nJobs = min(jobs ?? cores, max(1, items.count))
         let perJob = max(1, totalThreads / nJobs)
         if let memoryLimit {
@@ -204,7 +202,11 @@ struct Batch: ParsableCommand {
             let jobMemory = Int64(64 << 20) + Int64(2 * perJob + 2) * 3 * Int64(4 << 20)
             nJobs = max(1, min(nJobs, Int(limit / jobMemory)))
         }
-        var cfg = BatchRunner.Config(executable: exe, jobs: nJobs, threadsPerJob: perJob, convertArguments: convertArgs)
+        let overwrite = conversion.overwrite, childArgs = convertArgs
+        var cfg = BatchRunner.Config(executable: exe, jobs: nJobs, threadsPerJob: perJob) { item in
+            ["convert", item.input, "-o", item.output, "--json", "--quiet", "--progress", "json", "--threads", String(perJob), "--die-with-parent"]
+                + (overwrite ? ["--overwrite"] : []) + childArgs
+        }
         cfg.overwrite = overwrite
         cfg.skipExisting = skipExisting
         cfg.failFast = failFast

@@ -19,20 +19,33 @@ enum Tools {
         print(v.json(pretty: true))
     }
 
+    /// Control characters (a file name with a newline) shown as '?': every message stays one line.
+    static func oneLine(_ s: String) -> String {
+        String(String.UnicodeScalarView(s.unicodeScalars.map {
+            $0.value < 0x20 || $0.value == 0x7F || (0x80..<0xA0).contains($0.value) ? "?" : $0
+        }))
+    }
+
     static func warn(_ s: String) {
-        FileHandle.standardError.write(Data("emconv: warning: \(s)\n".utf8))
+        FileHandle.standardError.write(Data("emconv: warning: \(oneLine(s))\n".utf8))
+    }
+
+    static func note(_ s: String) {
+        FileHandle.standardError.write(Data("emconv: \(oneLine(s))\n".utf8))
     }
 }
 
 /// Progress on stderr when it is a terminal: percentage, bytes, rate, ETA (10 updates/s).
-final class TerminalProgress: ProgressSink {
+final class TerminalProgress: ProgressSink, @unchecked Sendable {
     let start = Date()
     var last = Date.distantPast
     let enabled: Bool
+    let lock = NSLock()
     init(enabled: Bool) { self.enabled = enabled && isatty(2) != 0 }
 
     func progress(done: Int64, total: Int64, stage: String) {
         guard enabled else { return }
+        lock.lock(); defer { lock.unlock() }
         let now = Date()
         guard now.timeIntervalSince(last) > 0.1 || done >= total else { return }
         last = now
@@ -40,20 +53,29 @@ final class TerminalProgress: ProgressSink {
         let rate = el > 0 ? Double(done) / el : 0
         let eta = rate > 0 ? Double(total - done) / rate : 0
         let pct = total > 0 ? 100 * Double(done) / Double(total) : 100
-        let line = String(format: "\r%5.1f%%  %@ / %@  %@/s  ETA %@  %@", pct, humanBytes(done), humanBytes(total), humanBytes(Int64(rate)),
+        let line = String(format: "\r%5.1f%%  %@ / %@  %@/s  ETA %@  %@", pct, human(done), human(total), human(Int64(rate)),
                           eta.isFinite ? String(format: "%.0fs", eta) : "?", stage)
         FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
     }
 
     func finish() {
+        lock.lock(); defer { lock.unlock() }
         if enabled && last != .distantPast { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 }
 
-func humanBytes(_ b: Int64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB"]
-    var v = Double(b)
-    var i = 0
-    while v >= 1000 && i < units.count - 1 { v /= 1000; i += 1 }
-    return i == 0 ? "\(b) B" : String(format: "%.1f %@", v, units[i])
+/// Progress as NDJSON events on stderr (`--progress json`): what batch children send their parent,
+/// and what GUIs and workflow engines read. At most 4 events a second, plus the last.
+final class JSONProgress: ProgressSink, @unchecked Sendable {
+    var last = Date.distantPast
+    let lock = NSLock()
+
+    func progress(done: Int64, total: Int64, stage: String) {
+        lock.lock(); defer { lock.unlock() }
+        let now = Date()
+        guard now.timeIntervalSince(last) >= 0.25 || done >= total else { return }
+        last = now
+        let v: MetaValue = .object([("event", .string("progress")), ("done", .int(done)), ("total", .int(total)), ("stage", .string(stage))])
+        FileHandle.standardError.write(Data((v.json() + "\n").utf8))
+    }
 }

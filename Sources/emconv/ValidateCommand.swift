@@ -3,15 +3,25 @@ import EMConvKit
 import Foundation
 
 struct Validate: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static var configuration: CommandConfiguration { CommandConfiguration(
         abstract: "Check NeXus files (generic NeXus, NXem, electron-microscopy sanity), or what a vendor file lacks for NXem.",
         discussion: """
-        One line per finding: RULE SEVERITY /path message. Exit status: 0 valid (warnings allowed unless --strict),
-        3 invalid, 65 unreadable. Profiles: nexus (base classes), nxem (the NXem application definition; default when
-        /entry1/definition is NXem), em (domain sanity; with --source IN also re-reads the input and compares checksums
-        and every frame bit for bit). Given a vendor file, lists what the reader found and which NXem-required metadata
-        the sidecar must supply. 'emconv validate --template NXem' prints a ready-to-fill sidecar.
-        """)
+        One line per finding: RULE SEVERITY /path message. Exit status: 0 valid
+        (warnings allowed unless --strict), 3 invalid, 65 unreadable, 66 missing.
+        Profiles: nexus (base classes), nxem (the NXem application definition;
+        default when /entry1/definition is NXem), em (domain sanity; with --source
+        IN also re-reads the input and compares checksums and every frame bit for
+        bit). Given a vendor file, lists what the reader found and which
+        NXem-required metadata the sidecar must supply.
+
+        EXAMPLES
+          emconv validate scan.nxs
+          emconv validate scan.nxs --profile em --source scan.mib
+          emconv validate scan.mib --metadata meta.yaml   (what NXem still lacks)
+          emconv validate --template NXem > meta.yaml     (a sidecar to fill in)
+
+        \(FormatArguments.helpSection(writers: false))
+        """) }
 
     @Argument(help: "NeXus files (.nxs) or vendor input files.")
     var files: [String] = []
@@ -34,7 +44,7 @@ struct Validate: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Print a ready-to-fill metadata sidecar for this application definition (NXem) and exit.", valueName: "NXem"))
     var template: String?
 
-    @OptionGroup var read: ReadOptionGroup
+    @OptionGroup var log: OutputOptions
 
     func validate() throws {
         if let t = template {
@@ -59,7 +69,7 @@ struct Validate: ParsableCommand {
         let list = profileList.compactMap(ValidationProfile.init(rawValue:))
         if !list.isEmpty { o.profiles = Set(list) }
         o.strict = strict
-        o.readOptions = try read.readOptions()
+        o.readOptions = try formatArguments().read
         o.source = source
         if let metadata { o.sidecar = try Sidecar.load(metadata) }
         var reports: [ValidationReport] = []

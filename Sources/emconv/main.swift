@@ -1,45 +1,65 @@
 import ArgumentParser
 import EMConvKit
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// Prints one line for an error and exits with its code (README documents the codes).
-func fail(_ e: Error) -> Never {
-    if let e = e as? EMError {
-        FileHandle.standardError.write(Data("emconv: error: \(e.description)\n".utf8))
-        exit(e.code.exitCode)
-    }
-    if let e = e as? ExitCode { exit(e.rawValue) }
-    if let e = e as? ValidationError {
-        FileHandle.standardError.write(Data("emconv: error: \(e.message)\n".utf8))
-        exit(EMError.Code.usage.exitCode)
-    }
-    FileHandle.standardError.write(Data("emconv: error: \(e)\n".utf8))
-    exit(1)
-}
 
 struct EMConv: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emconv",
         abstract: "Convert electron-microscopy data into open, documented, verifiable formats.",
+        discussion: """
+        Reads Gatan DM3/DM4, Velox and Berkeley EMD, Merlin MIB, EMPAD, raw dumps
+        and NeXus; writes NeXus/HDF5 (NXem, the default), HyperSpy zspy and ImageJ
+        TIFF. Data round-trip bit-exactly; every output records its provenance.
+        'emconv formats' lists the formats and their options.
+
+        EXAMPLES
+          emconv convert scan.mib -o scan.nxs
+          emconv info scan.mib
+          emconv batch /data/session1 -r -o /data/nexus
+          emconv validate scan.nxs --source scan.mib
+
+        EXIT STATUS
+          0 success; 2 batch: some items failed; 3 validate: invalid; 64 usage
+          error; 65 bad or unsupported input; 66 input missing; 73 output exists;
+          74 cannot write the output; 130/143 interrupted.
+        """,
         version: Tools.versionLine,
-        subcommands: [Convert.self, Batch.self, Info.self, Formats.self, Validate.self]
+        subcommands: [Convert.self, Batch.self, Info.self, Validate.self, Formats.self]
     )
 }
 
-Converter.installFaultHandlers()
+/// Errors of emconv itself print one line and exit with their code (README documents the codes);
+/// everything the argument parser raises (help requests, usage errors) is its own to print.
+func exitWith(_ error: Error, arguments: [String] = []) -> Never {
+    if let e = error as? EMError {
+        FileHandle.standardError.write(Data("emconv: error: \(e.description)\n".utf8))
+        exit(e.code.exitCode)
+    }
+    let code = EMConv.exitCode(for: error)
+    // Help and version requests travel as errors: the parser prints them and exits 0.
+    if code == .success || error is ExitCode { EMConv.exit(withError: error) }
+    // Usage errors in emconv's one style, with where to look.
+    let sub = arguments.first { !$0.hasPrefix("-") }.flatMap { a in EMConv.configuration.subcommands.first { $0._commandName == a }?._commandName }
+    let message = Tools.oneLine(EMConv.message(for: error).trimmingCharacters(in: .whitespacesAndNewlines))
+        .replacingOccurrences(of: "Error: ", with: "")
+    FileHandle.standardError.write(Data("emconv: error: \(message) (see 'emconv \(sub.map { $0 + " " } ?? "")--help')\n".utf8))
+    exit(code.rawValue)
+}
+
+ActiveWork.installFaultHandlers()
 Watchdog.enable()
+let arguments: [String]
+switch FormatArguments.current {
+case let .success(f): arguments = f.remaining
+case let .failure(e): exitWith(e)
+}
 do {
-    var command = try EMConv.parseAsRoot()
+    var command = try EMConv.parseAsRoot(arguments)
     do {
         try command.run()
     } catch {
-        fail(error)
+        exitWith(error, arguments: arguments)
     }
 } catch {
-    // Parsing and validation errors: swift-argument-parser prints them and exits 64 (EX_USAGE).
-    if let e = error as? EMError { fail(e) }
-    EMConv.exit(withError: error)
+    exitWith(error, arguments: arguments)
 }

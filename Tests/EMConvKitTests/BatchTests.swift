@@ -189,7 +189,7 @@ final class BatchTests: TempDirectoryTestCase {
         XCTAssertEqual(byName["MANIFEST.md"]?.status, .skipped)
         // Outputs equal single-file conversions.
         let mib = try XCTUnwrap(byName["Quad_1_Frame_CounterDepth_12_Rows_256.mib"])
-        _ = try Converter.convert(input: mib.input, output: tmp + "/single.nxs", writeOptions: WriteOptions(threads: 1))
+        _ = try Converter.convert(input: mib.input, output: tmp + "/single.nxs", options: ConversionOptions(threads: 1))
         XCTAssertEqual(try DataHash.sha256(hdf5: mib.output, dataset: "entry1/measurement/event1/image1/image_2d/real").0,
                        try DataHash.sha256(hdf5: tmp + "/single.nxs", dataset: "entry1/measurement/event1/image1/image_2d/real").0)
     }

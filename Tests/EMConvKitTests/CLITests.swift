@@ -28,7 +28,7 @@ final class CLITests: TempDirectoryTestCase {
         XCTAssertEqual(r.status, 0)
         guard case let .array(items) = try MetaValue.parseJSON(r.stdout) else { return XCTFail("not a list") }
         let names = items.compactMap { $0["name"]?.stringValue }
-        XCTAssertEqual(Set(names), Set(Registry.descriptors.map(\.name)))
+        XCTAssertEqual(Set(names), Set(Catalog.descriptors.map(\.name)))
         XCTAssertTrue(names.contains("mib") && names.contains("nexus"))
     }
 

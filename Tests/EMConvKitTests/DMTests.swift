@@ -37,7 +37,7 @@ final class DMTests: TempDirectoryTestCase {
         var checked = 0
         for id in cases {
             let ref = try Self.reference(root, id)
-            let file = try Registry.open(root + "/" + id)
+            let file = try Catalog.open(root + "/" + id)
             XCTAssertEqual(file.format, "dm", id)
             guard case let .array(sigs)? = ref["signals"] else { XCTFail("\(id): no signals"); continue }
             var views: [MetaValue] = []
@@ -78,10 +78,9 @@ final class DMTests: TempDirectoryTestCase {
                    "dm/real/dmTest_3D_int16_64,65,66.dm3", "dm/dtypes/2D/test-13.dm4"]
         for id in ids {
             let path = root + "/" + id
-            let file = try Registry.open(path)
+            let file = try Catalog.open(path)
             let out = tmp + "/" + (id as NSString).lastPathComponent + ".nxs"
-            _ = try Converter.convert(input: path, output: out, overwrite: true,
-                                      writeOptions: WriteOptions(threads: 2, commandLine: "test"))
+            _ = try Converter.convert(input: path, output: out, options: ConversionOptions(threads: 2, commandLine: "test", overwrite: true))
             for ds in file.datasets {
                 let p = ds.name
                 let (h, shape, t) = try DataHash.sha256(nexus: out, name: ds.name)
@@ -118,7 +117,7 @@ final class DMTests: TempDirectoryTestCase {
                         DMWriter.Image(dataType: dt, dims: dims, pixels: .bytes(pix), calibrations: [(1, 0.5, "nm"), (2, 0.25, "\u{00B5}m")],
                                        brightness: (0, 2, "counts")),
                     ])
-                    let f = try Registry.open(path)
+                    let f = try Catalog.open(path)
                     XCTAssertEqual(f.variant, "DM\(version) \(order.rawValue)-endian")
                     XCTAssertEqual(f.datasets.count, 1, "thumbnail skipped")
                     let ds = f.datasets[0]
@@ -148,7 +147,7 @@ final class DMTests: TempDirectoryTestCase {
             let path = tmp + "/p27-\(order).dm4"
             let bytes = packed.withUnsafeBytes { Array($0) }
             try DMWriter.write(path, byteOrder: order, images: [DMWriter.Image(dataType: 27, dims: [4, 2], pixels: .bytes(bytes))])
-            let ds = try Registry.open(path).datasets[0]
+            let ds = try Catalog.open(path).datasets[0]
             XCTAssertEqual(ds.elementType, .complex64)
             XCTAssertEqual(ds.shape, [2, 4])
             let out = try DataHash.bytes(ds).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
@@ -158,7 +157,7 @@ final class DMTests: TempDirectoryTestCase {
             let p28 = tmp + "/p28-\(order).dm3"
             try DMWriter.write(p28, version: 3, byteOrder: order, images: [DMWriter.Image(dataType: 28, dims: [4, 2],
                                                                                            pixels: .bytes(packed.map(Double.init).withUnsafeBytes { Array($0) }))])
-            let d28 = try Registry.open(p28).datasets[0]
+            let d28 = try Catalog.open(p28).datasets[0]
             XCTAssertEqual(d28.elementType, .complex128)
             XCTAssertEqual(try DataHash.bytes(d28).withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }, out.map(Double.init))
         }
@@ -166,7 +165,7 @@ final class DMTests: TempDirectoryTestCase {
         let p5 = tmp + "/p5.dm4"
         let old = (0..<16).map { Float($0 + 1) }
         try DMWriter.write(p5, images: [DMWriter.Image(dataType: 5, dims: [4, 4], pixels: .bytes(old.withUnsafeBytes { Array($0) }))])
-        let d5 = try Registry.open(p5).datasets[0]
+        let d5 = try Catalog.open(p5).datasets[0]
         XCTAssertEqual(d5.shape, [4, 4])
         let v5 = try DataHash.bytes(d5).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         XCTAssertEqual(v5[0], 2)               // data[0,0] = t[1]
@@ -190,7 +189,7 @@ final class DMTests: TempDirectoryTestCase {
                 for budget in [1 << 26, 16] {  // whole array cached, and a few spectra at a time
                     DMReader.transposeCacheBytes = budget
                     defer { DMReader.transposeCacheBytes = 64 << 20 }
-                    let ds = try Registry.open(path).datasets[0]
+                    let ds = try Catalog.open(path).datasets[0]
                     XCTAssertEqual(ds.shape, [Y, X, E])
                     XCTAssertEqual(ds.signalKind, "eels")
                     XCTAssertEqual(ds.frameRank, 1)
@@ -207,7 +206,7 @@ final class DMTests: TempDirectoryTestCase {
         let path = tmp + "/stack.dm3"
         let vals = (0..<24).map { Int32($0 - 5) }
         try DMWriter.write(path, version: 3, byteOrder: .big, images: [DMWriter.Image(dataType: 7, dims: [4, 3, 2], pixels: .bytes(vals.withUnsafeBytes { Array($0) }), calibrations: [(0, 1, "nm")])])
-        let f = try Registry.open(path)
+        let f = try Catalog.open(path)
         XCTAssertEqual(f.datasets[0].shape, [2, 3, 4])
         XCTAssertEqual(f.datasets[0].signalKind, "stack")
         XCTAssertEqual(try DataHash.bytes(f.datasets[0]), vals.withUnsafeBytes { Array($0) })
@@ -227,7 +226,7 @@ final class DMTests: TempDirectoryTestCase {
                     for budget in [1 << 26, 200] {
                         DMReader.transposeCacheBytes = budget
                         defer { DMReader.transposeCacheBytes = 64 << 20 }
-                        let f = try Registry.open(path)
+                        let f = try Catalog.open(path)
                         let ds = f.datasets[0]
                         XCTAssertEqual(ds.shape, [sy, sx, dy, dx])
                         XCTAssertEqual(ds.axes.map(\.name), ["scan_y", "scan_x", "det_y", "det_x"])
@@ -242,7 +241,7 @@ final class DMTests: TempDirectoryTestCase {
         }
         // Converted to NeXus, the transposed layout gives the same data.
         let out = tmp + "/4d.nxs"
-        _ = try Converter.convert(input: tmp + "/4d-false-4-big.dm4", output: out, writeOptions: WriteOptions(threads: 2))
+        _ = try Converter.convert(input: tmp + "/4d-false-4-big.dm4", output: out, options: ConversionOptions(threads: 2))
         let (h, shape, _) = try DataHash.sha256(hdf5: out, dataset: "entry1/measurement/event1/image1/image_4d/real")
         XCTAssertEqual(shape, [sy, sx, dy, dx])
         XCTAssertEqual(h, SHA256Digest.hex(expect))
@@ -259,7 +258,7 @@ final class DMTests: TempDirectoryTestCase {
             ("S18", .string("abc")),
             ("Numbers", .array(type: 7, [1.5, 2.5])),
         ])])
-        let f = try Registry.open(path)
+        let f = try Catalog.open(path)
         let m = f.datasets[0].metadata
         XCTAssertEqual(m.beamEnergy, Quantity(300000, "V"))
         XCTAssertEqual(m.cameraLength, Quantity(77, "mm"))
@@ -295,7 +294,7 @@ final class DMTests: TempDirectoryTestCase {
         do { try DMWriter.write(path, images: [img]) } catch {
             print("skipped: cannot create a sparse file here: \(error)"); return
         }
-        let f = try Registry.open(path)
+        let f = try Catalog.open(path)
         let ds = f.datasets[0]
         XCTAssertEqual(ds.shape, [sy, sx, d, d])
         XCTAssertEqual(ds.byteCount, total)
@@ -314,7 +313,7 @@ final class DMTests: TempDirectoryTestCase {
 
     func assertBad(_ path: String, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
         do {
-            let f = try Registry.open(path)
+            let f = try Catalog.open(path)
             XCTFail("\(what): opened with \(f.datasets.count) datasets", file: file, line: line)
         } catch let e as EMError {
             XCTAssertTrue([.badInput, .unsupported].contains(e.code), "\(what): \(e)", file: file, line: line)
@@ -403,7 +402,7 @@ final class DMTests: TempDirectoryTestCase {
                 let p = tmp + "/fuzz.dm\(version)"
                 try Data(b).write(to: URL(fileURLWithPath: p))
                 do {
-                    let f = try Registry.open(p)
+                    let f = try Catalog.open(p)
                     for ds in f.datasets {
                         XCTAssertLessThanOrEqual(ds.byteCount, Int64(b.count) * 4)
                         _ = try? DataHash.sha256(ds)
@@ -427,6 +426,6 @@ enum DMDatesProbe {
         try? DMWriter.write(tmp, images: [DMWriter.Image(dataType: 6, dims: [1], pixels: .bytes([0]), imageTags: [
             ("DataBar", .group([("Acquisition Date", .text(date)), ("Acquisition Time", .text(time))])),
         ])])
-        return (try? Registry.open(tmp))?.datasets.first?.metadata.startTime?.iso8601
+        return (try? Catalog.open(tmp))?.datasets.first?.metadata.startTime?.iso8601
     }
 }

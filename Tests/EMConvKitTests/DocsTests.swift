@@ -7,7 +7,7 @@ import XCTest
 /// (`make docs`); this fails when a descriptor changed and the docs were not regenerated.
 final class DocsTests: XCTestCase {
     func testFormatTablesMatchDescriptors() throws {
-        let table = FormatTable.markdown().trimmingCharacters(in: .whitespacesAndNewlines)
+        let table = Catalog.markdownTable().trimmingCharacters(in: .whitespacesAndNewlines)
         for doc in ["README.md", "formats.md"] {
             let text = try String(contentsOfFile: SharedTestData.packageRoot + "/" + doc, encoding: .utf8)
             XCTAssertTrue(text.contains(table), "\(doc): formats table is stale; run 'make docs'")
@@ -15,8 +15,8 @@ final class DocsTests: XCTestCase {
     }
 
     func testEveryReaderAndWriterHasADescriptorRow() {
-        let table = FormatTable.markdown()
-        for d in Registry.descriptors { XCTAssertTrue(table.contains("`\(d.name)`"), d.name) }
-        XCTAssertEqual(Set(Registry.descriptors.map(\.name)).count, Registry.descriptors.count)
+        let table = Catalog.markdownTable()
+        for d in Catalog.descriptors { XCTAssertTrue(table.contains("`\(d.name)`"), d.name) }
+        XCTAssertEqual(Set(Catalog.descriptors.map(\.name)).count, Catalog.descriptors.count)
     }
 }

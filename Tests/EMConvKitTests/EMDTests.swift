@@ -1,5 +1,15 @@
 import XCTest
 @testable import EMConvKit
+@testable import EMCore
+@testable import EMHDF5
+@testable import FormatMIB
+@testable import FormatEMPAD
+@testable import FormatDM
+@testable import FormatRaw
+@testable import FormatEMD
+@testable import FormatNeXus
+@testable import WriterZspy
+@testable import WriterTIFF
 import EMConvTestSupport
 
 /// EMD (Velox, Berkeley v0.2/Prismatic, EMD 1.0) against the shared reference data, the NeXus
@@ -152,8 +162,8 @@ final class EMDTests: XCTestCase {
             let path = root + "/" + id
             guard FileManager.default.fileExists(atPath: path) else { print("skipped \(id): missing"); continue }
             let out = tmp + "/" + (id as NSString).lastPathComponent + ".nxs"
-            let res = try Converter.convert(input: path, output: out, writeOptions: WriteOptions(threads: 2))
-            let file = try Registry.open(path)
+            let res = try Converter.convert(input: path, output: out, options: ConversionOptions(threads: 2))
+            let file = try Catalog.open(path)
             for ds in file.datasets {
                 let dpath = ds.name
                 let (sha, shape, type) = try DataHash.sha256(nexus: out, name: ds.name)
@@ -165,14 +175,27 @@ final class EMDTests: XCTestCase {
         }
     }
 
+    /// Identification looks at the structure, not the extension: a Velox file is EMD under any
+    /// name, a plain HDF5 file is not EMD even named .emd, and an HDF5 head that cannot be opened
+    /// (a damaged file) stays "maybe" so that opening reports the damage.
     func testIdentify() throws {
+        let velox = try makeVelox("v.emd")
+        let renamed = dir + "/v.h5"
+        try FileManager.default.copyItem(atPath: velox, toPath: renamed)
+        XCTAssertEqual(EMDReader.identify(try Probe(path: velox)), .yes)
+        XCTAssertEqual(EMDReader.identify(try Probe(path: renamed)), .yes)
+        let plain = dir + "/plain.emd"
+        let f = try HDF5File(creating: plain)
+        try f.root.createGroup("stuff")
+        try f.flush()
+        XCTAssertEqual(EMDReader.identify(try Probe(path: plain)), .no)
+        XCTAssertEqual(NeXusReader.identify(try Probe(path: plain)), .no)
         let h5 = EMDReader.hdf5Signature + [UInt8](repeating: 0, count: 100)
-        XCTAssertEqual(EMDReader.identify(Probe(path: "a.emd", head: h5, size: 108)), .yes)
-        XCTAssertEqual(EMDReader.identify(Probe(path: "a.h5", head: h5, size: 108)), .maybe)
+        XCTAssertEqual(EMDReader.identify(Probe(path: dir + "/missing.emd", head: h5, size: 108)), .maybe)
         var ub = [UInt8](repeating: 0, count: 512) + h5
-        XCTAssertEqual(EMDReader.identify(Probe(path: "a.emd", head: ub, size: Int64(ub.count))), .yes)
+        XCTAssertEqual(EMDReader.identify(Probe(path: dir + "/missing.emd", head: ub, size: Int64(ub.count))), .maybe)
         ub[512] = 0
-        XCTAssertEqual(EMDReader.identify(Probe(path: "a.emd", head: ub, size: Int64(ub.count))), .no)
+        XCTAssertEqual(EMDReader.identify(Probe(path: dir + "/missing.emd", head: ub, size: Int64(ub.count))), .no)
     }
 
     // MARK: Synthetic files (bad input)
@@ -226,11 +249,14 @@ final class EMDTests: XCTestCase {
         let f = try HDF5File(creating: path)
         try f.root.createGroup("stuff")
         try f.flush()
-        XCTAssertThrowsError(try Registry.open(path)) { e in
+        XCTAssertThrowsError(try Catalog.open(path)) { e in
             let err = e as? EMError
-            XCTAssertEqual(err?.code, .badInput)
+            XCTAssertEqual(err?.code, .unsupported)
             XCTAssertEqual(err?.code.exitCode, 65)
-            XCTAssertTrue(err?.message.contains("HDF5 file but not an EMD file") ?? false, "\(e)")
+            // Says it is HDF5, what is in it, and which HDF5 layouts emconv knows.
+            for s in ["HDF5 file that no reader claims", "top level: stuff", "Velox", "NXentry"] {
+                XCTAssertTrue(err?.message.contains(s) ?? false, "\(s): \(e)")
+            }
         }
     }
 

@@ -21,7 +21,7 @@ final class EMPADRawGeneratedTests: TempDirectoryTestCase {
         for style in EMPADSpec.XMLStyle.allCases {
             let spec = EMPADSpec(scanX: 3, scanY: 2, style: style)
             let g = try EMPADWriter.write(spec, xml: try dir(style.rawValue) + "/acquisition.xml")
-            let f = try Registry.open(g.xmlPath)
+            let f = try Catalog.open(g.xmlPath)
             XCTAssertEqual(f.format, "empad", style.rawValue)
             let ds = f.datasets[0]
             XCTAssertEqual(ds.shape, [2, 3, 128, 128], style.rawValue)
@@ -36,7 +36,7 @@ final class EMPADRawGeneratedTests: TempDirectoryTestCase {
     func testEMPADCalibration() throws {
         let spec = EMPADSpec(scanX: 4, scanY: 4)
         let g = try EMPADWriter.write(spec, xml: try dir("cal") + "/map.xml")
-        let ds = try Registry.open(g.xmlPath).datasets[0]
+        let ds = try Catalog.open(g.xmlPath).datasets[0]
         // Field of view 4.566e-6 m over 4 positions; detector 1.8265e-10 (1/m) per pixel, centred.
         XCTAssertEqual(ds.axes[0].units, "nm")
         XCTAssertEqual(ds.axes[0].scale, 4.5663426505682195e-6 / 4 * 1e9, accuracy: 1e-9)
@@ -48,7 +48,7 @@ final class EMPADRawGeneratedTests: TempDirectoryTestCase {
     func testEMPADScanShapeOverrideAndFooterDropped() throws {
         let spec = EMPADSpec(scanX: 4, scanY: 2)
         let g = try EMPADWriter.write(spec, xml: try dir("ov") + "/a.xml")
-        let f = try Registry.open(g.xmlPath, options: ReadOptions(scanShape: [8]))
+        let f = try Catalog.open(g.xmlPath, options: OptionValues(["scan-shape": "8"]))
         XCTAssertEqual(f.datasets[0].shape, [8, 128, 128])
         // The stored frames have footer rows that differ from every data row's value pattern:
         // the expected frames exclude them, so equality shows they were dropped.
@@ -77,7 +77,7 @@ final class EMPADRawGeneratedTests: TempDirectoryTestCase {
         }()
         for (n, spec) in cases.enumerated() {
             let g = try RawFixtureWriter.write(spec, to: try dir("raw\(n)") + "/data.raw")
-            let f = try Registry.open(g.dataPath)
+            let f = try Catalog.open(g.dataPath)
             XCTAssertEqual(f.format, "raw", spec.dtype)
             let ds = f.datasets[0]
             XCTAssertEqual(ds.shape, spec.shape, spec.dtype)
@@ -98,11 +98,10 @@ final class EMPADRawGeneratedTests: TempDirectoryTestCase {
         spec.writeDescriptor = false
         spec.frameHeader = 4
         let g = try RawFixtureWriter.write(spec, to: try dir("cli") + "/d.bin")
-        let desc = try RawDescription(dtype: ">u2", shape: [2, 3, 8, 8], frameHeader: 4)
-        let ds = try Registry.open(g.dataPath, options: ReadOptions(raw: desc)).datasets[0]
+        let ds = try Catalog.open(g.dataPath, options: OptionValues(["raw-dtype": ">u2", "raw-shape": "2,3,8,8", "raw-frame-header": "4"])).datasets[0]
         try assertFrames(ds, count: 6, spec.expectedFrame, "raw via options")
         // Without a description: a usage error naming the file (no reader recognizes .bin content).
-        XCTAssertThrowsError(try Registry.open(g.dataPath)) { e in XCTAssertNotNil(e as? EMError) }
+        XCTAssertThrowsError(try Catalog.open(g.dataPath)) { e in XCTAssertNotNil(e as? EMError) }
     }
 
     func testRawTooSmallIsBadInput() throws {
@@ -110,7 +109,7 @@ final class EMPADRawGeneratedTests: TempDirectoryTestCase {
         let g = try RawFixtureWriter.write(spec, to: try dir("small") + "/d.raw")
         let b = try Data(contentsOf: URL(fileURLWithPath: g.dataPath))
         try b.prefix(b.count - 1).write(to: URL(fileURLWithPath: g.dataPath))
-        XCTAssertThrowsError(try Registry.open(g.dataPath)) { e in
+        XCTAssertThrowsError(try Catalog.open(g.dataPath)) { e in
             XCTAssertEqual((e as? EMError)?.code, .badInput, "\(e)")
         }
     }

@@ -29,7 +29,7 @@ final class FixturesTests: XCTestCase {
     func testEveryFixtureReadsBackExactly() throws {
         for e in FixtureSet.entries {
             let path = fixtures + "/" + e.path
-            let f = try Registry.open(path)
+            let f = try Catalog.open(path)
             let ds = f.datasets[0]
             let expected: (Int) -> [UInt8]
             var count = ds.frameCount
@@ -74,7 +74,7 @@ final class FixturesTests: XCTestCase {
         for (det, depth, type) in [(256, 12, ElementType.uint16), (512, 6, .uint8), (256, 24, .uint32)] {
             let r = try MIBBenchWriter.write(path: tmp + "/b.mib", scanY: 3, scanX: 5, det: det, depth: depth)
             XCTAssertEqual(r.frames, 15)
-            let f = try Registry.open(r.path)
+            let f = try Catalog.open(r.path)
             let ds = f.datasets[0]
             XCTAssertEqual(ds.shape, [3, 5, det, det])
             XCTAssertEqual(ds.elementType, type)

@@ -9,11 +9,11 @@ final class MIBGeneratedTests: TempDirectoryTestCase {
     /// Writes `spec` as `tmp/<name>.mib` (+ .hdr), opens it with the registry and checks type,
     /// frame shape, frame count and every frame's bytes (read back to front, then one forward).
     @discardableResult
-    func roundTrip(_ spec: MIBSpec, _ name: String, options: ReadOptions = ReadOptions(), open openName: String? = nil,
+    func roundTrip(_ spec: MIBSpec, _ name: String, options: OptionValues = OptionValues(), open openName: String? = nil,
                    expectFrames: Int? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> (OpenedFile, MIBGenerated) {
         let g = try MIBWriter.write(spec, to: tmp + "/" + name + ".mib")
         let path = openName.map { tmp + "/" + $0 } ?? g.primary
-        let f = try Registry.open(path, options: options)
+        let f = try Catalog.open(path, options: options)
         XCTAssertEqual(f.format, "mib", name, file: file, line: line)
         XCTAssertEqual(f.datasets.count, 1, name, file: file, line: line)
         let ds = f.datasets[0]
@@ -192,14 +192,14 @@ final class MIBGeneratedTests: TempDirectoryTestCase {
     func testScanShapeOverride() throws {
         var s = MIBSpec(format: .u16, depth: 12, rows: 8, frames: 12)
         s.framesPerTrigger = 4
-        let (f, _) = try roundTrip(s, "override", options: ReadOptions(scanShape: [2, 6]))
+        let (f, _) = try roundTrip(s, "override", options: OptionValues(["scan-shape": "2,6"]))
         XCTAssertEqual(f.datasets[0].shape, [2, 6, 8, 256])
         // A smaller override converts the first frames, with a warning.
-        let small = try Registry.open(tmp + "/override.mib", options: ReadOptions(scanShape: [2, 5]))
+        let small = try Catalog.open(tmp + "/override.mib", options: OptionValues(["scan-shape": "2,5"]))
         XCTAssertEqual(small.datasets[0].shape, [2, 5, 8, 256])
         XCTAssertFalse(small.warnings.isEmpty)
         // Too large: a usage error, not a crash.
-        XCTAssertThrowsError(try Registry.open(tmp + "/override.mib", options: ReadOptions(scanShape: [4, 4]))) { e in
+        XCTAssertThrowsError(try Catalog.open(tmp + "/override.mib", options: OptionValues(["scan-shape": "4,4"]))) { e in
             XCTAssertEqual((e as? EMError)?.code, .usage)
         }
     }
@@ -280,7 +280,7 @@ final class MIBGeneratedTests: TempDirectoryTestCase {
         XCTAssertEqual(f.files.filter { $0.hasSuffix(".mib") }.count, 3)
         XCTAssertTrue(f.files.contains { $0.hasSuffix("acq.hdr") }, "\(f.files)")
         // Opening a later file of the series gives the same acquisition.
-        let mid = try Registry.open(tmp + "/acq_0002.mib")
+        let mid = try Catalog.open(tmp + "/acq_0002.mib")
         XCTAssertEqual(mid.datasets[0].shape, [2, 5, 8, 256])
         try assertFrames(mid.datasets[0], s, "series via file 2")
     }
@@ -303,7 +303,7 @@ final class MIBGeneratedTests: TempDirectoryTestCase {
         var other = MIBSpec(format: .u08, depth: 6, rows: 8, frames: 2)
         other.firstSequence = 100
         _ = try MIBWriter.write(other, to: tmp + "/run_0007.mib")
-        let f = try Registry.open(tmp + "/run_0001.mib")
+        let f = try Catalog.open(tmp + "/run_0001.mib")
         XCTAssertEqual(f.datasets[0].frameCount, 4)
         try assertFrames(f.datasets[0], s, "series with stranger")
     }
@@ -315,8 +315,7 @@ final class MIBGeneratedTests: TempDirectoryTestCase {
         s.framesPerTrigger = 3
         let g = try MIBWriter.write(s, to: tmp + "/conv.mib")
         let out = tmp + "/conv.nxs"
-        _ = try Converter.convert(input: g.primary, output: out, overwrite: true,
-                                  writeOptions: WriteOptions(compression: nil, threads: 2, commandLine: "test"))
+        _ = try Converter.convert(input: g.primary, output: out, options: ConversionOptions(threads: 2, commandLine: "test", overwrite: true, compression: nil))
         let (hash, shape, type) = try DataHash.sha256(hdf5: out, dataset: "entry1/measurement/event1/image1/image_4d/real")
         XCTAssertEqual(shape, [2, 3, 64, 512])
         XCTAssertEqual(type, .uint8)

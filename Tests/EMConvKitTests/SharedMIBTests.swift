@@ -8,8 +8,7 @@ import XCTest
 final class SharedMIBTests: TempDirectoryTestCase {
     func convert(_ input: String, _ name: String, compression: Compression? = nil) throws -> String {
         let out = tmp + "/" + name + ".nxs"
-        _ = try Converter.convert(input: input, output: out, overwrite: true,
-                                  writeOptions: WriteOptions(compression: compression, threads: 2, commandLine: "test"))
+        _ = try Converter.convert(input: input, output: out, options: ConversionOptions(threads: 2, commandLine: "test", overwrite: true, compression: compression))
         return out
     }
 
@@ -26,7 +25,7 @@ final class SharedMIBTests: TempDirectoryTestCase {
         for id in cases {
             let ref = try SharedTestData.reference(id)
             let path = root + "/" + id
-            let file = try Registry.open(path)
+            let file = try Catalog.open(path)
             XCTAssertEqual(file.datasets.count, 1, id)
             let ds = file.datasets[0]
             let out = try convert(path, (id as NSString).lastPathComponent)
@@ -70,7 +69,7 @@ final class SharedMIBTests: TempDirectoryTestCase {
         guard let root = SharedTestData.root else { print(SharedTestData.skipMessage); return }
         let id = "empad/map4x4.xml"
         let ref = try SharedTestData.reference(id)
-        let ds = try Registry.open(root + "/" + id).datasets[0]
+        let ds = try Catalog.open(root + "/" + id).datasets[0]
         let s0 = try XCTUnwrap(ref["signals"].flatMap { v -> MetaValue? in if case let .array(a) = v { return a.first }; return nil })
         XCTAssertEqual(try DataHash.sha256(ds), s0["data_sha256"]?.stringValue)
         XCTAssertEqual(ds.elementType, .float32)
@@ -95,7 +94,7 @@ final class SharedMIBTests: TempDirectoryTestCase {
             let fh = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/" + rawName))
             try fh.truncate(atOffset: UInt64(size))
             try fh.close()
-            let ds = try Registry.open(xml).datasets[0]
+            let ds = try Catalog.open(xml).datasets[0]
             let s0 = try XCTUnwrap(ref["signals"].flatMap { v -> MetaValue? in if case let .array(a) = v { return a.first }; return nil })
             let refShape = s0["shape"].flatMap { v -> [Int]? in if case let .array(a) = v { return a.compactMap(\.intValue) }; return nil }
             XCTAssertEqual(ds.shape, refShape, id)

@@ -1,4 +1,14 @@
 @testable import EMConvKit
+@testable import EMCore
+@testable import EMHDF5
+@testable import FormatMIB
+@testable import FormatEMPAD
+@testable import FormatDM
+@testable import FormatRaw
+@testable import FormatEMD
+@testable import FormatNeXus
+@testable import WriterZspy
+@testable import WriterTIFF
 import EMConvTestSupport
 import Foundation
 import XCTest
@@ -38,19 +48,16 @@ final class ValidateTests: TempDirectoryTestCase {
         return p
     }
 
-    var rawOptions: ReadOptions {
-        var o = ReadOptions()
-        o.raw = try! RawDescription(dtype: "<u2", shape: [3, 4, 16, 16], signalRank: 2)
-        return o
-    }
+    var rawOptions: OptionValues { OptionValues(["raw-dtype": "<u2", "raw-shape": "3,4,16,16", "raw-signal-rank": "2"]) }
 
     /// Converts the raw input (with the full sidecar unless `sidecar` is nil) to `name`.
     func convert(_ name: String, sidecar: String? = fullSidecar) throws -> (String, String) {
         let raw = FileManager.default.fileExists(atPath: tmp + "/scan.raw") ? tmp + "/scan.raw" : try makeRaw()
         let out = tmp + "/" + name
-        var wo = WriteOptions(threads: 1)
-        if let sidecar { wo.sidecar = try Sidecar.parse(sidecar, file: tmp + "/meta.yaml") }
-        _ = try Converter.convert(input: raw, output: out, readOptions: rawOptions, writeOptions: wo)
+        var o = ConversionOptions(threads: 1)
+        o.read = rawOptions
+        if let sidecar { o.sidecar = try Sidecar.parse(sidecar, file: tmp + "/meta.yaml") }
+        _ = try Converter.convert(input: raw, output: out, options: o)
         return (out, raw)
     }
 
@@ -246,7 +253,7 @@ final class ValidateTests: TempDirectoryTestCase {
         let raw = try makeRaw()
         let sc = try Sidecar.parse("instrument:\n  vendor: JEOL\n  model: ARM200F\ncamera_length: 120 mm\n", file: "m.yaml")
         for prefer in [false, true] {
-            let f = try Registry.open(raw, options: rawOptions)
+            let f = try Catalog.open(raw, options: rawOptions)
             f.datasets[0].metadata.instrumentVendor = "FEI Company"
             f.datasets[0].metadata.cameraLength = Quantity(0.12, "m")  // same as 120 mm: no warning
             let w = SidecarMerge.apply(sc, to: f, preferSidecar: prefer)
@@ -283,11 +290,11 @@ final class ValidateTests: TempDirectoryTestCase {
         for rel in inputs {
             let p = root + "/" + rel
             guard FileManager.default.fileExists(atPath: p) else { continue }
-            let info = InfoReport.json([.success(try Registry.open(p, options: ReadOptions()))], paths: [p], includeOriginal: false)
+            let info = InfoReport.json([.success(try Catalog.open(p, options: ReadOptions()))], paths: [p], includeOriginal: false)
             guard case let .array(files)? = info["files"], case let .array(dss)? = files[0]["datasets"],
                   case let .object(meta)? = dss[0]["metadata"] else { return XCTFail("info shape") }
             let out = tmp + "/" + ((rel as NSString).lastPathComponent as NSString).deletingPathExtension + ".nxs"
-            _ = try Converter.convert(input: p, output: out, writeOptions: WriteOptions(threads: 1))
+            _ = try Converter.convert(input: p, output: out, options: ConversionOptions(threads: 1))
             let e = try XCTUnwrap(HDF5File(reading: out).root.openGroup("entry1"))
             for (key, value) in meta {
                 guard let path = NeXusMetadata.fieldPaths[key], let v = value.stringValue else { continue }
@@ -330,7 +337,7 @@ final class DerivedMetadataTests: XCTestCase {
         guard let root = SharedTestData.root else { print(SharedTestData.skipMessage); return }
         let out = NSTemporaryDirectory() + "emconv-derived-\(UUID().uuidString).nxs"
         defer { try? FileManager.default.removeItem(atPath: out) }
-        _ = try Converter.convert(input: root + "/dm/real/multi_signal.dm3", output: out, writeOptions: WriteOptions(threads: 1))
+        _ = try Converter.convert(input: root + "/dm/real/multi_signal.dm3", output: out, options: ConversionOptions(threads: 1))
         let f = try HDF5File(reading: out)
         let v = try XCTUnwrap(f.root.openDataset("entry1/measurement/instrument/fabrication/vendor"))
         XCTAssertEqual(v.readStrings(), ["FEI"])

@@ -2,6 +2,16 @@ import CDeflate
 import CTIFF
 import CZstd
 @testable import EMConvKit
+@testable import EMCore
+@testable import EMHDF5
+@testable import FormatMIB
+@testable import FormatEMPAD
+@testable import FormatDM
+@testable import FormatRaw
+@testable import FormatEMD
+@testable import FormatNeXus
+@testable import WriterZspy
+@testable import WriterTIFF
 import EMConvTestSupport
 import Foundation
 import XCTest
@@ -118,9 +128,8 @@ final class WriterTests: TempDirectoryTestCase {
             for comp in [Compression.zstd(level: 1), .gzip(level: 1), .none] {
                 let f = makeFile(t)
                 let out = tmp + "/\(t.rawValue)-\(comp).zspy"
-                var o = WriteOptions(threads: 2)
-                o.compression = comp
-                _ = try ZspyWriter.write(f, to: out, options: o)
+                let o = OptionValues(compression: comp)
+                _ = try ZspyWriter.write(f, to: out, context: .standalone(f, options: o))
                 let (meta, data) = try readZarr(root: out, array: "Experiments/test \(t.rawValue)/data", itemSize: t.size)
                 XCTAssertTrue(data == (try allBytes(f.datasets[0])), "\(t) \(comp)")
                 XCTAssertEqual(meta["shape"]?.arrayValue?.compactMap(\.intValue), [3, 5, 6, 7])
@@ -138,7 +147,7 @@ final class WriterTests: TempDirectoryTestCase {
     func testZspyMetadataAndOriginal() throws {
         let f = makeFile(.uint16)
         let out = tmp + "/m.zspy"
-        _ = try ZspyWriter.write(f, to: out, options: WriteOptions(threads: 1))
+        _ = try ZspyWriter.write(f, to: out, context: .standalone(f, threads: 1))
         let base = out + "/Experiments/test uint16"
         let root = try MetaValue.parseJSON(String(contentsOfFile: out + "/.zattrs", encoding: .utf8))
         XCTAssertEqual(root["file_format"]?.stringValue, "ZSpy")
@@ -185,8 +194,8 @@ final class WriterTests: TempDirectoryTestCase {
     func testZspyZipHoldsTheSameTree() throws {
         let f = makeFile(.float32, shape: [4, 9, 16, 16])
         let dir = tmp + "/z.zspy", zip = tmp + "/z.zspy.zip"
-        _ = try ZspyWriter.write(f, to: dir, options: WriteOptions(threads: 2))
-        _ = try ZspyZipWriter.write(f, to: zip, options: WriteOptions(threads: 2))
+        _ = try ZspyWriter.write(f, to: dir, context: .standalone(f, threads: 2))
+        _ = try ZspyZipWriter.write(f, to: zip, context: .standalone(f, threads: 2))
         let members = try readZip(zip)
         let files = OutputTree.files(dir)
         XCTAssertEqual(Set(members.keys), Set(files))
@@ -251,10 +260,9 @@ final class WriterTests: TempDirectoryTestCase {
             for comp in [Compression.gzip(level: 6), .zstd(level: 3), .none] {
                 let f = makeFile(t, shape: [4, 600, 700], frameRank: 2, kind: "stack")
                 let out = tmp + "/\(t.rawValue).tif"
-                var o = WriteOptions(threads: 2)
-                o.compression = comp
-                try TIFFWriter.check(f, options: o)
-                _ = try TIFFWriter.write(f, to: out, options: o)
+                let o = OptionValues(compression: comp)
+                try TIFFWriter.check(f, context: .standalone(f, options: o))
+                _ = try TIFFWriter.write(f, to: out, context: .standalone(f, options: o))
                 let r = try readTIFF(out)
                 XCTAssertEqual(r.pages, 4)
                 XCTAssertTrue(r.bytes == (try allBytes(f.datasets[0])), "\(t) \(comp)")
@@ -270,14 +278,12 @@ final class WriterTests: TempDirectoryTestCase {
 
     func testTIFFHyperstackOf4DWithStack() throws {
         let f = makeFile(.uint16, shape: [3, 5, 6, 7])
-        XCTAssertThrowsError(try TIFFWriter.check(f, options: WriteOptions())) { e in
+        XCTAssertThrowsError(try TIFFWriter.check(f, context: .standalone(f))) { e in
             XCTAssertTrue("\(e)".contains("--stack"), "\(e)")
         }
-        var o = WriteOptions(threads: 2)
-        o.stackFrames = true
-        o.bigTIFF = true
+        let o = OptionValues(["stack": "true", "bigtiff": "true"])
         let out = tmp + "/h.tif"
-        _ = try TIFFWriter.write(f, to: out, options: o)
+        _ = try TIFFWriter.write(f, to: out, context: .standalone(f, options: o))
         let r = try readTIFF(out)
         XCTAssertEqual(r.pages, 15)
         XCTAssertTrue(r.bytes == (try allBytes(f.datasets[0])))
@@ -305,11 +311,10 @@ final class WriterTests: TempDirectoryTestCase {
         for t in [ElementType.uint16, .float32, .int8, .complex64, .float64] {
             let f = makeFile(t)
             let nxs = tmp + "/\(t.rawValue).nxs"
-            var o = WriteOptions(threads: 2)
-            o.compression = .zstd(level: 3)
-            _ = try NeXusWriter.write(f, to: nxs, options: o)
-            XCTAssertTrue(try Registry.reader(for: nxs) == NeXusReader.self)
-            let back = try Registry.open(nxs)
+            let o = OptionValues(compression: .zstd(level: 3))
+            _ = try NeXusWriter.write(f, to: nxs, context: .standalone(f, options: o))
+            XCTAssertTrue(try Catalog.candidates(for: nxs).first == NeXusReader.self)
+            let back = try Catalog.open(nxs)
             XCTAssertEqual(back.datasets.count, 1, "the derived preview is not a dataset")
             let ds = back.datasets[0]
             let orig = f.datasets[0]
@@ -325,7 +330,7 @@ final class WriterTests: TempDirectoryTestCase {
             XCTAssertEqual(back.original, f.original)
             XCTAssertTrue((try allBytes(ds)) == (try allBytes(orig)), "\(t)")
             let z = tmp + "/\(t.rawValue).zspy"
-            _ = try ZspyWriter.write(back, to: z, options: WriteOptions(threads: 2))
+            _ = try ZspyWriter.write(back, to: z, context: .standalone(back, threads: 2))
             let (_, data) = try readZarr(root: z, array: "Experiments/test \(t.rawValue)/data", itemSize: t.size)
             XCTAssertTrue(data == (try allBytes(orig)), "\(t)")
         }
@@ -346,7 +351,7 @@ final class WriterTests: TempDirectoryTestCase {
             _ = try d.writeDoubles("t", [0.5, 1.0, 2.0], units: "s")
             try h5.flush()
         }
-        let f = try Registry.open(p)
+        let f = try Catalog.open(p)
         XCTAssertEqual(f.format, "nexus")
         let ds = f.datasets[0]
         XCTAssertEqual(ds.shape, [3, 4])

@@ -1,3 +1,13 @@
+import EMCore
+import EMHDF5
+import FormatMIB
+import FormatEMPAD
+import FormatDM
+import FormatRaw
+import FormatEMD
+import FormatNeXus
+import WriterZspy
+import WriterTIFF
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -154,7 +164,9 @@ public struct BatchPlanner {
             if !include.isEmpty && !include.contains(where: { Self.matches($0, rel) }) { skipped.append(SkippedFile(path: path, reason: "not matched by --include")); continue }
             if exclude.contains(where: { Self.matches($0, rel) }) { skipped.append(SkippedFile(path: path, reason: "excluded by --exclude")); continue }
             do {
-                let r = try Registry.reader(for: path, options: readOptions)
+                guard let r = try Catalog.candidates(for: path, options: readOptions).first else {
+                    throw try Catalog.unclaimed(path, declined: [])
+                }
                 let comps = r.companions(of: path).map { ($0 as NSString).standardizingPath }.filter { $0 != (path as NSString).standardizingPath }
                 candidates.append((path, root, r, comps))
             } catch let e as EMError {

@@ -1,3 +1,13 @@
+import EMCore
+import EMHDF5
+import FormatMIB
+import FormatEMPAD
+import FormatDM
+import FormatRaw
+import FormatEMD
+import FormatNeXus
+import WriterZspy
+import WriterTIFF
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -114,8 +124,10 @@ public final class BatchRunner: @unchecked Sendable {
         public var executable: String
         public var jobs: Int
         public var threadsPerJob: Int
-        /// Options passed to every `convert` (compression, format, scan shape, raw options …).
-        public var convertArguments: [String]
+        /// The child's arguments for one item: the CLI composes them (the library never spells
+        /// command-line strings). The child prints its result as JSON on stdout and, when asked
+        /// by these arguments, its progress as NDJSON on stderr.
+        public var childArguments: @Sendable (BatchItem) -> [String]
         public var overwrite = false
         public var skipExisting = false
         public var failFast = false
@@ -123,11 +135,11 @@ public final class BatchRunner: @unchecked Sendable {
         public var shard: Shard?
         public var checksumOutputs = true
 
-        public init(executable: String, jobs: Int, threadsPerJob: Int, convertArguments: [String]) {
+        public init(executable: String, jobs: Int, threadsPerJob: Int, childArguments: @escaping @Sendable (BatchItem) -> [String]) {
             self.executable = executable
             self.jobs = max(1, jobs)
             self.threadsPerJob = max(1, threadsPerJob)
-            self.convertArguments = convertArguments
+            self.childArguments = childArguments
         }
     }
 
@@ -236,10 +248,7 @@ public final class BatchRunner: @unchecked Sendable {
             return entry
         }
         event(["event": .string("item_start"), "index": .int(Int64(item.index)), "input": .string(item.input)])
-        var args = ["convert", item.input, "-o", item.output, "--json", "--quiet", "--threads", String(config.threadsPerJob), "--die-with-parent"]
-        if config.overwrite { args.append("--overwrite") }
-        if !config.checksumOutputs { args.append("--no-output-checksum") }
-        args += config.convertArguments
+        let args = config.childArguments(item)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: config.executable)
         p.arguments = args
@@ -340,24 +349,3 @@ public func human(_ b: Int64) -> String {
     return i == 0 ? "\(b) B" : String(format: "%.1f %@", v, units[i])
 }
 
-/// A ready `sbatch` job-array script for a manifest (emconv never submits it).
-public enum SlurmScript {
-    public static func make(manifest: String, outputDirectory: String, shards: Int, maxConcurrent: Int?, cpus: Int,
-                            memory: String, time: String, executable: String, extraArguments: [String]) -> String {
-        let abs = { (p: String) -> String in p.hasPrefix("/") ? p : FileManager.default.currentDirectoryPath + "/" + p }
-        let quote = { (s: String) -> String in "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-        var s = "#!/bin/bash\n"
-        s += "# emconv batch as a SLURM job array: \(shards) shards over \(abs(manifest)).\n"
-        s += "# Submit with: sbatch THIS_SCRIPT   (emconv never submits). Re-submitting is safe: finished outputs are skipped.\n"
-        s += "#SBATCH --job-name=emconv\n"
-        s += "#SBATCH --array=0-\(shards - 1)\(maxConcurrent.map { "%\($0)" } ?? "")\n"
-        s += "#SBATCH --cpus-per-task=\(cpus)\n#SBATCH --mem=\(memory)\n#SBATCH --time=\(time)\n"
-        s += "#SBATCH --output=\(abs(outputDirectory))/reports/slurm-%A_%a.out\n"
-        s += "set -euo pipefail\n"
-        s += "# HDF5 file locking fails on many shared filesystems (NFS, Lustre, GPFS).\nexport HDF5_USE_FILE_LOCKING=FALSE\n"
-        s += "mkdir -p \(quote(abs(outputDirectory) + "/reports"))\n"
-        s += ([quote(executable), "batch", "--from-manifest", quote(abs(manifest)), "-o", quote(abs(outputDirectory)),
-               "--shard", "auto", "--skip-existing", "--progress", "plain"] + extraArguments.map(quote)).joined(separator: " ") + "\n"
-        return s
-    }
-}

@@ -1,3 +1,13 @@
+import EMCore
+import EMHDF5
+import FormatMIB
+import FormatEMPAD
+import FormatDM
+import FormatRaw
+import FormatEMD
+import FormatNeXus
+import WriterZspy
+import WriterTIFF
 import Foundation
 
 /// One person of the sidecar's `users:` list (NXem `userID`, NXuser).
@@ -67,7 +77,7 @@ public struct Sidecar: Sendable {
     ]
 
     /// NXem `sample/physical_form` enumeration.
-    public static let physicalForms = ["bulk", "foil", "thin_film", "powder"]
+    public static let physicalForms = NXemVocabulary.physicalForms
 
     public static func load(_ path: String) throws -> Sidecar {
         guard FileManager.default.fileExists(atPath: path) else {
@@ -295,12 +305,7 @@ public struct Sidecar: Sendable {
     }
 
     /// Element symbols of the periodic table (IUPAC), for `sample.atom_types`.
-    public static let elements: Set<String> = Set("""
-    H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr Rb Sr Y Zr
-    Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir
-    Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No Lr Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl
-    Mc Lv Ts Og
-    """.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+    public static let elements = NXemVocabulary.elements
 
     /// `atom_types` as a list or a comma-separated string; every entry an element symbol.
     public static func atomTypes(_ v: MetaValue, file: String) throws -> [String]? {

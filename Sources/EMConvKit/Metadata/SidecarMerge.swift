@@ -1,3 +1,13 @@
+import EMCore
+import EMHDF5
+import FormatMIB
+import FormatEMPAD
+import FormatDM
+import FormatRaw
+import FormatEMD
+import FormatNeXus
+import WriterZspy
+import WriterTIFF
 import Foundation
 
 /// Merges a sidecar into what a reader found: sidecar values fill gaps; where both state a value
@@ -83,5 +93,33 @@ public enum SidecarMerge {
             }
         }
         return warnings
+    }
+}
+
+extension Sidecar {
+    /// What the sidecar supplies beside the input, in the common model: the sample, the users,
+    /// and the sidecar itself (and its free-form `extra:` section) kept verbatim.
+    public func supplement(preferSidecar: Bool) -> Supplement {
+        var s = Supplement()
+        s.sample.name = sampleName
+        s.sample.atomTypes = atomTypes
+        s.sample.preparationDate = preparationDate
+        s.sample.physicalForm = physicalForm
+        s.sample.identifier = sampleIdentifier
+        s.sample.identifierType = sampleIdentifierType
+        s.sample.isSimulation = isSimulation
+        s.sample.description = sampleDescription
+        s.sample.thickness = sampleThickness
+        s.users = users.map { UserInfo(name: $0.name, affiliation: $0.affiliation, email: $0.email, orcid: $0.orcid, role: $0.role) }
+        let fileName = (path as NSString).lastPathComponent
+        s.documents.append(AttachedDocument(
+            role: "sidecar",
+            description: "metadata sidecar given with --metadata" + (preferSidecar ? " (--prefer-sidecar)" : "") + (notes.map { "; notes: " + $0 } ?? ""),
+            fileName: fileName, mediaType: isJSON ? "application/json" : "application/yaml", sha256: sha256, text: text))
+        if let extra, extra != .null {
+            s.documents.append(AttachedDocument(role: "extra", description: "free-form 'extra:' section of the metadata sidecar, kept verbatim",
+                                                fileName: fileName, mediaType: "application/json", text: extra.json()))
+        }
+        return s
     }
 }

@@ -1,9 +1,31 @@
+import EMCore
+import EMHDF5
+import FormatMIB
+import FormatEMPAD
+import FormatDM
+import FormatRaw
+import FormatEMD
+import FormatNeXus
+import WriterZspy
+import WriterTIFF
 import Foundation
 import CHDF5
 
 /// `emconv validate`: NeXus files against the `nexus`, `nxem` and `em` profiles; vendor input
 /// files against what NXem will need (what the reader found, which required metadata is
 /// missing and the sidecar key that supplies it).
+public struct ValidateOptions {
+    /// nil: `nexus`, plus `nxem` when `/entry*/definition` is "NXem".
+    public var profiles: Set<ValidationProfile>?
+    public var strict = false
+    /// `--source IN`: the input the file was converted from (checksums, frame-by-frame data).
+    public var source: String?
+    public var readOptions = ReadOptions()
+    /// For vendor inputs: a sidecar whose values count as present.
+    public var sidecar: Sidecar?
+    public init() {}
+}
+
 public enum Validator {
     public static func validate(_ path: String, options: ValidateOptions = ValidateOptions()) -> ValidationReport {
         var r = ValidationReport(file: path)
@@ -43,7 +65,13 @@ public enum Validator {
             if profiles.contains(.em) { EMRules.run(h5, &r) }
         }
         if let src = options.source {
-            EMRules.checkSource(h5, source: src, options: options.readOptions, &r)
+            do {
+                EMRules.checkSource(h5, source: try Catalog.open(src, options: options.readOptions), &r)
+            } catch let e as EMError {
+                r.add("EM-SOURCE", .error, "/", "cannot read the source: \(e.description)")
+            } catch {
+                r.add("EM-SOURCE", .error, "/", "cannot read the source: \(error)")
+            }
         }
     }
 
@@ -52,7 +80,7 @@ public enum Validator {
         r.kind = "source"
         r.profiles = ["nxem"]
         let file: OpenedFile
-        do { file = try Registry.open(path, options: options.readOptions) } catch let e as EMError {
+        do { file = try Catalog.open(path, options: options.readOptions) } catch let e as EMError {
             r.unreadable = true
             r.add("READ", .error, "/", e.description)
             return

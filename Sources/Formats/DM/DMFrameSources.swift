@@ -1,3 +1,4 @@
+import EMCore
 import Foundation
 
 /// Streaming transpose: the file holds a C-order (rows, cols) matrix of elements and frame `c`

@@ -1,3 +1,4 @@
+import EMCore
 import Foundation
 
 /// Maps DM ImageTags to the normalized model. Values keep the units DM states; nothing is invented.

@@ -1,3 +1,4 @@
+import EMCore
 import Foundation
 
 /// Gatan DigitalMicrograph DM3/DM4 reader: the whole tag tree (lossless), every image of the
@@ -26,7 +27,7 @@ public enum DMReader: FormatReader {
         return .yes
     }
 
-    public static func open(_ path: String, options: ReadOptions) throws -> OpenedFile {
+    public static func open(_ path: String, options: OptionValues) throws -> OpenedFile {
         let f = try RandomAccessFile(path: path)
         let tree = try DMTagParser.parse(f)
         var warnings: [String] = []

@@ -1,3 +1,4 @@
+import EMCore
 import Foundation
 
 /// Where a large array's values lie in a DM file (pixel data and other big arrays are never

@@ -1,3 +1,5 @@
+import EMCore
+import EMHDF5
 import Foundation
 import CHDF5
 

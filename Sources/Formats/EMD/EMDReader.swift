@@ -1,3 +1,5 @@
+import EMCore
+import EMHDF5
 import Foundation
 
 /// Options of the EMD reader that the common ``ReadOptions`` does not carry (library API;
@@ -25,9 +27,15 @@ public enum EMDReader: FormatReader {
     public static let descriptor = FormatDescriptor(
         name: "emd", longName: "EMD (Velox, Berkeley EMD v0.2 / Prismatic, EMD 1.0 / py4DSTEM)",
         aliases: ["velox", "emd-velox", "emd-berkeley"], extensions: ["emd", "h5", "hdf5"], reads: true, writes: false,
+        options: [
+            OptionSpec("frames", .range, valueName: "A:B", help: "Velox spectrum streams: only frames A to B-1 (0-based)", default: "all frames"),
+            OptionSpec("no-sum-frames", .flag, help: "Velox spectrum streams: one spectrum image per frame instead of their sum"),
+            OptionSpec("separate-detectors", .flag, help: "Velox EDS: one spectrum image per detector segment instead of their sum"),
+        ],
         notes: "Velox images keep the file's dtype, frames first (N, y, x); EDS spectrum streams are decoded into "
             + "(y, x, energy) cubes summed over frames and detector segments. Berkeley/EMD 1.0 arrays keep the "
-            + "stored axis order; dims give names, units and calibration."
+            + "stored axis order; dims give names, units and calibration.",
+        container: "HDF5", signature: "Velox: /Version and /Data; Berkeley EMD: version_major; EMD 1.0: root emd_group_type = file"
     )
 
     static let hdf5Signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
@@ -40,20 +48,30 @@ public enum EMDReader: FormatReader {
         return false
     }
 
-    public static func identify(_ probe: Probe) -> Identification {
-        guard hasHDF5Signature(probe.head) else { return .no }
-        return probe.fileExtension == "emd" ? .yes : .maybe
+    /// Velox (/Version + /Data), EMD 1.0 (root emd_group_type = file) or Berkeley EMD v0.2
+    /// (version_major, emd_group_type groups): decided from the root's structure.
+    static func layout(_ root: HDF5Group) -> String? {
+        if root.openDataset("Version") != nil && root.openGroup("Data") != nil { return "velox" }
+        if let t = root.attributeMeta("emd_group_type")?.stringValue, t == "file" { return "emd1" }
+        if BerkeleyEMD.looksLikeBerkeley(root) { return "berkeley" }
+        return nil
     }
 
-    public static func open(_ path: String, options: ReadOptions) throws -> OpenedFile {
+    public static func identify(_ probe: Probe) -> Identification {
+        guard probe.isHDF5 else { return .no }
+        guard let found = HDF5Peek.root(probe.path, layout) else { return .maybe }
+        return found == nil ? .no : .yes
+    }
+
+    public static func open(_ path: String, options: OptionValues) throws -> OpenedFile {
         var emd = EMDOptions()
-        emd.sumFrames = options.sumFrames
-        emd.frameRange = options.frameRange
-        emd.separateDetectors = options.separateDetectors
+        emd.sumFrames = !options.flag("no-sum-frames")
+        emd.frameRange = try options.range("frames")
+        emd.separateDetectors = options.flag("separate-detectors")
         return try open(path, options: options, emd: emd)
     }
 
-    public static func open(_ path: String, options: ReadOptions = ReadOptions(), emd: EMDOptions) throws -> OpenedFile {
+    public static func open(_ path: String, options: OptionValues = OptionValues(), emd: EMDOptions) throws -> OpenedFile {
         let raf = try RandomAccessFile(path: path)
         let head = try raf.readUpTo(at: 0, count: 4096)
         guard hasHDF5Signature(head) else {
@@ -62,18 +80,12 @@ public enum EMDReader: FormatReader {
         return try HDF5.lock.withLock {
             let file = try HDF5File(reading: path)
             let root = file.root
-            if root.openDataset("Version") != nil && root.openGroup("Data") != nil {
-                return try VeloxEMD.open(path, file: file, handle: raf, emd: emd)
+            switch layout(root) {
+            case "velox": return try VeloxEMD.open(path, file: file, handle: raf, emd: emd)
+            case "emd1": return try EMD1.open(path, file: file, handle: raf)
+            case "berkeley": return try BerkeleyEMD.open(path, file: file, handle: raf)
+            default: throw FormatDeclined("no Velox /Version, no EMD version_major/emd_group_type")
             }
-            if let t = root.attributeMeta("emd_group_type")?.stringValue, t == "file" {
-                return try EMD1.open(path, file: file, handle: raf)
-            }
-            if BerkeleyEMD.looksLikeBerkeley(root) {
-                return try BerkeleyEMD.open(path, file: file, handle: raf)
-            }
-            let top = root.childNames.prefix(6).joined(separator: ", ")
-            throw EMError(.badInput, file: path,
-                          "HDF5 file but not an EMD file (no Velox /Version, no EMD version_major/emd_group_type; top level: \(top.isEmpty ? "empty" : top))")
         }
     }
 }

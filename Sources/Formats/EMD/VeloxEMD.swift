@@ -1,3 +1,5 @@
+import EMCore
+import EMHDF5
 import Foundation
 import CHDF5
 
@@ -444,6 +446,8 @@ enum VeloxEMD {
 
 /// Frame i of a Velox (H, W, N) image: the hyperslab (H, W, 1) at [0, 0, i].
 final class VeloxImageSource: FrameSource {
+    func prepareReadingThread() { HDF5.silenceErrorsOnThisThread() }
+
     let file: HDF5File
     let dataset: HDF5Dataset
     let h: Int, w: Int
@@ -472,6 +476,8 @@ final class VeloxImageSource: FrameSource {
 
 /// Column i of a (rows, n) dataset: Velox spectra are stored channels-first.
 final class VeloxColumnSource: FrameSource {
+    func prepareReadingThread() { HDF5.silenceErrorsOnThisThread() }
+
     let file: HDF5File
     let dataset: HDF5Dataset
     let rows: Int

@@ -1,3 +1,5 @@
+import EMCore
+import EMHDF5
 import Foundation
 import CHDF5
 
@@ -200,6 +202,8 @@ enum VeloxSpectrumStream {
 /// The decoded cube of one or more streams; frames of the model are single spectra (C values),
 /// served from a decoded block of raster rows.
 final class StreamCube: FrameSource {
+    func prepareReadingThread() { HDF5.silenceErrorsOnThisThread() }
+
     let streams: [VeloxSpectrumStream.StreamIndex]
     let h: Int, w: Int, c: Int
     let frames: Range<Int>

@@ -1,3 +1,4 @@
+import EMCore
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
@@ -13,7 +14,8 @@ public enum EMPADReader: FormatReader {
     public static let descriptor = FormatDescriptor(
         name: "empad", longName: "EMPAD (xml + raw)", aliases: [], extensions: ["xml"], reads: true, writes: false,
         companions: "the .raw file named in the .xml (raw_file/@filename), beside it",
-        options: [FormatOption("--scan-shape", "Y,X", "navigation shape; default from the xml, checked against the raw size")],
+        options: [OptionSpec("scan-shape", .intList, valueName: "Y,X", help: "navigation (scan) shape, slowest first",
+                             default: "from the xml, checked against the raw size")],
         notes: "Frames 128x128 float32; the 2 footer rows of each stored 130-row frame are dropped."
     )
 
@@ -33,7 +35,7 @@ public enum EMPADReader: FormatReader {
         x["raw_file"]?["@filename"]?.stringValue
     }
 
-    public static func open(_ path: String, options: ReadOptions) throws -> OpenedFile {
+    public static func open(_ path: String, options: OptionValues) throws -> OpenedFile {
         let xml = try parseXML(path)
         guard let rawName = rawFileName(xml) else {
             throw EMError.bad(path, field: "raw_file", "the xml names no raw file (<raw_file filename=…>)")
@@ -52,7 +54,8 @@ public enum EMPADReader: FormatReader {
 
         // Candidate navigation shapes, most specific first; the raw size decides.
         var candidates: [([Int], String)] = []
-        if let s = options.scanShape { candidates.append((s, "--scan-shape")) }
+        let scanShape = try options.ints("scan-shape")
+        if let s = scanShape { candidates.append((s, "--scan-shape")) }
         if let n = xml.value(at: ["scan_parameters", "series_count"])?.intValue ?? findSeriesCount(xml) {
             candidates.append(([n], "xml series_count"))
         }
@@ -65,8 +68,8 @@ public enum EMPADReader: FormatReader {
         if let (x, y) = scanFromFileName(rawName) { candidates.append(([y, x], "raw file name")) }
         guard let (nav, navSource) = candidates.first(where: { $0.0.reduce(1, *) == frames }) else {
             let tried = candidates.map { "\($0.0.map(String.init).joined(separator: "x")) (\($0.1))" }.joined(separator: ", ")
-            if options.scanShape != nil {
-                throw EMError(.usage, file: rawPath, "--scan-shape needs \(options.scanShape!.reduce(1, *)) frames but the raw file holds \(frames)")
+            if let scanShape {
+                throw EMError(.usage, file: rawPath, "--scan-shape needs \(scanShape.reduce(1, *)) frames but the raw file holds \(frames)")
             }
             throw EMError.bad(rawPath, offset: raw.size,
                               "raw file holds \(frames) frames, which matches no scan shape in the xml (\(tried.isEmpty ? "none stated" : tried)); wrong raw file or truncated")

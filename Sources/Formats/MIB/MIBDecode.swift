@@ -1,3 +1,4 @@
+import EMCore
 import Foundation
 
 /// Decoding of Merlin frame payloads into native-order values. Processed formats (U08/U16/U32/

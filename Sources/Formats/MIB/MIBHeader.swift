@@ -1,3 +1,4 @@
+import EMCore
 import Foundation
 
 /// Pixel encodings of a Merlin frame (header field 7).

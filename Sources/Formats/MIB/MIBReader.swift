@@ -1,3 +1,4 @@
+import EMCore
 import Foundation
 
 /// Quantum Detectors Merlin `.mib` (with its optional `.hdr`): single chip and quad, every
@@ -10,7 +11,9 @@ public enum MIBReader: FormatReader {
         extensions: ["mib"], reads: true, writes: false,
         companions: ".hdr beside the .mib (same stem); further files of a series (name_0002.mib, …)",
         options: [
-            FormatOption("--scan-shape", "Y,X", "navigation shape; default from .hdr, frames per trigger, or flyback timing"),
+            OptionSpec("scan-shape", .intList, valueName: "Y,X", help: "navigation (scan) shape, slowest first",
+                       default: "from the .hdr, frames per trigger, or flyback timing"),
+            OptionSpec("mib-flip-rows", .flag, help: "flip detector rows like RosettaSciIO", default: "on-disk row order, like LiberTEM"),
         ],
         notes: "Frames keep the on-disk row order (first stored row = row 0); RosettaSciIO flips rows, LiberTEM does not."
     )
@@ -103,7 +106,7 @@ public enum MIBReader: FormatReader {
         return SeriesFile(path: path, file: f, first: try MIBHeader.parse(full, file: path, offset: 0))
     }
 
-    public static func open(_ path: String, options: ReadOptions) throws -> OpenedFile {
+    public static func open(_ path: String, options: OptionValues) throws -> OpenedFile {
         if (path as NSString).pathExtension.lowercased() == "hdr" {
             return try open((path as NSString).deletingPathExtension + ".mib", options: options)
         }
@@ -147,7 +150,7 @@ public enum MIBReader: FormatReader {
                                                           stride: stride, path: primary.path)
         warnings += navWarnings
         let used = nav.reduce(1, *)
-        let source = MIBFrameSource(files: frameFiles, stride: stride, header: h0, decoder: decoder, flipRows: options.flipMIBRows)
+        let source = MIBFrameSource(files: frameFiles, stride: stride, header: h0, decoder: decoder, flipRows: options.flag("mib-flip-rows"))
 
         var axes: [Axis] = []
         if nav.count == 2 {
@@ -195,7 +198,7 @@ public enum MIBReader: FormatReader {
         tree.append(("navigation_shape_source", .string(navSource)))
 
         var conventions = [
-            "emconv_orientation": options.flipMIBRows
+            "emconv_orientation": options.flag("mib-flip-rows")
                 ? "rows flipped (RosettaSciIO convention: np.flip(axis=-2) of the stored frame)"
                 : "on-disk row order: row 0 is the first row stored in the frame (LiberTEM convention; RosettaSciIO flips rows)",
         ]
@@ -225,10 +228,10 @@ public enum MIBReader: FormatReader {
     }
 
     /// The navigation shape, where it came from, and warnings.
-    static func scanShape(available: Int, hdr: MIBHdrFile?, options: ReadOptions, series: [SeriesFile],
+    static func scanShape(available: Int, hdr: MIBHdrFile?, options: OptionValues, series: [SeriesFile],
                           stride: Int64, path: String) throws -> ([Int], String, [String]) {
         var warnings: [String] = []
-        if let s = options.scanShape {
+        if let s = try options.ints("scan-shape") {
             let need = s.reduce(1, *)
             guard need <= available else {
                 throw EMError(.usage, file: path, "--scan-shape \(s.map(String.init).joined(separator: ",")) needs \(need) frames but the file has \(available)")

@@ -1,11 +1,13 @@
+import EMCore
+import EMHDF5
 import Foundation
 import CHDF5
 
 /// Profile `em`: electron-microscopy domain sanity of an NXem file (not NeXus rules: checks
 /// that the numbers make physical sense and that the data is stored so that frame-wise
 /// readers stay fast), and `--source` re-verification.
-enum EMRules {
-    static func nxdataGroups(_ g: HDF5Group) -> [HDF5Group] {
+public enum EMRules {
+    public static func nxdataGroups(_ g: HDF5Group) -> [HDF5Group] {
         var out: [HDF5Group] = []
         for (n, isGroup) in g.children where isGroup {
             guard let sub = g.openGroup(n) else { continue }
@@ -15,7 +17,7 @@ enum EMRules {
         return out
     }
 
-    static func run(_ h5: HDF5File, _ r: inout ValidationReport) {
+    public static func run(_ h5: HDF5File, _ r: inout ValidationReport) {
         for d in nxdataGroups(h5.root) {
             let name = d.path.split(separator: "/").last.map(String.init) ?? ""
             let axes = d.stringArrayAttribute("axes") ?? []
@@ -72,7 +74,7 @@ enum EMRules {
         }
     }
 
-    static func walkFields(_ g: HDF5Group, _ body: (String, HDF5Dataset) -> Void) {
+    public static func walkFields(_ g: HDF5Group, _ body: (String, HDF5Dataset) -> Void) {
         for (n, isGroup) in g.children {
             if isGroup { if let s = g.openGroup(n) { walkFields(s, body) } } else if let d = g.openDataset(n) { body(n, d) }
         }
@@ -80,7 +82,7 @@ enum EMRules {
 
     // MARK: --source
 
-    static func fileSHA256(_ path: String) throws -> String {
+    public static func fileSHA256(_ path: String) throws -> String {
         let f = try RandomAccessFile(path: path)
         let d = SHA256Digest()
         var off: Int64 = 0
@@ -97,15 +99,7 @@ enum EMRules {
 
     /// Re-reads `source`: its checksum against the stored provenance, and every frame of every
     /// dataset against the stored data, bit for bit.
-    static func checkSource(_ h5: HDF5File, source: String, options: ReadOptions, _ r: inout ValidationReport) {
-        let file: OpenedFile
-        do { file = try Registry.open(source, options: options) } catch let e as EMError {
-            r.add("EM-SOURCE", .error, "/", "cannot read the source: \(e.description)")
-            return
-        } catch {
-            r.add("EM-SOURCE", .error, "/", "cannot read the source: \(error)")
-            return
-        }
+    public static func checkSource(_ h5: HDF5File, source file: OpenedFile, _ r: inout ValidationReport) {
         guard let entry = NXemRules.children(h5.root, class: "NXentry").first else { return }
         // Stored checksums: entry-level NXnote (file_name, checksum) and process/input.
         var stored: [String: [(String, String)]] = [:]

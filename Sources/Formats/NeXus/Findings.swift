@@ -1,3 +1,5 @@
+import EMCore
+import EMHDF5
 import Foundation
 
 /// One validation finding: `RULE SEVERITY /path message`.
@@ -28,18 +30,6 @@ public enum ValidationProfile: String, Sendable, CaseIterable {
     case nexus, nxem, em
 }
 
-public struct ValidateOptions {
-    /// nil: `nexus`, plus `nxem` when `/entry*/definition` is "NXem".
-    public var profiles: Set<ValidationProfile>?
-    public var strict = false
-    /// `--source IN`: the input the file was converted from (checksums, frame-by-frame data).
-    public var source: String?
-    public var readOptions = ReadOptions()
-    /// For vendor inputs: a sidecar whose values count as present.
-    public var sidecar: Sidecar?
-    public init() {}
-}
-
 /// The result for one file.
 public struct ValidationReport {
     public var file: String
@@ -63,7 +53,7 @@ public struct ValidationReport {
                  ("findings", .array(findings.map(\.json)))])
     }
 
-    mutating func add(_ rule: String, _ sev: Finding.Severity, _ path: String, _ msg: String) {
+    public mutating func add(_ rule: String, _ sev: Finding.Severity, _ path: String, _ msg: String) {
         let f = Finding(rule, sev, path, msg)
         if !findings.contains(f) { findings.append(f) }
     }

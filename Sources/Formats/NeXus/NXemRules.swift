@@ -1,3 +1,5 @@
+import EMCore
+import EMHDF5
 import Foundation
 import CHDF5
 
@@ -6,13 +8,13 @@ import CHDF5
 /// a concept is required unless optional/recommended/minOccurs=0, and a required child is
 /// required only when its (optional) parent exists. Missing required fields are errors naming
 /// the sidecar key that fills them; missing recommended ones are warnings.
-enum NXemRules {
-    static let imageAxes = ["axis_m", "axis_k", "axis_j", "axis_i"]
-    static let spectrumAxes = ["axis_k", "axis_j", "axis_i"]
+public enum NXemRules {
+    public static let imageAxes = ["axis_m", "axis_k", "axis_j", "axis_i"]
+    public static let spectrumAxes = ["axis_k", "axis_j", "axis_i"]
 
     /// NXDL unit categories of the NXem fields emconv maps (NXem, NXsource, NXscan_controller,
     /// NXem_optical_system, NXdetector, NXsample).
-    static let unitCategories: [String: String] = [
+    public static let unitCategories: [String: String] = [
         "electron_source/voltage": "NX_VOLTAGE", "scan_controller/dwell_time": "NX_TIME",
         "optics/camera_length": "NX_LENGTH", "optics/semi_convergence_angle": "NX_ANGLE", "optics/rotation": "NX_ANGLE",
         "optics/probe_current": "NX_CURRENT", "optics/magnification": "NX_DIMENSIONLESS",
@@ -21,7 +23,7 @@ enum NXemRules {
         "stage/position": "NX_LENGTH",
     ]
 
-    struct Ctx {
+    public struct Ctx {
         var r: ValidationReport
         mutating func need(_ g: HDF5Group, _ name: String, field: Bool = true, required: Bool, key: String?, what: String) {
             guard !g.exists(name) else { return }
@@ -38,11 +40,11 @@ enum NXemRules {
         }
     }
 
-    static func children(_ g: HDF5Group, class cls: String) -> [HDF5Group] {
+    public static func children(_ g: HDF5Group, class cls: String) -> [HDF5Group] {
         g.children.filter { $0.1 }.compactMap { g.openGroup($0.0) }.filter { $0.stringAttribute("NX_class") == cls }
     }
 
-    static func run(_ h5: HDF5File, _ report: inout ValidationReport) {
+    public static func run(_ h5: HDF5File, _ report: inout ValidationReport) {
         var c = Ctx(r: report)
         defer { report = c.r }
         let entries = children(h5.root, class: "NXentry")
@@ -72,7 +74,7 @@ enum NXemRules {
         }
     }
 
-    static func sample(_ e: HDF5Group, _ c: inout Ctx) {
+    public static func sample(_ e: HDF5Group, _ c: inout Ctx) {
         let samples = children(e, class: "NXsample")
         guard let s = samples.first else {
             c.r.add("NXEM-REQ", .error, e.path + "/sample", "required by NXem: NXsample (sampleID, minOccurs=1) with is_simulation, preparation_date, atom_types (sidecar: sample.is_simulation, sample.preparation_date, sample.atom_types)")
@@ -87,19 +89,19 @@ enum NXemRules {
             c.need(s, "identifier_sample", required: false, key: "sample.identifier", what: "NXsample/identifier_sample")
             if let a = s.openDataset("atom_types")?.readStringValues()?.first {
                 let items = a.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-                if let bad = items.first(where: { !Sidecar.elements.contains($0) }) {
+                if let bad = items.first(where: { !NXemVocabulary.elements.contains($0) }) {
                     c.r.add("NXEM-ATOMS", .error, s.path + "/atom_types", "'\(bad)' is not an element symbol (NXem: comma-separated elements of the periodic table)")
                 }
             }
-            if let p = s.openDataset("physical_form")?.readStringValues()?.first, !Sidecar.physicalForms.contains(p) {
-                c.r.add("NXEM-ENUM", .error, s.path + "/physical_form", "'\(p)' is not one of \(Sidecar.physicalForms.joined(separator: ", ")) (NXem enumeration)")
+            if let p = s.openDataset("physical_form")?.readStringValues()?.first, !NXemVocabulary.physicalForms.contains(p) {
+                c.r.add("NXEM-ENUM", .error, s.path + "/physical_form", "'\(p)' is not one of \(NXemVocabulary.physicalForms.joined(separator: ", ")) (NXem enumeration)")
             }
             if let d = s.openDataset("identifier_sample") { c.needAttr(d, "type", what: "identifier_sample/@type") }
         }
         _ = s
     }
 
-    static func units(_ g: HDF5Group, _ name: String, _ key: String, _ c: inout Ctx) {
+    public static func units(_ g: HDF5Group, _ name: String, _ key: String, _ c: inout Ctx) {
         guard let d = g.openDataset(name), let cat = unitCategories[key] else { return }
         let cls = d.typeInfo.cls
         if cls != H5T_INTEGER && cls != H5T_FLOAT {
@@ -114,7 +116,7 @@ enum NXemRules {
         }
     }
 
-    static func measurement(_ m: HDF5Group, _ c: inout Ctx) {
+    public static func measurement(_ m: HDF5Group, _ c: inout Ctx) {
         // measurement/instrument (NXem_instrument), required when measurement exists.
         if let inst = m.openGroup("instrument") {
             c.need(inst, "name", required: false, key: "instrument.name", what: "NXem_instrument/name")
@@ -149,7 +151,7 @@ enum NXemRules {
         for ev in children(m, class: "NXem_event_data") { event(ev, &c) }
     }
 
-    static func event(_ ev: HDF5Group, _ c: inout Ctx) {
+    public static func event(_ ev: HDF5Group, _ c: inout Ctx) {
         c.need(ev, "start_time", required: false, key: "start_time", what: "event start_time")
         c.need(ev, "end_time", required: false, key: "end_time", what: "event end_time")
         if let inst = ev.openGroup("instrument") {
@@ -186,7 +188,7 @@ enum NXemRules {
 
     /// NXimage/image_Nd and NXspectrum/spectrum_Nd (NXem eventID/imageID, spectrumID), and
     /// their NXprocess (detector_identifier, input NXnote).
-    static func dataHolder(_ g: HDF5Group, spectrum: Bool, _ c: inout Ctx) {
+    public static func dataHolder(_ g: HDF5Group, spectrum: Bool, _ c: inout Ctx) {
         for p in children(g, class: "NXprocess") {
             c.need(p, "detector_identifier", required: true, key: nil, what: "NXprocess/detector_identifier")
             if let input = p.openGroup("input") {

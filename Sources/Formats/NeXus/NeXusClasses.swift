@@ -1,7 +1,9 @@
+import EMCore
+import EMHDF5
 // Generated from the NXDL file names of nexusformat/definitions as bundled by pynxtools 0.16.0
 // (base_classes, contributed_definitions, applications): the valid values of NX_class.
 extension NeXusRules {
-    static let knownClasses: Set<String> = [
+    public static let knownClasses: Set<String> = [
         "NXaberration", "NXabsorption_edge", "NXactivity", "NXactuator", "NXafm", "NXamplifier", "NXaperture",
         "NXapm", "NXapm_charge_state_analysis", "NXapm_compositionspace_config", "NXapm_compositionspace_results",
         "NXapm_event_data", "NXapm_instrument", "NXapm_measurement", "NXapm_paraprobe_clusterer_config",

@@ -1,3 +1,5 @@
+import EMCore
+import EMHDF5
 import Foundation
 import CHDF5
 
@@ -16,10 +18,10 @@ import CHDF5
 ///   rotation), `detector1` (operation_mode, count_time, frame_time, threshold_energy).
 /// Only what the source (or the sidecar) states is written; values emconv derived carry
 /// `@derived`. Units are written as the reader gave them (ASCII).
-enum NeXusMetadata {
+public enum NeXusMetadata {
     /// `NormalizedMetadata.entries` key → path (relative to the NXentry) of the field holding it.
     /// Used by the writer's tests to check that `info` and the NeXus output agree.
-    static let fieldPaths: [String: String] = [
+    public static let fieldPaths: [String: String] = [
         "beam_energy": "measurement/event1/instrument/ebeam_column/electron_source/voltage",
         "dwell_time": "measurement/event1/instrument/ebeam_column/scan_controller/dwell_time",
         "scan_schema": "measurement/event1/instrument/ebeam_column/scan_controller/scan_schema",
@@ -44,7 +46,7 @@ enum NeXusMetadata {
     ]
 
     /// The first value any dataset has for a metadata field.
-    static func first<T>(_ file: OpenedFile, _ key: (NormalizedMetadata) -> T?) -> T? {
+    public static func first<T>(_ file: OpenedFile, _ key: (NormalizedMetadata) -> T?) -> T? {
         for ds in file.datasets { if let v = key(ds.metadata) { return v } }
         return nil
     }
@@ -65,35 +67,27 @@ enum NeXusMetadata {
         if isDerived(file, key) { try d.setAttribute("derived", "true") }
     }
 
-    /// Applies the sidecar of `options` to the file's metadata before anything is written.
-    static func applySidecar(_ file: OpenedFile, options: WriteOptions) -> [String] {
-        guard let sc = options.sidecar else { return [] }
-        return SidecarMerge.apply(sc, to: file, preferSidecar: options.preferSidecar)
-    }
-
     // MARK: Entry level
 
-    /// `sample`, `userN` and the sidecar's notes (NXem: sampleID, userID, noteID).
-    static func writeEntryMetadata(_ file: OpenedFile, into entry: HDF5Group, options: WriteOptions) throws {
-        guard let sc = options.sidecar else { return }
-        let hasSample = sc.sampleName != nil || sc.atomTypes != nil || sc.preparationDate != nil || sc.isSimulation != nil
-            || sc.physicalForm != nil || sc.sampleIdentifier != nil || sc.sampleDescription != nil || sc.sampleThickness != nil
-        if hasSample {
+    /// `sample`, `userN` and the documents that supplied them (NXem: sampleID, userID, noteID).
+    static func writeEntryMetadata(_ sup: Supplement, into entry: HDF5Group) throws {
+        let sample = sup.sample
+        if !sample.isEmpty {
             let s = try entry.createGroup("sample", nxClass: "NXsample")
-            if let v = sc.isSimulation { try s.writeBool("is_simulation", v) }
-            if let v = sc.preparationDate { try s.writeString("preparation_date", v.raw ?? v.iso8601) }
+            if let v = sample.isSimulation { try s.writeBool("is_simulation", v) }
+            if let v = sample.preparationDate { try s.writeString("preparation_date", v.raw ?? v.iso8601) }
             // NXem: "List of comma-separated elements from the periodic table".
-            if let v = sc.atomTypes { try s.writeString("atom_types", v.joined(separator: ", ")) }
-            if let v = sc.sampleName { try s.writeString("name", v) }
-            if let v = sc.physicalForm { try s.writeString("physical_form", v) }
-            if let v = sc.sampleIdentifier {
+            if let v = sample.atomTypes { try s.writeString("atom_types", v.joined(separator: ", ")) }
+            if let v = sample.name { try s.writeString("name", v) }
+            if let v = sample.physicalForm { try s.writeString("physical_form", v) }
+            if let v = sample.identifier {
                 let d = try s.writeString("identifier_sample", v)
-                try d.setAttribute("type", sc.sampleIdentifierType ?? "local")
+                try d.setAttribute("type", sample.identifierType ?? "local")
             }
-            if let v = sc.sampleDescription { try s.writeString("description", v) }
-            if let v = sc.sampleThickness { try s.writeDoubles("thickness", [v.value], shape: [], units: v.units) }
+            if let v = sample.description { try s.writeString("description", v) }
+            if let v = sample.thickness { try s.writeDoubles("thickness", [v.value], shape: [], units: v.units) }
         }
-        for (i, u) in sc.users.enumerated() {
+        for (i, u) in sup.users.enumerated() {
             let g = try entry.createGroup("user\(i + 1)", nxClass: "NXuser")
             if let v = u.name { try g.writeString("name", v) }
             if let v = u.affiliation { try g.writeString("affiliation", v) }
@@ -104,23 +98,17 @@ enum NeXusMetadata {
                 try d.setAttribute("type", "ORCID")
             }
         }
-        // Provenance of every value the sidecar supplied: the sidecar itself, verbatim.
-        let note = try entry.createGroup("note_sidecar", nxClass: "NXnote")
-        try note.writeString("description", "metadata sidecar given with --metadata" + (options.preferSidecar ? " (--prefer-sidecar)" : "")
-            + (sc.notes.map { "; notes: " + $0 } ?? ""))
-        try note.writeString("file_name", (sc.path as NSString).lastPathComponent)
-        try note.writeString("type", sc.isJSON ? "application/json" : "application/yaml")
-        if !sc.sha256.isEmpty {
-            try note.writeString("checksum", sc.sha256)
-            try note.writeString("algorithm", "sha256")
-        }
-        try note.writeBinaryText("data", sc.text)
-        if let extra = sc.extra, extra != .null {
-            let x = try entry.createGroup("note_extra", nxClass: "NXnote")
-            try x.writeString("description", "free-form 'extra:' section of the metadata sidecar, kept verbatim")
-            try x.writeString("file_name", (sc.path as NSString).lastPathComponent)
-            try x.writeString("type", "application/json")
-            try x.writeBinaryText("data", extra.json())
+        // Provenance of every value the user supplied: the documents themselves, verbatim.
+        for doc in sup.documents {
+            let note = try entry.createGroup("note_\(doc.role)", nxClass: "NXnote")
+            try note.writeString("description", doc.description)
+            try note.writeString("file_name", doc.fileName)
+            try note.writeString("type", doc.mediaType)
+            if let sum = doc.sha256, !sum.isEmpty {
+                try note.writeString("checksum", sum)
+                try note.writeString("algorithm", "sha256")
+            }
+            try note.writeBinaryText("data", doc.text)
         }
     }
 

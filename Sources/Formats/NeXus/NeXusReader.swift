@@ -1,4 +1,6 @@
 import CHDF5
+import EMCore
+import EMHDF5
 import Foundation
 
 /// Reads NeXus/HDF5: the files emconv writes (every NXimage/NXspectrum of
@@ -10,23 +12,25 @@ public enum NeXusReader: FormatReader {
     public static let descriptor = FormatDescriptor(
         name: "nexus", longName: "NeXus/HDF5 (NXem)", aliases: ["nxs", "hdf5", "h5", "nxem"],
         extensions: ["nxs", "h5", "hdf5", "nx5"], reads: true, writes: false,
-        notes: "Reads emconv's NXem output and standard NXdata (@default chain, @signal, @axes, AXISNAME_indices)."
+        notes: "Reads emconv's NXem output and standard NXdata (@default chain, @signal, @axes, AXISNAME_indices).",
+        container: "HDF5", signature: "an NXentry group (or a @default chain) leading to an NXdata with a @signal"
     )
 
     static let version = "1.0"
     static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
 
+    /// NeXus when the root names a default or holds an NXentry; `open` declines when no NXdata
+    /// with a readable signal is found after all.
     public static func identify(_ probe: Probe) -> Identification {
-        // The HDF5 superblock is at 0 or after a user block of 512, 1024, 2048 … bytes.
-        var off = 0
-        while off + 8 <= probe.head.count {
-            if Array(probe.head[off..<(off + 8)]) == signature { return .maybe }
-            off = off == 0 ? 512 : off * 2
-        }
-        return .no
+        guard probe.isHDF5 else { return .no }
+        guard let nexus = HDF5Peek.root(probe.path, { root -> Bool in
+            if root.stringAttribute("default") != nil { return true }
+            return root.groupNames.prefix(64).contains { root.openGroup($0)?.stringAttribute("NX_class") == "NXentry" }
+        }) else { return .maybe }
+        return nexus ? .yes : .no
     }
 
-    public static func open(_ path: String, options: ReadOptions) throws -> OpenedFile {
+    public static func open(_ path: String, options: OptionValues) throws -> OpenedFile {
         try HDF5.lock.withLock { try openLocked(path) }
     }
 
@@ -81,12 +85,12 @@ public enum NeXusReader: FormatReader {
         }
         if datasets.isEmpty {
             guard let g = followDefault(root) ?? firstNXdata(root, depth: 0) else {
-                throw EMError(.unsupported, file: path, "no NXdata group found (no @default chain from the root and no NXdata in the first levels)")
+                throw FormatDeclined("no NXdata group found (no @default chain from the root and no NXdata in the first levels)")
             }
             if let ds = try nxdata(g, file: path, handle: handle, metadata: NormalizedMetadata(), emconv: false) {
                 datasets.append(ds)
             } else {
-                throw EMError(.unsupported, file: path, at: g.path, "the NXdata holds no readable signal")
+                throw FormatDeclined("the NXdata \(g.path) holds no readable signal")
             }
             original = .object([("nexus_path", .string(g.path))])
         }

@@ -1,32 +1,34 @@
+import EMCore
+import EMHDF5
 import Foundation
 import CHDF5
 
 /// Profile `nexus`: generic rules from the NeXus base classes and the NeXus manual
 /// (nexusformat/definitions v2026.01). Each rule cites its source.
-enum NeXusRules {
+public enum NeXusRules {
     /// NeXus manual, "Rules for Naming in NeXus" (Design, v2020.10+): valid names match this.
-    static let validName = #"^[a-zA-Z0-9_]([a-zA-Z0-9_.]*[a-zA-Z0-9_])?$"#
+    public static let validName = #"^[a-zA-Z0-9_]([a-zA-Z0-9_.]*[a-zA-Z0-9_])?$"#
     /// ... and the recommended (lower case) form this.
-    static let recommendedName = #"^[a-z_][a-z0-9_]*$"#
+    public static let recommendedName = #"^[a-z_][a-z0-9_]*$"#
 
     /// Fields of type NX_DATE_TIME in the base classes emconv writes or reads (NXentry
     /// start_time/end_time, NXsample preparation_date, NXprocess/NXnote date, NXdetector
     /// calibration_date, NXem_event_data start_time/end_time).
-    static let dateFields: Set<String> = ["start_time", "end_time", "preparation_date", "date", "calibration_date"]
+    public static let dateFields: Set<String> = ["start_time", "end_time", "preparation_date", "date", "calibration_date"]
     /// Fields of type NX_BOOLEAN (NXsample is_simulation; NXdetector *_applied; NXem_optical_system).
-    static func isBooleanField(_ name: String) -> Bool {
+    public static func isBooleanField(_ name: String) -> Bool {
         name == "is_simulation" || name == "applied" || name.hasSuffix("_applied") || name == "tilt_correction" || name == "dynamic_focus_correction"
     }
 
     /// ISO 8601 date and time with a UTC offset, `T` separator (nxdlTypes.xsd NX_DATE_TIME:
     /// "ISO 8601 date and time"; NeXus requires the time zone; `-00:00`, RFC 3339's "offset
     /// unknown", is refused like pynxtools does).
-    static func isISO8601WithOffset(_ s: String) -> Bool {
+    public static func isISO8601WithOffset(_ s: String) -> Bool {
         s.range(of: #"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"#, options: .regularExpression) != nil
             && !s.hasSuffix("-00:00") && Timestamp.parseISO(s) != nil
     }
 
-    static func run(_ h5: HDF5File, _ r: inout ValidationReport) {
+    public static func run(_ h5: HDF5File, _ r: inout ValidationReport) {
         let root = h5.root
         // NXroot (base_classes/NXroot.nxdl.xml): @NX_class is NXroot when present;
         // @file_time, @file_update_time are NX_DATE_TIME.
@@ -46,7 +48,7 @@ enum NeXusRules {
         defaultChain(root, &r)
     }
 
-    static func walk(_ g: HDF5Group, _ r: inout ValidationReport) {
+    public static func walk(_ g: HDF5Group, _ r: inout ValidationReport) {
         let nxClass = g.stringAttribute("NX_class")
         if g.path != "/" {
             // NXDL (nxdl.xsd, "NX_class attribute"): every NeXus group names its base class.
@@ -70,13 +72,13 @@ enum NeXusRules {
         }
     }
 
-    static func name_(_ name: String, _ path: String, _ r: inout ValidationReport) {
+    public static func name_(_ name: String, _ path: String, _ r: inout ValidationReport) {
         if name.range(of: validName, options: .regularExpression) == nil {
             r.add("NX-NAME", .warning, path, "'\(name)' is not a valid NeXus name (NeXus manual, Rules for Naming: \(validName))")
         }
     }
 
-    static func field(_ name: String, _ d: HDF5Dataset, parentClass: String?, _ r: inout ValidationReport) {
+    public static func field(_ name: String, _ d: HDF5Dataset, parentClass: String?, _ r: inout ValidationReport) {
         let info = d.typeInfo
         // NX_DATE_TIME fields (nxdlTypes.xsd).
         if dateFields.contains(name) {
@@ -125,7 +127,7 @@ enum NeXusRules {
     /// NXdata (base_classes/NXdata.nxdl.xml): @signal names a numeric field; @axes has one entry
     /// per signal dimension ('.' for none); AXISNAME_indices are integers in range; each axis
     /// field's length matches the signal's dimension; axis fields carry @units.
-    static func nxdata(_ g: HDF5Group, _ r: inout ValidationReport) {
+    public static func nxdata(_ g: HDF5Group, _ r: inout ValidationReport) {
         guard let signal = g.stringAttribute("signal") else {
             r.add("NX-SIGNAL", .error, g.path + "/@signal", "NXdata has no @signal (NXdata.nxdl.xml)")
             return
@@ -180,7 +182,7 @@ enum NeXusRules {
 
     /// NXroot/@default → NXentry/@default → … ends at an NXdata (NXroot.nxdl.xml, NXentry.nxdl.xml
     /// "default" attribute; NeXus manual "Find the plottable data").
-    static func defaultChain(_ root: HDF5Group, _ r: inout ValidationReport) {
+    public static func defaultChain(_ root: HDF5Group, _ r: inout ValidationReport) {
         var g = root
         var hops = 0
         while g.stringAttribute("NX_class") != "NXdata" {

@@ -1,3 +1,5 @@
+import EMCore
+import EMHDF5
 import Foundation
 
 /// Writes NeXus/HDF5 following the NXem application definition: one NXentry whose
@@ -10,9 +12,10 @@ public enum NeXusWriter: FormatWriter {
         name: "nexus", longName: "NeXus/HDF5 (NXem)", aliases: ["nxs", "hdf5", "h5", "nxem"],
         extensions: ["nxs", "h5", "hdf5", "nx5"], reads: false, writes: true,
         options: [
-            FormatOption("--compression", "none | gzip[:1-9] | zstd[:1-22]",
-                         "chunk compression; default gzip:1 with shuffle (readable everywhere); zstd is HDF5 filter 32015 (h5py needs hdf5plugin)"),
-            FormatOption("--no-preview", "", "do not add the derived sum image of 4D data"),
+            OptionSpec("compression", .compression, valueName: "codec[:level]",
+                       help: "compression: none | gzip[:1-9] | zstd[:1-22]",
+                       default: "gzip:1 with shuffle, readable everywhere; zstd is HDF5 filter 32015 (h5py needs hdf5plugin)"),
+            OptionSpec("no-preview", .flag, help: "do not add the derived sum image of 4D data"),
         ],
         notes: "Default output. Layout: /entry1/measurement/event1/imageN/image_Nd (NXdata, signal 'real')."
     )
@@ -20,23 +23,20 @@ public enum NeXusWriter: FormatWriter {
     /// Target size of one chunk (whole frames are never split).
     static let targetChunkBytes = 2 << 20
 
-    public static func check(_ file: OpenedFile, options: WriteOptions) throws {
+    public static func check(_ file: OpenedFile, context: WriteContext) throws {
         guard !file.datasets.isEmpty else {
             throw EMError(.badInput, file: file.path, "the file holds no dataset to convert")
         }
     }
 
-    public static func write(_ file: OpenedFile, to path: String, options: WriteOptions) throws -> WriteReport {
+    public static func write(_ file: OpenedFile, to path: String, context: WriteContext) throws -> WriteReport {
         var report = WriteReport()
-        for h in file.handles { h.enableDigest() }
-        // [metadata mapping, issue 5] sidecar values fill gaps before anything is written.
-        report.warnings += NeXusMetadata.applySidecar(file, options: options)
         let h5 = try HDF5File(creating: path, truncate: true)
         let root = h5.root
-        let now = Timestamp.now()
+        let now = context.provenance.time
         try root.setAttribute("NX_class", "NXroot")
         try root.setAttribute("default", "entry1")
-        try root.setAttribute("file_name", (path as NSString).lastPathComponent.replacingOccurrences(of: ".tmp-emconv-\(getpid())", with: "").trimmingCharacters(in: CharacterSet(charactersIn: ".")))
+        try root.setAttribute("file_name", context.provenance.outputName)
         try root.setAttribute("file_time", now.iso8601)
         try root.setAttribute("HDF5_Version", HDF5.libraryVersion)
         try root.setAttribute("creator", "emconv")
@@ -45,8 +45,8 @@ public enum NeXusWriter: FormatWriter {
         let entry = try root.createGroup("entry1", nxClass: "NXentry")
         try entry.setAttribute("default", "measurement")
         try entry.writeString("definition", "NXem")
-        // [metadata mapping, issue 5] sample, users, sidecar notes (NeXusMetadata.swift).
-        try NeXusMetadata.writeEntryMetadata(file, into: entry, options: options)
+        // Sample, users and the documents that supplied them (NeXusMetadata.swift).
+        try NeXusMetadata.writeEntryMetadata(file.supplement, into: entry)
         // NX_DATE_TIME needs a UTC offset: a time whose zone the source does not state is kept
         // in the original metadata and as `start_time_local` (the sidecar's start_time fills the field).
         let allStarts = file.datasets.compactMap { $0.metadata.startTime }.sorted { $0.date < $1.date }
@@ -85,9 +85,9 @@ public enum NeXusWriter: FormatWriter {
             if defaultChild == nil { defaultChild = groupName }
             let data = try g.createGroup(layout.dataName, nxClass: "NXdata")
             if let storedAs { try data.setAttribute("emconv_element_type", storedAs) }
-            let preview = try writeNXdata(ds, layout: layout, into: data, options: options) { bytes in
+            let preview = try writeNXdata(ds, layout: layout, into: data, context: context) { bytes in
                 doneBytes += bytes
-                options.progress?.progress(done: doneBytes, total: totalBytes, stage: ds.name)
+                context.progress?.progress(done: doneBytes, total: totalBytes, stage: ds.name)
             }
             if let preview { previews.append((ds, preview)) }
             groups.append((ds, g))
@@ -95,14 +95,9 @@ public enum NeXusWriter: FormatWriter {
         try event.setAttribute("default", defaultChild ?? "image1")
 
         // Source checksums are complete only now (computed while the data streamed).
-        var sources: [(String, Int64, String)] = []
-        for h in file.handles {
-            let sum = try h.finishDigest()
-            sources.append((h.path, h.size, sum))
-            report.sourceChecksums[h.path] = sum
-        }
+        let sources = try context.provenance.sources().map { ($0.path, $0.size, $0.sha256) }
         for (ds, g) in groups {
-            try writeProcess(ds, file: file, sources: sources, derived: nil, into: g, options: options, now: now)
+            try writeProcess(ds, file: file, sources: sources, derived: nil, into: g, context: context, now: now)
         }
         for (ds, sums) in previews {
             imageIndex += 1
@@ -111,9 +106,9 @@ public enum NeXusWriter: FormatWriter {
             try writePreview(ds, sums: sums, into: g)
             try writeProcess(ds, file: file, sources: sources,
                              derived: "sum over the detector axes of \(ds.name) (derived by emconv, not measured)",
-                             into: g, options: options, now: now)
+                             into: g, context: context, now: now)
         }
-        try writeNotes(file, sources: sources, into: entry, options: options, now: now)
+        try writeNotes(file, sources: sources, into: entry, context: context, now: now)
         try h5.flush()
         return report
     }
@@ -141,7 +136,7 @@ public enum NeXusWriter: FormatWriter {
 
     /// Streams the dataset into `real`/`intensity` and writes the axes. Returns per-frame sums for
     /// the preview of 4D data.
-    static func writeNXdata(_ ds: Dataset, layout: NXLayout, into g: HDF5Group, options: WriteOptions,
+    static func writeNXdata(_ ds: Dataset, layout: NXLayout, into g: HDF5Group, context: WriteContext,
                             progress: (Int64) -> Void) throws -> [Double]? {
         try g.setAttribute("signal", layout.signalName)
         try g.setAttribute("axes", layout.axisNames)
@@ -162,7 +157,7 @@ public enum NeXusWriter: FormatWriter {
             }
         }
         let plan = ChunkPlan(ds, targetBytes: targetChunkBytes)
-        let compression = options.compression ?? Compression.defaultValue
+        let compression = try context.compression(default: .defaultValue)
         // HDF5's shuffle filter unshuffles by the stored type's size (8 for complex64, 3 for rgb8).
         let shuffleSize = ds.elementType.size
         // NXem's image fields: `real` (NX_NUMBER, required) and `imag`. Complex data are stored as
@@ -188,14 +183,14 @@ public enum NeXusWriter: FormatWriter {
         var splits: [Int: Int] = [:]
 
         let writeback = WritebackKicker(path: g.filePath)
-        let wantPreview = options.preview && layout.isFourD && ds.elementType.isNumericScalar
+        let wantPreview = !context.options.flag("no-preview") && layout.isFourD && ds.elementType.isNumericScalar
         var sums = wantPreview ? [Double](repeating: 0, count: ds.frameCount) : []
         let frameBytes = ds.frameBytes
         let elementType = ds.elementType
         try sums.withUnsafeMutableBufferPointer { sumsPtr in
             let sumsBase = sumsPtr.baseAddress
             try ChunkPipeline.run(
-                count: plan.chunkCount, chunkBytes: plan.chunkBytes, workers: options.threads,
+                count: plan.chunkCount, chunkBytes: plan.chunkBytes, workers: context.threads, producerSetup: { ds.source.prepareReadingThread() },
                 produce: { i, buf in try plan.read(chunk: i, of: ds, into: buf) },
                 transform: { i, slot in
                     if wantPreview, let sumsBase {
@@ -249,7 +244,7 @@ public enum NeXusWriter: FormatWriter {
     // MARK: Provenance
 
     static func writeProcess(_ ds: Dataset, file: OpenedFile, sources: [(String, Int64, String)], derived: String?,
-                             into g: HDF5Group, options: WriteOptions, now: Timestamp) throws {
+                             into g: HDF5Group, context: WriteContext, now: Timestamp) throws {
         let p = try g.createGroup("process", nxClass: "NXprocess")
         try p.writeString("program", "emconv")
         try p.writeString("version", EMConvVersion.string)
@@ -262,12 +257,12 @@ public enum NeXusWriter: FormatWriter {
             try input.writeString("file_name", (src.0 as NSString).lastPathComponent)
             try input.writeString("checksum", src.2)
             try input.writeString("algorithm", "sha256")
-            try input.writeString("context", "read by the emconv \(file.readerName) reader \(file.readerVersion) (\(file.format): \(file.variant))")
+            try input.writeString("context", context.provenance.readerContext)
         }
     }
 
     static func writeNotes(_ file: OpenedFile, sources: [(String, Int64, String)], into entry: HDF5Group,
-                           options: WriteOptions, now: Timestamp) throws {
+                           context: WriteContext, now: Timestamp) throws {
         var n = 0
         for (path, size, sum) in sources {
             n += 1
@@ -280,7 +275,7 @@ public enum NeXusWriter: FormatWriter {
             try note.writeInts("file_size", [size], shape: [], units: "B")
             try note.writeString("source_path", path)
             try note.writeString("reader", "\(file.readerName) \(file.readerVersion)")
-            try note.writeString("command_line", options.commandLine)
+            try note.writeString("command_line", context.provenance.commandLine)
             try note.writeString("date", now.iso8601)
         }
         n += 1

@@ -1,3 +1,4 @@
+import EMCore
 import Foundation
 
 /// How to read a headerless binary file: element type and byte order, shape (C order),
@@ -93,11 +94,12 @@ public enum RawReader: FormatReader {
         name: "raw", longName: "Generic raw binary", aliases: ["binary"], extensions: ["raw", "bin", "dat"],
         reads: true, writes: false, companions: "optional JSON descriptor <file>.json beside the data",
         options: [
-            FormatOption("--raw-dtype", "<u2 | >f4 | uint8 | …", "element type and byte order (NumPy notation)"),
-            FormatOption("--raw-shape", "N0,N1,…", "shape, slowest first; the last two (or one) dimensions form a frame"),
-            FormatOption("--raw-offset", "bytes", "bytes before the first frame"),
-            FormatOption("--raw-frame-header", "bytes", "bytes before every frame"),
-            FormatOption("--raw-frame-footer", "bytes", "bytes after every frame"),
+            OptionSpec("raw-dtype", .text, valueName: "dtype", help: "element type and byte order in NumPy notation ('<u2', '>f4', 'uint8')"),
+            OptionSpec("raw-shape", .intList, valueName: "N0,N1,…", help: "shape, slowest first (e.g. 256,256,128,128)"),
+            OptionSpec("raw-offset", .int(min: 0), valueName: "bytes", help: "bytes before the first frame", default: "0"),
+            OptionSpec("raw-frame-header", .int(min: 0), valueName: "bytes", help: "bytes before every frame", default: "0"),
+            OptionSpec("raw-frame-footer", .int(min: 0), valueName: "bytes", help: "bytes after every frame", default: "0"),
+            OptionSpec("raw-signal-rank", .int(min: 1), valueName: "n", help: "trailing dimensions forming one frame", default: "2 (1 for 1-D data)"),
         ],
         notes: "Identification needs the descriptor or the options: raw files have no signature."
     )
@@ -120,16 +122,29 @@ public enum RawReader: FormatReader {
         descriptorPath(for: path).map { [$0] } ?? []
     }
 
-    public static func open(_ path: String, options: ReadOptions) throws -> OpenedFile {
+    /// The description given by the `--raw-*` options, or nil when none was given.
+    public static func description(from options: OptionValues) throws -> RawDescription? {
+        let dtype = options.string("raw-dtype"), shape = try options.ints("raw-shape")
+        guard dtype != nil || shape != nil else { return nil }
+        guard let dtype, let shape else {
+            throw EMError(.usage, "raw input needs both --raw-dtype and --raw-shape (or a JSON descriptor <file>.json beside the data)")
+        }
+        return try RawDescription(dtype: dtype, shape: shape, signalRank: try options.int("raw-signal-rank"),
+                                  offset: Int64(try options.int("raw-offset") ?? 0), frameHeader: try options.int("raw-frame-header") ?? 0,
+                                  frameFooter: try options.int("raw-frame-footer") ?? 0)
+    }
+
+    public static func open(_ path: String, options: OptionValues) throws -> OpenedFile {
         var files = [path]
         let desc: RawDescription
-        if let d = options.raw {
+        if let d = try description(from: options) {
             desc = d
         } else if let jp = descriptorPath(for: path) {
             desc = try RawDescription.load(json: jp)
             files.append(jp)
         } else {
-            throw EMError(.usage, file: path, "raw data needs --raw-dtype and --raw-shape (or a JSON descriptor beside it)")
+            throw EMError(.usage, file: path, "a raw file needs its description: --raw-dtype and --raw-shape (with --raw-offset, "
+                + "--raw-frame-header, --raw-frame-footer as needed), or a JSON descriptor \((path as NSString).lastPathComponent).json beside it")
         }
         let f = try RandomAccessFile(path: path)
         var warnings: [String] = []

@@ -1,6 +1,7 @@
 import CDeflate
 import CTIFF
 import CZstd
+import EMCore
 import Foundation
 
 /// Calibrated TIFF through libtiff: one page per 2-D plane (the two fastest axes), ImageJ
@@ -11,19 +12,21 @@ public enum TIFFWriter: FormatWriter {
         name: "tiff", longName: "TIFF (ImageJ-calibrated)", aliases: ["tif"],
         extensions: ["tif", "tiff"], reads: false, writes: true,
         options: [
-            FormatOption("--compression", "none | gzip[:1-9] | zstd[:1-22]",
-                         "strip compression; default deflate (gzip:1, TIFF tag 8); zstd is TIFF compression 50000 (Fiji's own opener cannot read it; tifffile needs imagecodecs)"),
-            FormatOption("--bigtiff", "", "write BigTIFF (chosen automatically when the data exceed 4 GiB)"),
-            FormatOption("--stack", "", "write any dataset (e.g. 4D-STEM) as a stack of its 2-D frames"),
+            OptionSpec("compression", .compression, valueName: "codec[:level]",
+                       help: "compression: none | gzip[:1-9] | zstd[:1-22]",
+                       default: "deflate level 1 (TIFF tag 8); zstd is TIFF compression 50000, which Fiji's own opener cannot read"),
+            OptionSpec("bigtiff", .flag, help: "write BigTIFF", default: "automatic when the data exceed 4 GiB"),
+            OptionSpec("stack", .flag, help: "write any dataset (e.g. 4D-STEM) as a stack of its 2-D frames"),
         ],
-        notes: "2-D images and image stacks; ImageJ hyperstack description (unit, spacing, slices/frames) and resolution tags. Complex data are refused."
+        notes: "2-D images and image stacks; ImageJ hyperstack description (unit, spacing, slices/frames) and resolution tags. Complex data are refused.",
+        holds: [.axisCalibration]
     )
 
     static let defaultCompression = Compression.gzip(level: 1)
     static let targetStripBytes = 1 << 20
 
     /// The one dataset to write, or a one-line reason why TIFF cannot hold it.
-    static func dataset(_ file: OpenedFile, options: WriteOptions) throws -> Dataset {
+    static func dataset(_ file: OpenedFile, context: WriteContext) throws -> Dataset {
         guard !file.datasets.isEmpty else {
             throw EMError(.badInput, file: file.path, "the file holds no dataset to convert")
         }
@@ -42,22 +45,21 @@ public enum TIFFWriter: FormatWriter {
             throw EMError(.unsupported, file: file.path, "TIFF holds images, but '\(ds.name)' is \(ds.rank)-D (\(shape)); use zspy or NeXus")
         }
         let stackLike = ds.rank == 2 || (ds.rank == 3 && ds.frameRank >= 2)
-        if !stackLike && !options.stackFrames {
+        if !stackLike && !context.options.flag("stack") {
             throw EMError(.unsupported, file: file.path,
                           "TIFF holds images and image stacks, but '\(ds.name)' is \(ds.rank)-D (\(shape)); add --stack to write its \(ds.shape.dropLast(2).reduce(1, *)) planes as pages")
         }
         return ds
     }
 
-    public static func check(_ file: OpenedFile, options: WriteOptions) throws {
-        _ = try dataset(file, options: options)
+    public static func check(_ file: OpenedFile, context: WriteContext) throws {
+        _ = try dataset(file, context: context)
     }
 
-    public static func write(_ file: OpenedFile, to path: String, options: WriteOptions) throws -> WriteReport {
+    public static func write(_ file: OpenedFile, to path: String, context: WriteContext) throws -> WriteReport {
         var report = WriteReport()
-        let ds = try dataset(file, options: options)
-        for h in file.handles { h.enableDigest() }
-        let compression = options.compression ?? defaultCompression
+        let ds = try dataset(file, context: context)
+        let compression = try context.compression(default: defaultCompression)
         let t = ds.elementType
         let height = ds.shape[ds.rank - 2], width = ds.shape[ds.rank - 1]
         let pageElements = height * width
@@ -66,7 +68,7 @@ public enum TIFFWriter: FormatWriter {
         let rowBytes = width * t.size
         let rowsPerStrip = max(1, min(height, targetStripBytes / max(1, rowBytes)))
         let stripsPerPage = (height + rowsPerStrip - 1) / rowsPerStrip
-        let big = options.bigTIFF || ds.byteCount + Int64(pages) * 512 >= 0xF000_0000
+        let big = context.options.flag("bigtiff") || ds.byteCount + Int64(pages) * 512 >= 0xF000_0000
         if ![ElementType.uint8, .uint16, .float32, .int16, .rgb8, .bool, .int8].contains(t) {
             report.warnings.append("TIFF: ImageJ/Fiji opens 8-, 16- and 32-bit float images; \(t.rawValue) data open in tifffile and Bio-Formats")
         }
@@ -87,7 +89,7 @@ public enum TIFFWriter: FormatWriter {
         var stripSizes: [Int: [Int]] = [:]
 
         try ChunkPipeline.run(
-            count: pages, chunkBytes: pageBytes, workers: options.threads,
+            count: pages, chunkBytes: pageBytes, workers: context.threads, producerSetup: { ds.source.prepareReadingThread() },
             produce: { p, buf in
                 buf.reserve(pageBytes)
                 if ds.frameRank == 2 {
@@ -148,11 +150,11 @@ public enum TIFFWriter: FormatWriter {
                 if TIFFWriteDirectory(tif) == 0 {
                     throw EMError(.writeError, file: path, "libtiff could not write the directory of page \(p)")
                 }
-                options.progress?.progress(done: Int64(p + 1) * Int64(pageBytes), total: ds.byteCount, stage: ds.name)
+                context.progress?.progress(done: Int64(p + 1) * Int64(pageBytes), total: ds.byteCount, stage: ds.name)
             })
         closed = true
         TIFFClose(tif)
-        for h in file.handles { report.sourceChecksums[h.path] = try h.finishDigest() }
+        _ = try context.provenance.sources()
         return report
     }
 
@@ -253,32 +255,4 @@ public enum TIFFWriter: FormatWriter {
     }
 
     static func fmtIJ(_ v: Double) -> String { fmt(v) }
-}
-
-extension PipelineSlot {
-    /// Compresses `src` into `dst` (zlib stream for TIFF deflate, one zstd frame for TIFF zstd)
-    /// with this slot's codec contexts; returns the compressed size.
-    func compress(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawPointer, capacity: Int,
-                  compression: Compression) throws -> Int {
-        switch compression {
-        case .none:
-            guard src.count <= capacity else { throw EMError(.failure, "strip buffer too small") }
-            dst.copyMemory(from: src.baseAddress!, byteCount: src.count)
-            return src.count
-        case let .gzip(level):
-            if codecs.deflater == nil || codecs.deflateLevel != level {
-                if let d = codecs.deflater { libdeflate_free_compressor(d) }
-                codecs.deflater = libdeflate_alloc_compressor(Int32(level))
-                codecs.deflateLevel = level
-            }
-            let n = libdeflate_zlib_compress(codecs.deflater, src.baseAddress, src.count, dst, capacity)
-            guard n > 0 else { throw EMError(.failure, "deflate compression failed") }
-            return n
-        case let .zstd(level):
-            if codecs.zstd == nil { codecs.zstd = ZSTD_createCCtx() }
-            let n = ZSTD_compressCCtx(codecs.zstd, dst, capacity, src.baseAddress, src.count, Int32(level))
-            guard ZSTD_isError(n) == 0 else { throw EMError(.failure, "zstd compression failed") }
-            return n
-        }
-    }
 }

@@ -1,4 +1,5 @@
 import CDeflate
+import EMCore
 import Foundation
 #if canImport(Glibc)
 import Glibc

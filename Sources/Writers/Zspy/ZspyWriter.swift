@@ -1,3 +1,4 @@
+import EMCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -10,21 +11,23 @@ public enum ZspyWriter: FormatWriter {
         name: "zspy", longName: "HyperSpy zarr (zspy)", aliases: ["zarr"],
         extensions: ["zspy"], reads: false, writes: true,
         options: [
-            FormatOption("--compression", "none | zstd[:1-22] | gzip[:1-9]",
-                         "chunk compressor (numcodecs 'zstd' or 'zlib' with a 'shuffle' filter); default zstd:1"),
+            OptionSpec("compression", .compression, valueName: "codec[:level]",
+                       help: "compression: none | gzip[:1-9] | zstd[:1-22]",
+                       default: "zstd:1 (numcodecs 'zstd'; gzip is numcodecs 'zlib' with a 'shuffle' filter)"),
         ],
-        notes: "Directory tree read by hs.load / rsciio.zspy: Experiments/<title>/data (chunks of whole frames), axis-N, metadata, original_metadata."
+        notes: "Directory tree read by hs.load / rsciio.zspy: Experiments/<title>/data (chunks of whole frames), axis-N, metadata, original_metadata.",
+        holds: zspyHolds
     )
 
     public static var writesDirectory: Bool { true }
 
-    public static func check(_ file: OpenedFile, options: WriteOptions) throws {
+    public static func check(_ file: OpenedFile, context: WriteContext) throws {
         try ZspyLayout.check(file)
     }
 
-    public static func write(_ file: OpenedFile, to path: String, options: WriteOptions) throws -> WriteReport {
+    public static func write(_ file: OpenedFile, to path: String, context: WriteContext) throws -> WriteReport {
         let sink = try DirectorySink(root: path)
-        return try ZspyLayout.write(file, into: sink, options: options)
+        return try ZspyLayout.write(file, into: sink, context: context)
     }
 }
 
@@ -34,21 +37,27 @@ public enum ZspyZipWriter: FormatWriter {
         name: "zspy-zip", longName: "HyperSpy zarr in a ZIP (zspy.zip)", aliases: ["zspy.zip", "zspyzip"],
         extensions: ["zip"], reads: false, writes: true,
         options: [
-            FormatOption("--compression", "none | zstd[:1-22] | gzip[:1-9]",
-                         "chunk compressor inside the archive (the archive itself stores members uncompressed); default zstd:1"),
+            OptionSpec("compression", .compression, valueName: "codec[:level]",
+                       help: "compression: none | gzip[:1-9] | zstd[:1-22]",
+                       default: "zstd:1 inside the archive (the archive stores its members uncompressed)"),
         ],
-        notes: "Single-file variant: a ZIP (stored, ZIP64 when needed) of the zspy tree; hs.load('x.zspy.zip', file_format='zspy') opens it with zarr's ZipStore (or write it as x.zspy with --format zspy-zip)."
+        notes: "Single-file variant: a ZIP (stored, ZIP64 when needed) of the zspy tree; hs.load('x.zspy.zip', file_format='zspy') opens it with zarr's ZipStore (or write it as x.zspy with --format zspy-zip).",
+        holds: zspyHolds
     )
 
-    public static func check(_ file: OpenedFile, options: WriteOptions) throws {
+    public static func check(_ file: OpenedFile, context: WriteContext) throws {
         try ZspyLayout.check(file)
     }
 
-    public static func write(_ file: OpenedFile, to path: String, options: WriteOptions) throws -> WriteReport {
+    public static func write(_ file: OpenedFile, to path: String, context: WriteContext) throws -> WriteReport {
         let sink = try ZipSink(path: path)
-        return try ZspyLayout.write(file, into: sink, options: options)
+        return try ZspyLayout.write(file, into: sink, context: context)
     }
 }
+
+/// zspy keeps axes, instrument metadata, provenance and the original metadata; HyperSpy's tree has
+/// no place emconv fills for the sample, users or the sidecar file.
+let zspyHolds: Set<MetadataFacet> = [.axisCalibration, .instrument, .provenance, .originalMetadata]
 
 /// Builds the zspy tree (see docs/formats-writers.md for the layout and its sources).
 enum ZspyLayout {
@@ -89,10 +98,9 @@ enum ZspyLayout {
         }
     }
 
-    static func write(_ file: OpenedFile, into sink: ZarrSink, options: WriteOptions) throws -> WriteReport {
+    static func write(_ file: OpenedFile, into sink: ZarrSink, context: WriteContext) throws -> WriteReport {
         var report = WriteReport()
-        for h in file.handles { h.enableDigest() }
-        let compression = options.compression ?? defaultCompression
+        let compression = try context.compression(default: defaultCompression)
         try sink.put(".zgroup", #"{"zarr_format":2}"#)
         try sink.put("Experiments/.zgroup", #"{"zarr_format":2}"#)
         var used: Set<String> = []
@@ -121,23 +129,19 @@ enum ZspyLayout {
             try ZarrTree.writeGroup(original, at: base + "/original_metadata", sink: sink)
             try ZarrTree.writeGroup(.object([]), at: base + "/learning_results", sink: sink)
             try ZarrTree.writeGroup(.object([]), at: base + "/attributes", sink: sink)
-            try writeData(ds, key: base + "/data", sink: sink, compression: compression, options: options) { bytes in
+            try writeData(ds, key: base + "/data", sink: sink, compression: compression, context: context) { bytes in
                 doneBytes += bytes
-                options.progress?.progress(done: doneBytes, total: totalBytes, stage: ds.name)
+                context.progress?.progress(done: doneBytes, total: totalBytes, stage: ds.name)
             }
         }
-        var sources: [MetaValue] = []
-        for h in file.handles {
-            let sum = try h.finishDigest()
-            report.sourceChecksums[h.path] = sum
-            sources.append(.object([("file_name", .string((h.path as NSString).lastPathComponent)), ("size", .int(h.size)),
-                                    ("sha256", .string(sum))]))
+        let sources: [MetaValue] = try context.provenance.sources().map {
+            .object([("file_name", .string(($0.path as NSString).lastPathComponent)), ("size", .int($0.size)), ("sha256", .string($0.sha256))])
         }
-        let now = Timestamp(date: Date(), utcOffsetSeconds: TimeZone.current.secondsFromGMT())
+        let now = context.provenance.time
         let provenance: MetaValue = .object([
             ("program", .string("emconv")), ("version", .string(EMConvVersion.string)), ("date", .string(now.iso8601)),
-            ("command_line", .string(options.commandLine)),
-            ("reader", .string("\(file.readerName) \(file.readerVersion) (\(file.format): \(file.variant))")),
+            ("command_line", .string(context.provenance.commandLine)),
+            ("reader", .string(context.provenance.readerContext)),
             ("sources", .array(sources)),
             ("warnings", .array(file.warnings.map { .string($0) })),
         ])
@@ -168,7 +172,7 @@ enum ZspyLayout {
         }
     }
 
-    static func writeData(_ ds: Dataset, key: String, sink: ZarrSink, compression: Compression, options: WriteOptions,
+    static func writeData(_ ds: Dataset, key: String, sink: ZarrSink, compression: Compression, context: WriteContext,
                           progress: (Int64) -> Void) throws {
         let plan = ChunkPlan(ds, targetBytes: targetChunkBytes)
         let shuffleSize = compression == .none ? 0 : ds.elementType.componentSize
@@ -190,7 +194,7 @@ enum ZspyLayout {
         let chunkShape = plan.chunkShape
         if ds.elementCount == 0 { return }
         try ChunkPipeline.run(
-            count: plan.chunkCount, chunkBytes: plan.chunkBytes, workers: options.threads,
+            count: plan.chunkCount, chunkBytes: plan.chunkBytes, workers: context.threads, producerSetup: { ds.source.prepareReadingThread() },
             produce: { i, buf in try plan.read(chunk: i, of: ds, into: buf) },
             transform: { _, slot in
                 try slot.encode(compression: compression, shuffleElementSize: shuffleSize)

@@ -1,0 +1,11 @@
+// One import for library users and the CLI: the catalog, the converter and every module below them.
+@_exported import EMCore
+@_exported import EMHDF5
+@_exported import FormatMIB
+@_exported import FormatEMPAD
+@_exported import FormatDM
+@_exported import FormatRaw
+@_exported import FormatEMD
+@_exported import FormatNeXus
+@_exported import WriterZspy
+@_exported import WriterTIFF
