@@ -125,11 +125,24 @@ public enum Catalog {
         defer { Watchdog.disarm() }
         guard FileManager.default.fileExists(atPath: path) else { throw EMError(.missingInput, file: path, "no such file") }
         var declined: [String] = []
+        var tried: [String] = []
         for r in try candidates(for: path, options: options) {
+            tried.append(r.descriptor.name)
             do {
                 return try r.open(path, options: options)
             } catch let d as FormatDeclined {
                 declined.append("\(r.descriptor.name): \(d.reason)")
+            }
+        }
+        // No reader identified it: the reader its extension names says what is wrong (a raw file
+        // without its description, a .dm3 with a damaged header) in its own words.
+        let ext = (path as NSString).pathExtension.lowercased()
+        if let named = readers.first(where: { $0.reader.descriptor.extensions.contains(ext) && !tried.contains($0.reader.descriptor.name) })?.reader,
+           !(try Probe(path: path)).isHDF5 {
+            do {
+                return try named.open(path, options: options)
+            } catch let d as FormatDeclined {
+                declined.append("\(named.descriptor.name): \(d.reason)")
             }
         }
         throw try unclaimed(path, declined: declined)
