@@ -188,12 +188,14 @@ public enum Catalog {
 
     /// Every option of every format (README and formats.md embed it; `make docs` regenerates it).
     public static func markdownOptions() -> String {
+        let cell = { (s: String) in s.replacingOccurrences(of: "|", with: "\\|") }
         var s = "| option | value | formats | what it does | default |\n|---|---|---|---|---|\n"
         for (side, list) in [("read", readerOptions), ("write", writerOptions)] {
             for o in list {
-                s += "| `\(o.spec.flag)` | \(o.spec.valueName.isEmpty ? "" : "`\(o.spec.valueName)`") | \(o.formats.joined(separator: ", ")) (\(side)) | \(o.spec.help) | \(o.defaultText) |\n"
+                s += "| `\(o.spec.flag)` | \(o.spec.valueName.isEmpty ? "" : "`\(o.spec.valueName)`") | \(o.formats.joined(separator: ", ")) (\(side)) | \(cell(o.spec.help)) | \(cell(o.defaultText)) |\n"
             }
         }
+        s += "\nEvery option also has a generic form: `--oo KEY=VALUE` for reader options, `--co KEY=VALUE` for writer options.\n"
         return s
     }
 }
