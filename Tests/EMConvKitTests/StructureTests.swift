@@ -64,6 +64,19 @@ final class StructureTests: TempDirectoryTestCase {
         XCTAssertTrue(fm.fileExists(atPath: tmp + "/out.nxs"))
     }
 
+    /// File names are data: a newline in a name never breaks emconv's one-line messages.
+    func testControlCharactersInNamesStayOnOneLine() throws {
+        let mib = SharedTestData.packageRoot + "/fixtures/mib/single_u08_1bit.mib"
+        let ok = try CLIRunner.run(["convert", mib, "-o", tmp + "/two\nlines.nxs"])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertEqual(ok.stderr.split(separator: "\n").count, 1, ok.stderr)
+        XCTAssertTrue(ok.stderr.contains("two?lines.nxs"), ok.stderr)
+        let bad = try CLIRunner.run(["convert", tmp + "/no\nsuch\u{1B}[2J.mib", "-o", tmp + "/x.nxs"])
+        XCTAssertEqual(bad.status, 66)
+        XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
+        XCTAssertFalse(bad.stderr.contains("\u{1B}"))
+    }
+
     func testQuietAndVerbose() throws {
         let mib = SharedTestData.packageRoot + "/fixtures/mib/single_u08_1bit.mib"
         let q = try CLIRunner.run(["convert", mib, "-o", tmp + "/q.nxs", "-q"])
