@@ -1,13 +1,4 @@
 import EMCore
-import EMHDF5
-import FormatMIB
-import FormatEMPAD
-import FormatDM
-import FormatRaw
-import FormatEMD
-import FormatNeXus
-import WriterZspy
-import WriterTIFF
 import Foundation
 
 /// One reader in the catalog, with the reason for its place.
