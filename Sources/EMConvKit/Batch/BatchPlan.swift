@@ -382,6 +382,8 @@ public enum Manifest {
 
     public static func write(_ items: [BatchItem], to path: String) throws {
         let text = items.map { $0.json.json() }.joined(separator: "\n") + (items.isEmpty ? "" : "\n")
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
             throw EMError(.writeError, file: path, "cannot write the manifest")
         }
