@@ -261,21 +261,36 @@ public enum MIBReader: FormatReader {
                 source = "line length \(w) from flyback gaps in frame time stamps"
             }
         }
+        // What the header announces against what the files hold (a cut file must not pass silently).
+        let holds = "\(series.count > 1 ? "the files hold" : "the file holds") \(available)"
+        let announcer = hdr.map { ($0.path as NSString).lastPathComponent } ?? "the frame headers"
         guard var s = shape else {
             if let n = inAcq, n > 0, n < available {
                 warnings.append(".hdr says \(n) frames in acquisition, the file has \(available); converting \(n)")
                 return ([n], ".hdr frames in acquisition", warnings)
             }
+            if let n = inAcq, n > available {
+                // One trigger per frame (or none stated): the full file would have given a scan
+                // shape from the flyback timing; with what is left none could be found.
+                let scanLost = n > 1 && (perTrigger == nil || perTrigger == 1)
+                warnings.append("\(announcer) announces \(n) frames, \(holds) (acquisition interrupted or file cut); " +
+                                (scanLost ? "the scan shape could not be determined and fell back to a stack of \(available) frames"
+                                          : "converting the \(available) frames present"))
+                return ([available], scanLost ? "frame count (scan shape fell back: file incomplete)" : "frame count (file incomplete)", warnings)
+            }
             return ([available], "frame count (no scan shape stated)", warnings)
         }
         let need = s.reduce(1, *)
         if need > available {
+            let announced = source.hasPrefix(".hdr") || inAcq == need
+                ? "\(announcer) announces \(need) frames (scan \(s[0])x\(s[1]), \(source))"
+                : "scan \(s[0])x\(s[1]) (\(source)) needs \(need) frames"
             let lines = available / s[1]
             if lines == 0 {
-                warnings.append("scan shape \(s[0])x\(s[1]) (\(source)) needs \(need) frames but the file has \(available): converting a stack of \(available) frames")
-                return ([available], "frame count (scan incomplete)", warnings)
+                warnings.append("\(announced), \(holds): less than one scan line; the scan shape fell back to a stack of \(available) frames")
+                return ([available], "frame count (scan shape fell back: scan incomplete)", warnings)
             }
-            warnings.append("acquisition interrupted: scan \(s[0])x\(s[1]) needs \(need) frames, the file has \(available); kept \(lines) complete lines of \(s[1]) (\(lines * s[1]) frames)")
+            warnings.append("acquisition interrupted: \(announced), \(holds); kept \(lines) complete lines of \(s[1]) (\(lines * s[1]) frames)")
             s[0] = lines
         } else if need < available {
             warnings.append("the file has \(available) frames, the scan \(s[0])x\(s[1]) uses \(need); \(available - need) extra frames are not converted")
