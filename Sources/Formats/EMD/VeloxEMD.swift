@@ -402,46 +402,6 @@ enum VeloxEMD {
                        conventions: ["axis_order": "Velox stores (channels, n); exposed (n, channels)"],
                        source: VeloxColumnSource(file: file, dataset: d, rows: c, type: type))
     }
-
-    // MARK: EELS
-
-    static func eelsDataset(_ g: HDF5Group, key: String, data: HDF5Group, file: HDF5File, warnings: inout [String]) throws -> Dataset? {
-        guard let d = g.openDataset("Data"), let type = d.elementType else {
-            throw EMError(.badInput, file: file.path, at: g.path, "no readable Data array")
-        }
-        let shape = d.shape
-        guard shape.count == 3 || shape.count == 2, shape.allSatisfy({ $0 > 0 }) else {
-            throw EMError(.badInput, file: file.path, at: d.path, "EELS data has shape \(shape), expected (y, x, energy) or (x, energy)")
-        }
-        var acq: MetaValue = .object([])
-        if let a = g.openDataset("AcquisitionMetadata") {
-            if a.typeInfo.cls == H5T_STRING { acq = jsonDataset(a) ?? .object([]) } else { acq = (try? frameMetadata(a, frame: 0)) ?? .object([]) }
-        }
-        var br: MetaValue?
-        if let si = data.openGroup("SpectrumImage"), let k = si.groupNames.first, let m = si.openGroup(k)?.openDataset("Metadata") {
-            br = (try? frameMetadata(m, frame: 0))?["BinaryResult"]
-        }
-        let ne = shape.last!
-        var energy = Axis(name: "energy_loss", size: ne, role: .signal, longName: "energy loss")
-        if let off = double(acq["Data"]?["offset"]), let disp = double(acq["Data"]?["dispersion"]) {
-            energy.units = "eV"
-            energy.calibration = .uniform(offset: off, scale: disp)
-        } else {
-            warnings.append("EELS \(key): no energy calibration (AcquisitionMetadata Data.offset/dispersion)")
-        }
-        var axes: [Axis]
-        if shape.count == 3 {
-            axes = spatialAxes(br, h: shape[0], w: shape[1], role: .navigation, key: key, warnings: &warnings)
-        } else {
-            axes = [spatialAxes(br, h: 1, w: shape[0], role: .navigation, key: key, warnings: &warnings)[1]]
-        }
-        axes.append(energy)
-        return Dataset(name: "eels", title: "EELS", axes: axes, elementType: type, frameRank: 1, quantity: "counts",
-                       signalKind: "eels", metadata: NormalizedMetadata(),
-                       original: .object([("group", .string(g.path)), ("acquisition", acq)]),
-                       conventions: ["axis_order": "as stored (C order), energy last"],
-                       source: HDF5HyperslabSource(owner: file, dataset: d, shape: shape, frameRank: 1, type: type))
-    }
 }
 
 /// Frame i of a Velox (H, W, N) image: the hyperslab (H, W, 1) at [0, 0, i].

@@ -75,7 +75,6 @@ enum VeloxSpectrumStream {
 
     static func datasets(_ streams: [HDF5Group], data: HDF5Group, file: HDF5File, path: String, emd: EMDOptions,
                          warnings: inout [String]) throws -> [Dataset] {
-        struct Info { let g: HDF5Group; let d: HDF5Dataset; let c: Int; let om: MetaValue; let settings: MetaValue; let flt: Int? }
         var infos: [Info] = []
         for g in streams {
             guard let settings = VeloxEMD.jsonDataset(g.openDataset("AcquisitionSettings")) else {
@@ -97,42 +96,64 @@ enum VeloxSpectrumStream {
             }
             infos.append(Info(g: g, d: d, c: c, om: om, settings: settings, flt: g.openDataset("FrameLocationTable")?.shape.first))
         }
-        guard let first = infos.first else { throw EMError(.badInput, file: path, at: "/Data/SpectrumStream", "no decodable spectrum stream") }
-        if Set(infos.map(\.c)).count > 1 {
-            throw EMError(.unsupported, file: path, at: "/Data/SpectrumStream", "streams have different channel counts \(infos.map(\.c))")
-        }
-        let c = first.c
+        guard !infos.isEmpty else { throw EMError(.badInput, file: path, at: "/Data/SpectrumStream", "no decodable spectrum stream") }
 
         // Declared frame count: SpectrumImageSettings.endFramePosition, else FrameLocationTable.
-        var declared: Int?
+        var declaredSI: Int?
         if let si = data.openGroup("SpectrumImage"), let k = si.groupNames.first,
            let s = VeloxEMD.jsonDataset(si.openGroup(k)?.openDataset("SpectrumImageSettings")) {
-            declared = s["endFramePosition"]?.intValue
+            declaredSI = s["endFramePosition"]?.intValue
         }
-        if declared == nil { declared = first.flt }
 
-        // Raster: the shape of the images acquired with the spectrum image.
-        var shapes: [(Int, Int, Int)] = []
+        // Raster of each stream from its own metadata (Scan.ScanSize x Scan.ScanArea); else the
+        // images acquired with the spectrum image; else the stream's RasterScanDefinition.
+        var imageShapes: [(Int, Int, Int)] = []
         if let images = data.openGroup("Image") {
             for k in images.groupNames {
-                if let s = images.openGroup(k)?.openDataset("Data")?.shape, s.count == 3 { shapes.append((s[0], s[1], s[2])) }
+                if let s = images.openGroup(k)?.openDataset("Data")?.shape, s.count == 3 { imageShapes.append((s[0], s[1], s[2])) }
             }
         }
-        var h = 0, w = 0
-        if let s = shapes.first(where: { $0.2 == declared && $0.2 > 1 }) ?? shapes.first {
-            (h, w) = (s.0, s.1)
-            if Set(shapes.map { "\($0.0)x\($0.1)" }).count > 1 {
-                warnings.append("spectrum stream: images of different sizes; raster taken as \(h)x\(w)")
+        var groups: [(h: Int, w: Int, how: String, members: [Int])] = []
+        for (i, info) in infos.enumerated() {
+            var h = 0, w = 0, how = ""
+            if let r = VeloxEMD.scanRaster(info.om) {
+                (h, w, how) = (r.h, r.w, "the stream's own metadata: Scan.ScanSize x Scan.ScanArea")
+            } else if let s = imageShapes.first(where: { $0.2 == (declaredSI ?? info.flt) && $0.2 > 1 }) ?? imageShapes.first {
+                (h, w, how) = (s.0, s.1, "size of the images acquired with the spectrum image")
+                if Set(imageShapes.map { "\($0.0)x\($0.1)" }).count > 1 {
+                    warnings.append("spectrum stream \(info.g.path): no scan raster in its metadata and images of different sizes; raster taken as \(h)x\(w)")
+                }
+            } else if let rw = info.settings["RasterScanDefinition"]?["Width"]?.intValue,
+                      let rh = info.settings["RasterScanDefinition"]?["Height"]?.intValue {
+                (h, w, how) = (rh, rw, "RasterScanDefinition of the stream")
+                warnings.append("spectrum stream \(info.g.path): no scan raster in its metadata and no image; using RasterScanDefinition \(h)x\(w)")
             }
-        } else if let rw = first.settings["RasterScanDefinition"]?["Width"]?.intValue,
-                  let rh = first.settings["RasterScanDefinition"]?["Height"]?.intValue {
-            (h, w) = (rh, rw)
-            warnings.append("spectrum stream: no image gives the raster; using RasterScanDefinition \(h)x\(w)")
+            guard h > 0, w > 0, h <= 1 << 16, w <= 1 << 16 else {
+                throw EMError(.badInput, file: path, at: info.g.path, "cannot tell the raster size of the spectrum image")
+            }
+            if let k = groups.firstIndex(where: { $0.h == h && $0.w == w && infos[$0.members[0]].c == info.c }) {
+                groups[k].members.append(i)
+            } else {
+                groups.append((h, w, how, [i]))
+            }
         }
-        guard h > 0, w > 0, h <= 1 << 16, w <= 1 << 16 else {
-            throw EMError(.badInput, file: path, at: "/Data/SpectrumStream", "cannot tell the raster size of the spectrum image")
+        if groups.count > 1 {
+            warnings.append("spectrum streams on \(groups.count) different rasters (\(groups.map { "\($0.h)x\($0.w)" }.joined(separator: ", "))): one spectrum image per raster")
         }
+        var out: [Dataset] = []
+        for g in groups {
+            out += try cubes(g.members.map { infos[$0] }, h: g.h, w: g.w, rasterSource: g.how,
+                             declared: declaredSI ?? infos[g.members[0]].flt, path: path, emd: emd, warnings: &warnings)
+        }
+        return out
+    }
 
+    struct Info { let g: HDF5Group; let d: HDF5Dataset; let c: Int; let om: MetaValue; let settings: MetaValue; let flt: Int? }
+
+    /// The EDS cubes of streams sharing one raster (H x W) and channel count.
+    static func cubes(_ infos: [Info], h: Int, w: Int, rasterSource: String, declared: Int?, path: String, emd: EMDOptions,
+                      warnings: inout [String]) throws -> [Dataset] {
+        let first = infos[0], c = first.c
         var indexes: [StreamIndex] = []
         for i in infos { indexes.append(try index(i.d, width: w, channels: c)) }
         let maxMarkers = indexes.map(\.markers).max() ?? 0
@@ -140,7 +161,7 @@ enum VeloxSpectrumStream {
         var frames = fromMarkers
         if let declared, declared > 0 {
             if declared <= fromMarkers + 1 { frames = declared } else {
-                warnings.append("spectrum stream: \(declared) frames declared but the stream holds \(fromMarkers); using \(fromMarkers)")
+                warnings.append("spectrum stream \(first.g.path): \(declared) frames declared but the stream holds \(fromMarkers) of \(h)x\(w) pixels; using \(fromMarkers)")
             }
         }
         for (i, idx) in indexes.enumerated() {
@@ -167,7 +188,7 @@ enum VeloxSpectrumStream {
         if VeloxEMD.energyAxis(om, size: c) == nil { warnings.append("spectrum stream: no energy calibration (Dispersion/OffsetEnergy)") }
         var md = VeloxEMD.normalized(om)
         md.scanShape = [h, w]
-        md.scanShapeSource = "size of the images acquired with the spectrum image"
+        md.scanShapeSource = rasterSource
         md.extra["frames"] = "\(range.count) of \(frames)" + (emd.sumFrames ? " (summed)" : "")
 
         let groups: [[Int]] = emd.separateDetectors ? infos.indices.map { [$0] } : [Array(infos.indices)]
