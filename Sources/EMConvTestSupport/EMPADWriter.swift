@@ -25,6 +25,11 @@ public struct EMPADSpec: Sendable {
     /// Extra bytes after the last frame (a raw size that is no whole number of frames).
     public var rawExtraBytes = 0
     public var seed: UInt64 = 7
+    /// `exposure_time` and `post_exposure_time` of the xml (ms).
+    public var exposureMs: Double = 1
+    public var postExposureMs: Double = 0
+    /// An image series of this many frames (`scan_parameters/series_count`) instead of a scan.
+    public var seriesCount: Int?
 
     public static let storedRows = 130, rows = 128, cols = 128
 
@@ -34,8 +39,8 @@ public struct EMPADSpec: Sendable {
         self.style = style
     }
 
-    public var resolvedRawName: String { rawName ?? "scan_x\(scanX)_y\(scanY).raw" }
-    public var frames: Int { scanX * scanY }
+    public var resolvedRawName: String { rawName ?? (seriesCount.map { "series_\($0).raw" } ?? "scan_x\(scanX)_y\(scanY).raw") }
+    public var frames: Int { seriesCount ?? scanX * scanY }
     public var frameStride: Int { Self.storedRows * Self.cols * 4 }
 
     /// Value of stored row `y` (0..<130; 128, 129 = footer) of frame `frame`: exact binary
@@ -73,10 +78,14 @@ public struct EMPADSpec: Sendable {
         """
         var s = "<root name=\"acquisition_1\"><timestamp timestamp=\"1559820600.164675\" isoformat=\"2019-06-06T13:30:00.164675\"/>"
         s += "<software_version>\(style == .v051 ? "0.51 211118" : "1.2.2  (2021-08-20)")</software_version>"
-        if style == .v051 { s += "<type>scan</type><pix_x>\(scanX)</pix_x><pix_y>\(scanY)</pix_y>" }
+        if style == .v051, seriesCount == nil { s += "<type>scan</type><pix_x>\(scanX)</pix_x><pix_y>\(scanY)</pix_y>" }
         s += "<raw_file filename=\"\(resolvedRawName)\"/>"
-        s += "<exposure_time>1</exposure_time><post_exposure_time>0</post_exposure_time>"
-        if style != .fileNameOnly { s += scanBlocks }
+        s += "<exposure_time>\(Self.number(exposureMs))</exposure_time><post_exposure_time>\(Self.number(postExposureMs))</post_exposure_time>"
+        if let n = seriesCount {
+            s += "<scan_parameters mode=\"acquire\"><series_count>\(n)</series_count></scan_parameters>"
+        } else if style != .fileNameOnly {
+            s += scanBlocks
+        }
         s += "<iom_measurements><optics.get_cameralength>0.7225</optics.get_cameralength>"
         s += "<source.get_voltage>300000.0</source.get_voltage>"
         s += "<optics.get_full_scan_field_of_view>[4.5663426505682195e-06, 4.5663426505682195e-06]</optics.get_full_scan_field_of_view>"
@@ -84,6 +93,11 @@ public struct EMPADSpec: Sendable {
         s += "<calibrated_pixelsize>1.826537060227288e-10</calibrated_pixelsize></iom_measurements></root>\n"
         return s
     }
+}
+
+extension EMPADSpec {
+    /// `1`, `0.5`: integers without a decimal point, as the acquisition software writes them.
+    static func number(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
 }
 
 public struct EMPADGenerated: Sendable {

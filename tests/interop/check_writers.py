@@ -5,7 +5,8 @@ Every shared-testdata MIB/EMPAD case (and every fixture) is converted with the e
 TIFF (--stack), then read back with RosettaSciIO/HyperSpy (hs.load, zarr<3) and tifffile:
 data bit-exact with the reference hashes (rows flipped like RosettaSciIO, --mib-flip-rows),
 axes equal to those `emconv info --json` reports, TIFF pixel size in the ImageJ description and
-in X/YResolution. Prints 'N passed, M failed'.
+in X/YResolution, with ImageJ's unit names (`micron`), which HyperSpy reads back as µm.
+Prints 'N passed, M failed'.
 """
 import argparse, glob, json, os, sys, tempfile, warnings
 
@@ -46,6 +47,26 @@ def check_zspy_axes(path, s, axes, kind):
         check(ok, f"{path}: axis {e['name']} (got {g.name} {g.size} {g.scale} {g.offset} {g.units} nav={g.navigate})")
 
 
+def ij_unit(u):
+    """The ImageJ name of a length unit, as ImageJ (and RosettaSciIO's writer) write it."""
+    if u.startswith("1/"):
+        return "1/" + ij_unit(u[2:])
+    return {"um": "micron", "\u00b5m": "micron", "\u03bcm": "micron", "\u00c5": "angstrom"}.get(u, u)
+
+
+def check_tiff_units_in_hyperspy(path, x, y):
+    """HyperSpy (RosettaSciIO's tiff reader) maps ImageJ's `micron` back to µm; other ImageJ
+    units it leaves empty, so only the pixel size can be checked for them."""
+    s = hs.load(path)
+    sig = s.axes_manager.signal_axes
+    gx, gy = sig[0], sig[1]
+    # X/YResolution are rationals of 32-bit integers: the pixel size comes back to ~1e-7.
+    near = lambda a, b: abs(a - b) <= 1e-6 * abs(b)  # noqa: E731
+    check(near(gx.scale, x["scale"]) and near(gy.scale, y["scale"]), f"{path}: HyperSpy pixel size {gx.scale}, {gy.scale}")
+    if ij_unit(x["units"]) == "micron":
+        check(gx.units == "\u00b5m" and gy.units == "\u00b5m", f"{path}: HyperSpy units {gx.units!r}, {gy.units!r} == 'µm'")
+
+
 def check_tiff(path, ref_hash, axes):
     with tifffile.TiffFile(path) as t:
         d = t.asarray()
@@ -60,7 +81,7 @@ def check_tiff(path, ref_hash, axes):
             yr = p.tags["YResolution"].value
             check(abs(xr[0] / xr[1] - 1 / x["scale"]) <= 1e-6 / x["scale"], f"{path}: XResolution = 1/pixel size")
             check(abs(yr[0] / yr[1] - 1 / y["scale"]) <= 1e-6 / y["scale"], f"{path}: YResolution = 1/pixel size")
-            check(ij.get("unit") == x["units"], f"{path}: ImageJ unit {ij.get('unit')} == {x['units']}")
+            check(ij.get("unit") == ij_unit(x["units"]), f"{path}: ImageJ unit {ij.get('unit')} == {ij_unit(x['units'])}")
         else:
             check("XResolution" not in p.tags or p.tags["XResolution"].value == (1, 1), f"{path}: no calibration claimed")
         nav = [a["size"] for a in axes[:-2]]
@@ -197,7 +218,12 @@ def main():
                     if x["units"]:
                         xr = tf.pages[0].tags["XResolution"].value
                         check(abs(xr[0] / xr[1] - 1 / x["scale"]) <= 1e-6 / x["scale"], f"{t}: XResolution = 1/pixel size")
-                        check((tf.imagej_metadata or {}).get("unit") == x["units"], f"{t}: ImageJ unit {x['units']}")
+                        check((tf.imagej_metadata or {}).get("unit") == ij_unit(x["units"]), f"{t}: ImageJ unit {ij_unit(x['units'])}")
+                if x["units"]:
+                    try:
+                        check_tiff_units_in_hyperspy(t, x, axes[-2])
+                    except Exception as e:  # noqa: BLE001
+                        check(False, f"{t}: hs.load failed: {e}")
                 tiffs += 1
     print(f"interop writers: {len(cases)} MIB/EMPAD inputs x (zspy, zspy.zip, nxs->zspy, tiff); {others} DM/EMD inputs -> zspy, {tiffs} of them also -> TIFF")
     print(check.summary())

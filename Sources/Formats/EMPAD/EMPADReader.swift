@@ -97,8 +97,13 @@ public enum EMPADReader: FormatReader {
                 axes.append(Axis(name: name, size: nav[i], role: .navigation, units: scale == nil ? "" : "nm",
                                  calibration: .uniform(offset: 0, scale: scale.map { $0 * 1e9 } ?? 1)))
             }
+        } else if let t = frameInterval(xml) {
+            // An image series: one frame per exposure + post-exposure (both ms in the xml).
+            axes.append(Axis(name: "time", size: nav[0], role: .navigation, units: "s",
+                             calibration: .uniform(offset: 0, scale: t), longName: "time"))
         } else {
             axes.append(Axis(name: "frame", size: nav[0], role: .navigation))
+            warnings.append("the xml gives no exposure_time: the frame axis of the series is uncalibrated")
         }
         let q = iom?["calibrated_pixelsize"]?.doubleValue.map { $0 * 1e9 }
         for name in ["det_y", "det_x"] {
@@ -133,9 +138,17 @@ public enum EMPADReader: FormatReader {
         let ds = Dataset(name: "empad", title: (path as NSString).lastPathComponent, axes: axes, elementType: .float32,
                          sourceByteOrder: .little, frameRank: 2, quantity: "intensity", signalKind: nav.count == 2 ? "4d-stem" : "diffraction",
                          metadata: md, conventions: ["emconv_orientation": "on-disk row order; 2 footer rows per frame dropped"], source: src)
-        return OpenedFile(path: path, format: descriptor.name, variant: "\(nav.map(String.init).joined(separator: "x")) scan, software \(md.softwareVersion ?? "unknown")",
+        return OpenedFile(path: path, format: descriptor.name, variant: "\(nav.count == 1 ? "series of \(nav[0]) frames" : nav.map(String.init).joined(separator: "x") + " scan"), software \(md.softwareVersion ?? "unknown")",
                           datasets: [ds], files: [path, rawPath], original: xml, warnings: warnings, readerName: "empad",
                           readerVersion: version, handles: [try RandomAccessFile(path: path), raw])
+    }
+
+    /// Time from one frame to the next in seconds: `exposure_time` + `post_exposure_time` (ms).
+    static func frameInterval(_ x: MetaValue) -> Double? {
+        guard let e = x["exposure_time"]?.doubleValue, e.isFinite, e >= 0 else { return nil }
+        let post = x["post_exposure_time"]?.doubleValue ?? 0
+        let ms = e + (post.isFinite && post >= 0 ? post : 0)
+        return ms > 0 ? ms / 1000 : nil
     }
 
     static func findSeriesCount(_ x: MetaValue) -> Int? {

@@ -239,14 +239,14 @@ public enum TIFFWriter: FormatWriter {
             }
             if let z = slicesAxis, !z.units.isEmpty, case .uniform = z.calibration {
                 lines.append("spacing=\(fmtIJ(z.scale))")
-                if z.units != ds.axes[ds.rank - 1].units { lines.append("zunit=\(z.units)") }
+                if z.units != ds.axes[ds.rank - 1].units { lines.append("zunit=\(imageJUnit(z.units))") }
             }
             if let f = framesAxis, f.units == "s", case .uniform = f.calibration { lines.append("finterval=\(fmtIJ(f.scale))") }
         }
         let x = ds.axes[ds.rank - 1], y = ds.axes[ds.rank - 2]
         if resolution(x: x, y: y) != nil {
-            if !x.units.isEmpty { lines.append("unit=\(x.units)") }
-            if y.units != x.units && !y.units.isEmpty { lines.append("yunit=\(y.units)") }
+            if !x.units.isEmpty { lines.append("unit=\(imageJUnit(x.units))") }
+            if y.units != x.units && !y.units.isEmpty { lines.append("yunit=\(imageJUnit(y.units))") }
             if x.offset != 0 { lines.append("xorigin=\(fmtIJ(-x.offset / x.scale))") }
             if y.offset != 0 { lines.append("yorigin=\(fmtIJ(-y.offset / y.scale))") }
         }
@@ -255,4 +255,20 @@ public enum TIFFWriter: FormatWriter {
     }
 
     static func fmtIJ(_ v: Double) -> String { fmt(v) }
+
+    /// A length unit as ImageJ writes it: micrometres are `micron` (ImageJ's own name, the
+    /// only one RosettaSciIO's TIFF reader maps back to µm), ångström `angstrom` (ASCII, as
+    /// RosettaSciIO writes it); reciprocal units keep their `1/` prefix. Others (nm, pm, mm,
+    /// 1/nm, s) are written as they are. (Swift compares strings canonically: U+212B = U+00C5.)
+    static func imageJUnit(_ u: String) -> String {
+        let t = u.trimmingCharacters(in: .whitespaces)
+        for prefix in ["1/", "1 / "] where t.hasPrefix(prefix) {
+            return "1/" + imageJUnit(String(t.dropFirst(prefix.count)))
+        }
+        switch t {
+        case "um", "\u{00B5}m", "\u{03BC}m", "micron", "microns", "micrometer", "micrometre": return "micron"
+        case "\u{00C5}", "angstrom", "Angstrom", "\u{00C5}ngstr\u{00F6}m": return "angstrom"
+        default: return t
+        }
+    }
 }
