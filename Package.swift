@@ -43,6 +43,7 @@ let package = Package(
         .target(name: "FormatDM", dependencies: [core], path: "Sources/Formats/DM"),
         .target(name: "FormatRaw", dependencies: [core], path: "Sources/Formats/Raw"),
         .target(name: "FormatEMD", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/EMD"),
+        .target(name: "FormatTIA", dependencies: [core], path: "Sources/Formats/TIA"),
         .target(name: "FormatNeXus", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/NeXus"),
 
         .target(name: "WriterZspy", dependencies: [core], path: "Sources/Writers/Zspy"),
@@ -50,7 +51,7 @@ let package = Package(
 
         .target(name: "EMConvKit", dependencies: [
             core, hdf5, "FormatMIB", "FormatEMPAD", "FormatDM", "FormatRaw", "FormatEMD", "FormatNeXus",
-            "WriterZspy", "WriterTIFF",
+            "FormatTIA", "WriterZspy", "WriterTIFF",
         ]),
         .executableTarget(name: "emconv", dependencies: [
             "EMConvKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
