@@ -44,6 +44,7 @@ let package = Package(
         .target(name: "FormatRaw", dependencies: [core], path: "Sources/Formats/Raw"),
         .target(name: "FormatEMD", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/EMD"),
         .target(name: "FormatTIA", dependencies: [core], path: "Sources/Formats/TIA"),
+        .target(name: "FormatTIFFRead", dependencies: [core, "CTIFF"], path: "Sources/Formats/TIFF"),
         .target(name: "FormatNeXus", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/NeXus"),
 
         .target(name: "WriterZspy", dependencies: [core], path: "Sources/Writers/Zspy"),
@@ -51,7 +52,7 @@ let package = Package(
 
         .target(name: "EMConvKit", dependencies: [
             core, hdf5, "FormatMIB", "FormatEMPAD", "FormatDM", "FormatRaw", "FormatEMD", "FormatNeXus",
-            "FormatTIA", "WriterZspy", "WriterTIFF",
+            "FormatTIA", "FormatTIFFRead", "WriterZspy", "WriterTIFF",
         ]),
         .executableTarget(name: "emconv", dependencies: [
             "EMConvKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -8,5 +8,6 @@
 @_exported import FormatEMD
 @_exported import FormatNeXus
 @_exported import FormatTIA
+@_exported import FormatTIFFRead
 @_exported import WriterZspy
 @_exported import WriterTIFF
