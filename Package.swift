@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(name: "emconv", dependencies: [
             "EMConvKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .target(name: "EMConvTestSupport", dependencies: ["EMConvKit"]),
+        .target(name: "EMConvTestSupport", dependencies: ["EMConvKit", "CTIFF"]),
         .executableTarget(name: "emconv-fixtures", dependencies: ["EMConvTestSupport"]),
         .executableTarget(name: "emconv-dmgen", dependencies: ["EMConvTestSupport"]),
         .testTarget(name: "EMConvKitTests", dependencies: [

@@ -57,6 +57,16 @@ public enum TIFFReader: FormatReader {
         if let e = handle.error, !e.isEmpty { warnings.append("libtiff: \(e) (the directory chain ends early; truncated?)") }
 
         let first = try tags.entries(at: tags.firstIFD)
+        // Tag values past the end of the file (libtiff ignores tags it does not need): truncated.
+        for (k, offset) in Set([tags.firstIFD, pages[pages.count - 1].offset]).sorted().enumerated() {
+            let entries = k == 0 && offset == tags.firstIFD ? first : ((try? tags.entries(at: offset)) ?? [:])
+            for e in entries.values.sorted(by: { $0.tag < $1.tag }) {
+                let end = e.valueOffset + Int64(TIFFTagReader.typeSize(e.type)) * Int64(e.count)
+                if e.valueOffset < 0 || end > file.size {
+                    warnings.append("tag \(e.tag) (\(end - e.valueOffset) bytes at offset \(e.valueOffset)) lies beyond the end of the file of \(file.size) bytes: truncated; its content is missing")
+                }
+            }
+        }
         let description = first[270].flatMap { tags.string($0) }
         var vendor = TIFFVendor.read(tags, first)
         let ij = TIFFVendor.imageJ(description)
@@ -105,8 +115,10 @@ public enum TIFFReader: FormatReader {
                 // emconv's own TIFF: the axes exactly as written.
                 axes = ax.enumerated().map { k, a in
                     Axis(name: a["name"]?.stringValue ?? "axis_\(k)", size: a["size"]?.intValue ?? 1,
-                         role: k >= ax.count - 2 ? .signal : .navigation, units: a["units"]?.stringValue ?? "",
-                         calibration: .uniform(offset: a["offset"]?.doubleValue ?? 0, scale: a["scale"]?.doubleValue ?? 1))
+                         role: a["role"]?.stringValue.flatMap(AxisRole.init(rawValue:)) ?? (k >= ax.count - 2 ? .signal : .navigation),
+                         units: a["units"]?.stringValue ?? "",
+                         calibration: .uniform(offset: a["offset"]?.doubleValue ?? 0, scale: a["scale"]?.doubleValue ?? 1),
+                         longName: a["long_name"]?.stringValue)
                 }
                 conventions["emconv_tiff_calibration"] = "axes as emconv wrote them (ImageJ description emconv_axes)"
             } else {
