@@ -30,7 +30,8 @@ def close(a, b, rel=1e-6):
 
 
 def units(u):
-    return (u or "").replace(" ", "")
+    """Unit text compared across tools: spaces dropped, micro sign as 'u' (emconv writes ASCII units)."""
+    return (u or "").replace(" ", "").replace("\u00b5", "u").replace("\u03bc", "u")
 
 
 def signals(loaded, rank_min=1):
