@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 EMCONV_RELEASE := .build/release/emconv
 
-.PHONY: setup build release demo test interop docs bench clean
+.PHONY: setup build release demo test interop docs bench clean install
 
 setup:
 	@bash scripts/setup.sh
@@ -36,3 +36,16 @@ bench: release
 
 clean:
 	rm -rf .build out
+
+# Installs emconv, its man pages (generated from the argument parser) and shell completions.
+PREFIX ?= /usr/local
+install: release
+	swift package --disable-sandbox generate-manual --multi-page
+	install -d $(PREFIX)/bin $(PREFIX)/share/man/man1 $(PREFIX)/share/bash-completion/completions \
+	  $(PREFIX)/share/zsh/site-functions $(PREFIX)/share/fish/vendor_completions.d
+	install -m 755 $(EMCONV_RELEASE) $(PREFIX)/bin/emconv
+	install -m 644 .build/plugins/GenerateManual/outputs/emconv/*.1 $(PREFIX)/share/man/man1/
+	$(EMCONV_RELEASE) --generate-completion-script bash > $(PREFIX)/share/bash-completion/completions/emconv
+	$(EMCONV_RELEASE) --generate-completion-script zsh > $(PREFIX)/share/zsh/site-functions/_emconv
+	$(EMCONV_RELEASE) --generate-completion-script fish > $(PREFIX)/share/fish/vendor_completions.d/emconv.fish
+	@echo "installed emconv, man pages and completions under $(PREFIX)"

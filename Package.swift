@@ -38,22 +38,22 @@ let package = Package(
         .target(name: "EMCore", dependencies: ["CZstd", "CDeflate", "CCrypto"]),
         .target(name: "EMHDF5", dependencies: [core, "CHDF5", "CZstd"]),
 
-        .target(name: "FormatMIB", dependencies: [core], path: "Sources/Formats/MIB"),
-        .target(name: "FormatEMPAD", dependencies: [core], path: "Sources/Formats/EMPAD"),
-        .target(name: "FormatDM", dependencies: [core], path: "Sources/Formats/DM"),
-        .target(name: "FormatRaw", dependencies: [core], path: "Sources/Formats/Raw"),
-        .target(name: "FormatEMD", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/EMD"),
-        .target(name: "FormatTIA", dependencies: [core], path: "Sources/Formats/TIA"),
-        .target(name: "FormatTIFFRead", dependencies: [core, "CTIFF"], path: "Sources/Formats/TIFF"),
-        .target(name: "FormatNeXus", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/NeXus"),
+        .target(name: "FormatMIB", dependencies: [core], path: "Sources/Formats/MIB", exclude: ["FORMAT.md"]),
+        .target(name: "FormatEMPAD", dependencies: [core], path: "Sources/Formats/EMPAD", exclude: ["FORMAT.md"]),
+        .target(name: "FormatDM", dependencies: [core], path: "Sources/Formats/DM", exclude: ["FORMAT.md"]),
+        .target(name: "FormatRaw", dependencies: [core], path: "Sources/Formats/Raw", exclude: ["FORMAT.md"]),
+        .target(name: "FormatEMD", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/EMD", exclude: ["FORMAT.md"]),
+        .target(name: "FormatTIA", dependencies: [core], path: "Sources/Formats/TIA", exclude: ["FORMAT.md"]),
+        .target(name: "FormatTIFFRead", dependencies: [core, "CTIFF"], path: "Sources/Formats/TIFF", exclude: ["FORMAT.md"]),
+        .target(name: "FormatNeXus", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/NeXus", exclude: ["FORMAT.md"]),
 
-        .target(name: "WriterZspy", dependencies: [core], path: "Sources/Writers/Zspy"),
-        .target(name: "WriterTIFF", dependencies: [core, "CTIFF"], path: "Sources/Writers/TIFF"),
+        .target(name: "WriterZspy", dependencies: [core], path: "Sources/Writers/Zspy", exclude: ["FORMAT.md"]),
+        .target(name: "WriterTIFF", dependencies: [core, "CTIFF"], path: "Sources/Writers/TIFF", exclude: ["FORMAT.md"]),
 
         .target(name: "EMConvKit", dependencies: [
             core, hdf5, "FormatMIB", "FormatEMPAD", "FormatDM", "FormatRaw", "FormatEMD", "FormatNeXus",
             "FormatTIA", "FormatTIFFRead", "WriterZspy", "WriterTIFF",
-        ]),
+        ], exclude: ["Validate/FORMAT.md"]),
         .executableTarget(name: "emconv", dependencies: [
             "EMConvKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -64,5 +64,5 @@ let package = Package(
             "EMConvKit", "EMConvTestSupport", "CTIFF", "CZstd", "CDeflate", "CHDF5",
         ]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -1,15 +1,4 @@
 import EMCore
-import EMHDF5
-import FormatMIB
-import FormatEMPAD
-import FormatDM
-import FormatRaw
-import FormatEMD
-import FormatNeXus
-import FormatTIA
-import FormatTIFFRead
-import WriterZspy
-import WriterTIFF
 import Foundation
 
 /// One reader in the catalog, with the reason for its place.
@@ -129,11 +118,24 @@ public enum Catalog {
         defer { Watchdog.disarm() }
         guard FileManager.default.fileExists(atPath: path) else { throw EMError(.missingInput, file: path, "no such file") }
         var declined: [String] = []
+        var tried: [String] = []
         for r in try candidates(for: path, options: options) {
+            tried.append(r.descriptor.name)
             do {
                 return try r.open(path, options: options)
             } catch let d as FormatDeclined {
                 declined.append("\(r.descriptor.name): \(d.reason)")
+            }
+        }
+        // No reader identified it: the reader its extension names says what is wrong (a raw file
+        // without its description, a .dm3 with a damaged header) in its own words.
+        let ext = (path as NSString).pathExtension.lowercased()
+        if let named = readers.first(where: { $0.reader.descriptor.extensions.contains(ext) && !tried.contains($0.reader.descriptor.name) })?.reader,
+           !(try Probe(path: path)).isHDF5 {
+            do {
+                return try named.open(path, options: options)
+            } catch let d as FormatDeclined {
+                declined.append("\(named.descriptor.name): \(d.reason)")
             }
         }
         throw try unclaimed(path, declined: declined)
@@ -179,12 +181,14 @@ public enum Catalog {
 
     /// Every option of every format (README and formats.md embed it; `make docs` regenerates it).
     public static func markdownOptions() -> String {
+        let cell = { (s: String) in s.replacingOccurrences(of: "|", with: "\\|") }
         var s = "| option | value | formats | what it does | default |\n|---|---|---|---|---|\n"
         for (side, list) in [("read", readerOptions), ("write", writerOptions)] {
             for o in list {
-                s += "| `\(o.spec.flag)` | \(o.spec.valueName.isEmpty ? "" : "`\(o.spec.valueName)`") | \(o.formats.joined(separator: ", ")) (\(side)) | \(o.spec.help) | \(o.defaultText) |\n"
+                s += "| `\(o.spec.flag)` | \(o.spec.valueName.isEmpty ? "" : "`\(o.spec.valueName)`") | \(o.formats.joined(separator: ", ")) (\(side)) | \(cell(o.spec.help)) | \(cell(o.defaultText)) |\n"
             }
         }
+        s += "\nEvery option also has a generic form: `--oo KEY=VALUE` for reader options, `--co KEY=VALUE` for writer options.\n"
         return s
     }
 }

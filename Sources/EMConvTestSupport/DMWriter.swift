@@ -3,7 +3,7 @@ import Foundation
 
 /// Writes DigitalMicrograph DM3/DM4 files for tests and benchmarks: both versions, both byte
 /// orders, every DataType, any rank, both 4D-STEM layouts, and files larger than 4 GiB (sparse).
-/// The layout follows docs/formats-dm.md (the same layout the reader parses).
+/// The layout follows Sources/Formats/DM/FORMAT.md (the same layout the reader parses).
 public enum DMWriter {
     /// A tag value.
     public indirect enum Tag {

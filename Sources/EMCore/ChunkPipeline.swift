@@ -67,6 +67,23 @@ public enum ChunkPipeline {
         }
     }
 
+    /// The stages and slots, handed to the threads. The contract makes this safe: `produce` runs on
+    /// one thread, `transform` on the workers with a slot no other thread holds, `consume` on the
+    /// caller; slots pass between them under `State.cond`.
+    private final class Stages: @unchecked Sendable {
+        let setup: () -> Void
+        let produce: (Int, ChunkBuffer) throws -> Void
+        let transform: (Int, PipelineSlot) throws -> ChunkBuffer
+        let slots: [PipelineSlot]
+        init(setup: @escaping () -> Void, produce: @escaping (Int, ChunkBuffer) throws -> Void,
+             transform: @escaping (Int, PipelineSlot) throws -> ChunkBuffer, slots: [PipelineSlot]) {
+            self.setup = setup
+            self.produce = produce
+            self.transform = transform
+            self.slots = slots
+        }
+    }
+
     /// `producerSetup` runs first on the reading thread (``FrameSource/prepareReadingThread()``).
     public static func run(count: Int, chunkBytes: Int, workers: Int, depth: Int? = nil,
                            producerSetup: @escaping () -> Void = {},
@@ -79,12 +96,16 @@ public enum ChunkPipeline {
         let slots = (0..<depth).map { _ in PipelineSlot(capacity: chunkBytes) }
         defer { for s in slots { s.codecs.release() } }
         let st = State(depth: depth)
+        let stages = Stages(setup: producerSetup, produce: produce, transform: transform, slots: slots)
         let finished = DispatchGroup()
 
         finished.enter()
         let producer = Thread {
             defer { finished.leave() }
-            producerSetup()
+            // The reading thread's watchdog countdown ends with the thread.
+            defer { Watchdog.disarm() }
+            stages.setup()
+            let slots = stages.slots
             for i in 0..<count {
                 st.cond.lock()
                 while st.free.isEmpty && st.failure == nil { st.cond.wait() }
@@ -93,7 +114,7 @@ public enum ChunkPipeline {
                 st.cond.unlock()
                 do {
                     Watchdog.arm(Watchdog.chunkSeconds, "reading the data")
-                    try produce(i, slots[s].input)
+                    try stages.produce(i, slots[s].input)
                 } catch {
                     st.fail(error)
                     return
@@ -122,7 +143,7 @@ public enum ChunkPipeline {
                     let (i, s) = st.work.removeFirst()
                     st.cond.unlock()
                     do {
-                        let out = try transform(i, slots[s])
+                        let out = try stages.transform(i, stages.slots[s])
                         st.cond.lock()
                         st.done[i] = (s, out)
                         st.cond.broadcast()

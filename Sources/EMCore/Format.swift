@@ -9,7 +9,7 @@ public enum MetadataFacet: String, Sendable, CaseIterable, Comparable {
     case users = "users"
     case provenance = "provenance (source checksums, command line)"
     case originalMetadata = "original vendor metadata"
-    case sidecarRecord = "the sidecar file itself"
+    case attachedDocuments = "the documents the user supplied (e.g. the metadata sidecar)"
 
     public static func < (a: MetadataFacet, b: MetadataFacet) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!

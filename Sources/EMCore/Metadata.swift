@@ -127,7 +127,7 @@ public struct NormalizedMetadata: Sendable, Equatable {
     public var scanShape: [Int]?
     public var scanShapeSource: String?
     public var scanRotation: Quantity?
-    // Added for the NXem mapping (issue 5); readers may set them, the sidecar fills them.
+    // For the NXem mapping; readers may set them, the sidecar fills them.
     public var instrumentSerialNumber: String?
     public var instrumentLocation: String?
     /// NXsource/emitter_type of the electron gun (e.g. "schottky", "cold_cathode_field_emitter").

@@ -66,7 +66,7 @@ public struct Supplement: Sendable, Equatable {
         var f: Set<MetadataFacet> = []
         if !sample.isEmpty { f.insert(.sample) }
         if !users.isEmpty { f.insert(.users) }
-        if !documents.isEmpty { f.insert(.sidecarRecord) }
+        if !documents.isEmpty { f.insert(.attachedDocuments) }
         return f
     }
 }

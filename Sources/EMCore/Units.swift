@@ -7,7 +7,7 @@ import Foundation
 /// quotients (`/`), powers (`^n`, `**n`) and `1/…`, and reduces them to SI scale and dimension.
 public enum Units {
     /// Dimension exponents over (m, kg, s, A, K, mol, cd, rad) plus a count flag (counts, pixel).
-    public struct Dimension: Equatable, Hashable, CustomStringConvertible {
+    public struct Dimension: Equatable, Hashable, CustomStringConvertible, Sendable {
         public var e: [Int]
         public init(_ e: [Int]) { self.e = e }
         static let none = Dimension([0, 0, 0, 0, 0, 0, 0, 0])

@@ -20,9 +20,10 @@ struct Batch: ParsableCommand {
             EXAMPLES
               emconv batch /data/session1 -r -o /data/nexus
               emconv batch /data/session1 -r -o /data/nexus --dry-run
-              emconv batch /data -r -o out --include '*.mib' -j 4 --compression zstd
+              emconv batch /data -r -o out --include '*.mib' -j 4
+              emconv batch /data -r -o out --compression zstd --mib-flip-rows
               emconv batch /data -r -o out --manifest plan.jsonl
-              emconv batch --from-manifest plan.jsonl -o out --emit-slurm --shards 8
+              emconv batch --from-manifest plan.jsonl -o out --emit-slurm
 
             \(FormatArguments.helpSection(writers: true))
             """)

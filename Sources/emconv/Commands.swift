@@ -50,8 +50,9 @@ struct Convert: ParsableCommand {
 
             EXAMPLES
               emconv convert scan.mib -o scan.nxs
-              emconv convert scan.mib -o scan.zspy --scan-shape 256,256 --compression zstd:3
-              emconv convert dump.raw -o dump.nxs --raw-dtype '<u2' --raw-shape 8,8,256,256
+              emconv convert scan.mib -o scan.zspy --scan-shape 256,256
+              emconv convert scan.mib -o scan.nxs --compression zstd:3
+              emconv convert d.raw -o d.nxs --raw-dtype '<u2' --raw-shape 8,8,64,64
               emconv convert image.dm4 -o image.tif --metadata meta.yaml
               emconv convert -o odd.nxs -- -odd-name.dm3   (after --, never options)
 

@@ -95,7 +95,7 @@ struct FormatArguments: Sendable {
         func wrap(_ text: String, indent: String) -> String {
             var lines: [String] = [], line = indent
             for word in text.split(separator: " ") {
-                if line.count + word.count + 1 > 78 && line.count > indent.count {
+                if line.count + word.count + 1 > 70 && line.count > indent.count {
                     lines.append(line)
                     line = indent
                 }

@@ -187,9 +187,7 @@ final class DMTests: TempDirectoryTestCase {
                     calibrations: [(0, 2, "nm"), (0, 2, "nm"), (-100, 0.5, "eV")],
                     imageTags: [("Meta Data", .group([("Format", .text("Spectrum image")), ("Signal", .text("EELS"))]))])])
                 for budget in [1 << 26, 16] {  // whole array cached, and a few spectra at a time
-                    DMReader.transposeCacheBytes = budget
-                    defer { DMReader.transposeCacheBytes = 64 << 20 }
-                    let ds = try Catalog.open(path).datasets[0]
+                    let ds = try Catalog.open(path, options: OptionValues(["dm-transpose-cache": String(budget)])).datasets[0]
                     XCTAssertEqual(ds.shape, [Y, X, E])
                     XCTAssertEqual(ds.signalKind, "eels")
                     XCTAssertEqual(ds.frameRank, 1)
@@ -224,9 +222,7 @@ final class DMTests: TempDirectoryTestCase {
                     try DMWriter.write(path, version: version, byteOrder: order,
                                        images: [DMWriter.fourD(scan: (sy, sx), det: (dy, dx), dataType: 11, contiguous: contiguous, value: v)])
                     for budget in [1 << 26, 200] {
-                        DMReader.transposeCacheBytes = budget
-                        defer { DMReader.transposeCacheBytes = 64 << 20 }
-                        let f = try Catalog.open(path)
+                        let f = try Catalog.open(path, options: OptionValues(["dm-transpose-cache": String(budget)]))
                         let ds = f.datasets[0]
                         XCTAssertEqual(ds.shape, [sy, sx, dy, dx])
                         XCTAssertEqual(ds.axes.map(\.name), ["scan_y", "scan_x", "det_y", "det_x"])

@@ -1,13 +1,4 @@
 import EMCore
-import EMHDF5
-import FormatMIB
-import FormatEMPAD
-import FormatDM
-import FormatRaw
-import FormatEMD
-import FormatNeXus
-import WriterZspy
-import WriterTIFF
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -157,12 +148,15 @@ public struct BatchPlanner {
         let files = try expand(inputs)
         var skipped: [SkippedFile] = []
         var candidates: [(path: String, root: String, reader: FormatReader.Type, companions: [String])] = []
+        // Filters apply after naming: output names (and {index}) depend only on the input tree,
+        // so a resume with other --include/--exclude patterns finds the same outputs.
+        var filteredOut: [String: String] = [:]
         for (path, root) in files {
             let name = (path as NSString).lastPathComponent
             let rel = relative(path, to: root)
             if name.hasPrefix(".") { skipped.append(SkippedFile(path: path, reason: name.contains(".tmp-emconv-") ? "temporary file of an interrupted conversion" : "hidden file")); continue }
-            if !include.isEmpty && !include.contains(where: { Self.matches($0, rel) }) { skipped.append(SkippedFile(path: path, reason: "not matched by --include")); continue }
-            if exclude.contains(where: { Self.matches($0, rel) }) { skipped.append(SkippedFile(path: path, reason: "excluded by --exclude")); continue }
+            if !include.isEmpty && !include.contains(where: { Self.matches($0, rel) }) { filteredOut[path] = "not matched by --include" }
+            if exclude.contains(where: { Self.matches($0, rel) }) { filteredOut[path] = "excluded by --exclude" }
             do {
                 guard let r = try Catalog.candidates(for: path, options: readOptions).first else {
                     throw try Catalog.unclaimed(path, declined: [])
@@ -170,7 +164,7 @@ public struct BatchPlanner {
                 let comps = r.companions(of: path).map { ($0 as NSString).standardizingPath }.filter { $0 != (path as NSString).standardizingPath }
                 candidates.append((path, root, r, comps))
             } catch let e as EMError {
-                skipped.append(SkippedFile(path: path, reason: e.message))
+                skipped.append(SkippedFile(path: path, reason: filteredOut[path] ?? e.message))
             }
         }
         // A file that another candidate names as its companion is not converted on its own.
@@ -200,11 +194,15 @@ public struct BatchPlanner {
         var outputs: [String: String] = [:]
         for (i, c) in primaries.enumerated() {
             var out = outs[i]
-            if nameTemplate != nil { out = outputPath(for: c.path, root: c.root, format: c.reader.descriptor.name, index: items.count, keepExtension: false) }
+            if nameTemplate != nil { out = outputPath(for: c.path, root: c.root, format: c.reader.descriptor.name, index: i, keepExtension: false) }
             if let other = outputs[out] {
                 throw EMError(.usage, file: c.path, "maps to the same output as \(other): \(out) (use --layout mirror or --name with {relpath} or {name})")
             }
             outputs[out] = c.path
+            if let why = filteredOut[c.path] {
+                skipped.append(SkippedFile(path: c.path, reason: why))
+                continue
+            }
             let attrs = try? fm.attributesOfItem(atPath: c.path)
             let size = (attrs?[.size] as? NSNumber)?.int64Value ?? 0
             let mtime = (attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0

@@ -1,13 +1,4 @@
 import EMCore
-import EMHDF5
-import FormatMIB
-import FormatEMPAD
-import FormatDM
-import FormatRaw
-import FormatEMD
-import FormatNeXus
-import WriterZspy
-import WriterTIFF
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -151,9 +142,11 @@ public final class BatchRunner: @unchecked Sendable {
     private var entries: [BatchEntry] = []
     private var stop = false
     public private(set) var interruptedBy: Int32?
-    private var done = 0, total = 0
-    private var bytesDone: Int64 = 0, bytesTotal: Int64 = 0
-    private let start = Date()
+    fileprivate var done = 0, total = 0
+    fileprivate var bytesDone: Int64 = 0, bytesTotal: Int64 = 0
+    /// Bytes done inside the items still converting, from their children's progress events.
+    private var partial: [Int: Int64] = [:]
+    fileprivate let start = Date()
     private var lastDraw = Date.distantPast
     private let isTTY = isatty(2) != 0
 
@@ -270,7 +263,7 @@ public final class BatchRunner: @unchecked Sendable {
         let g = DispatchGroup()
         g.enter()
         DispatchQueue.global().async { ob.data = out.fileHandleForReading.readDataToEndOfFile(); g.leave() }
-        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errText = readChildStderr(err.fileHandleForReading, item: item)
         g.wait()
         p.waitUntilExit()
         lock.lock(); running[item.index] = nil; lock.unlock()
@@ -291,9 +284,51 @@ public final class BatchRunner: @unchecked Sendable {
         return entry
     }
 
+    /// Reads a child's stderr to its end: NDJSON progress events (`{"event": "progress", "done",
+    /// "total"}`) move the batch's progress while the file converts; everything else is kept (the
+    /// error line).
+    private func readChildStderr(_ h: FileHandle, item: BatchItem) -> String {
+        var kept = "", pendingBytes = Data()
+        func handle(_ line: String) {
+            if line.hasPrefix("{"), let v = try? MetaValue.parseJSON(line), v["event"]?.stringValue == "progress",
+               let d = v["done"]?.intValue, let t = v["total"]?.intValue, t > 0 {
+                childProgress(item, fraction: min(1, Double(d) / Double(t)))
+            } else {
+                kept += line + "\n"
+            }
+        }
+        while true {
+            let chunk = h.availableData
+            if chunk.isEmpty { break }
+            pendingBytes.append(chunk)
+            while let nl = pendingBytes.firstIndex(of: 10) {
+                handle(String(decoding: pendingBytes[pendingBytes.startIndex..<nl], as: UTF8.self))
+                pendingBytes.removeSubrange(pendingBytes.startIndex...nl)
+            }
+        }
+        if !pendingBytes.isEmpty { handle(String(decoding: pendingBytes, as: UTF8.self)) }
+        return kept
+    }
+
+    private func childProgress(_ item: BatchItem, fraction: Double) {
+        lock.lock()
+        partial[item.index] = Int64(fraction * Double(item.estimatedBytes))
+        let now = Date()
+        let due = now.timeIntervalSince(lastDraw) >= 0.25
+        if due { lastDraw = now }
+        let d = done, bd = bytesDone + partial.values.reduce(0, +)
+        lock.unlock()
+        guard due else { return }
+        event(["event": .string("item_progress"), "index": .int(Int64(item.index)), "input": .string(item.input),
+               "fraction": .double((fraction * 1000).rounded() / 1000), "done": .int(Int64(d)), "total": .int(Int64(total)),
+               "bytes_done": .int(bd), "bytes_total": .int(bytesTotal)])
+        if config.progress == .auto && isTTY { drawBar(done: d, bytesDone: bd, current: item.input) }
+    }
+
     private func finish(_ item: BatchItem, _ entry: BatchEntry) {
         report?.append(entry)
         lock.lock()
+        partial[item.index] = nil
         entries.append(entry)
         done += 1
         bytesDone += item.estimatedBytes
@@ -320,16 +355,10 @@ public final class BatchRunner: @unchecked Sendable {
         case .plain, .auto:
             let tag = e.status == .ok ? "ok" : (e.status == .skipped ? "skipped" : "FAILED")
             if config.progress == .auto && isTTY {
-                let el = Date().timeIntervalSince(start)
-                let rate = el > 0 ? Double(bytesDone) / el : 0
-                let eta = rate > 0 ? Double(bytesTotal - bytesDone) / rate : 0
-                let width = 24
-                let filled = total > 0 ? width * done / total : width
-                let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
-                var line = String(format: "\r[%@] %d/%d files  %@/%@  %@/s  ETA %.0fs  %@", bar, done, total,
-                                  human(bytesDone), human(bytesTotal), human(Int64(rate)), eta, (e.input as NSString).lastPathComponent)
-                if e.status == .failed { line = "\r\u{1B}[K[\(done)/\(total)] FAILED \(e.input): \(e.error ?? "")\n" + line }
-                FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
+                if e.status == .failed {
+                    FileHandle.standardError.write(Data("\r\u{1B}[K[\(done)/\(total)] FAILED \(e.input): \(e.error ?? "")\n".utf8))
+                }
+                drawBar(done: done, bytesDone: bytesDone, current: e.input)
             } else {
                 var line = "[\(done)/\(total)] \(tag) \(e.input)"
                 if e.status == .ok { line += " -> \(e.output) (\(String(format: "%.2f", e.seconds)) s)" }
@@ -337,6 +366,21 @@ public final class BatchRunner: @unchecked Sendable {
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             }
         }
+    }
+}
+
+extension BatchRunner {
+    /// The live bar: files done, bytes (including the running files' progress), rate, ETA.
+    fileprivate func drawBar(done: Int, bytesDone: Int64, current: String) {
+        let el = Date().timeIntervalSince(start)
+        let rate = el > 0 ? Double(bytesDone) / el : 0
+        let eta = rate > 0 ? Double(max(0, bytesTotal - bytesDone)) / rate : 0
+        let width = 24
+        let filled = bytesTotal > 0 ? min(width, Int(Double(width) * Double(bytesDone) / Double(bytesTotal))) : (total > 0 ? width * done / total : width)
+        let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
+        let line = String(format: "\r[%@] %d/%d files  %@/%@  %@/s  ETA %.0fs  %@", bar, done, total,
+                          human(bytesDone), human(bytesTotal), human(Int64(rate)), eta, (current as NSString).lastPathComponent)
+        FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
     }
 }
 

@@ -1,13 +1,4 @@
 import EMCore
-import EMHDF5
-import FormatMIB
-import FormatEMPAD
-import FormatDM
-import FormatRaw
-import FormatEMD
-import FormatNeXus
-import WriterZspy
-import WriterTIFF
 import Foundation
 
 /// One person of the sidecar's `users:` list (NXem `userID`, NXuser).

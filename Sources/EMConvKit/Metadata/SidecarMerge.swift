@@ -1,13 +1,4 @@
 import EMCore
-import EMHDF5
-import FormatMIB
-import FormatEMPAD
-import FormatDM
-import FormatRaw
-import FormatEMD
-import FormatNeXus
-import WriterZspy
-import WriterTIFF
 import Foundation
 
 /// Merges a sidecar into what a reader found: sidecar values fill gaps; where both state a value

@@ -19,9 +19,8 @@ final class DMTransposeSource: FrameSource {
     private var cacheStart = -1
     private var cacheCount = 0
 
-    static var defaultBudget: Int { DMReader.transposeCacheBytes }
 
-    init(file: RandomAccessFile, base: Int64, rows: Int, cols: Int, elementBytes: Int, fix: PixelFix, budget: Int = defaultBudget) {
+    init(file: RandomAccessFile, base: Int64, rows: Int, cols: Int, elementBytes: Int, fix: PixelFix, budget: Int) {
         self.file = file
         self.base = base
         self.rows = rows

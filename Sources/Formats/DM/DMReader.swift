@@ -7,11 +7,15 @@ public enum DMReader: FormatReader {
     public static let version = "1.0"
 
     /// Memory for the streaming transpose of spectrum images and transposed 4D-STEM (bytes).
-    nonisolated(unsafe) public static var transposeCacheBytes = 64 << 20
+    public static let defaultTransposeCacheBytes = 64 << 20
 
     public static let descriptor = FormatDescriptor(
         name: "dm", longName: "Gatan DigitalMicrograph DM3/DM4", aliases: ["dm3", "dm4", "gatan"], extensions: ["dm3", "dm4"],
         reads: true, writes: false,
+        options: [
+            OptionSpec("dm-transpose-cache", .int(min: 1), valueName: "bytes",
+                       help: "memory for reordering spectrum images and transposed 4D-STEM on the fly", default: "67108864 (64 MiB)"),
+        ],
         notes: "All DataTypes (packed complex unpacked, RGB(A) as R,G,B,A); spectrum images as (y, x, energy); "
             + "4D-STEM as (scan_y, scan_x, det_y, det_x) from both the C-order and the transposed layout.")
 
@@ -41,8 +45,9 @@ public enum DMReader: FormatReader {
             throw EMError.bad(path, field: "ImageList", "the file has no image list (not a DigitalMicrograph image file)")
         }
         var usedNames: [String: Int] = [:]
+        let budget = try options.int("dm-transpose-cache") ?? defaultTransposeCacheBytes
         for (i, img) in images.enumerated() where !thumbs.contains(i) {
-            guard let ds = try makeDataset(file: f, tree: tree, index: i, image: img, warnings: &warnings) else { continue }
+            guard let ds = try makeDataset(file: f, tree: tree, index: i, image: img, budget: budget, warnings: &warnings) else { continue }
             let n = usedNames[ds.name, default: 0]
             usedNames[ds.name] = n + 1
             if n > 0 { ds.name += "_\(n + 1)" }
@@ -98,7 +103,7 @@ public enum DMReader: FormatReader {
         return c
     }
 
-    static func makeDataset(file f: RandomAccessFile, tree: DMTagTree, index i: Int, image img: MetaValue,
+    static func makeDataset(file f: RandomAccessFile, tree: DMTagTree, index i: Int, image img: MetaValue, budget: Int,
                             warnings: inout [String]) throws -> Dataset? {
         let path = f.path
         let field = "ImageList[\(i)].ImageData"
@@ -217,7 +222,7 @@ public enum DMReader: FormatReader {
             kind = spectralKind
             name = "spectrum_image"
             notes["axis_order"] = "scan_y, scan_x, energy (DigitalMicrograph stores the energy axis slowest; transposed on reading)"
-            source = DMTransposeSource(file: f, base: base, rows: dims[2], cols: dims[0] * dims[1], elementBytes: diskBytes, fix: fix)
+            source = DMTransposeSource(file: f, base: base, rows: dims[2], cols: dims[0] * dims[1], elementBytes: diskBytes, fix: fix, budget: budget)
         } else if n == 3 {
             axes = [axis(2, "frame", .navigation), axis(1, "y", .signal), axis(0, "x", .signal)]
             frameRank = 2
@@ -242,7 +247,7 @@ public enum DMReader: FormatReader {
                 if swappedTag == nil {
                     warnings.append("image \(i): 4D data without 'Data Order Swapped' tag; assumed the transposed layout (scan axes fastest)")
                 }
-                source = DMTransposeSource(file: f, base: base, rows: dims[2] * dims[3], cols: dims[0] * dims[1], elementBytes: diskBytes, fix: fix)
+                source = DMTransposeSource(file: f, base: base, rows: dims[2] * dims[3], cols: dims[0] * dims[1], elementBytes: diskBytes, fix: fix, budget: budget)
             }
         }
         if dt == 8 || dt == 23 { notes["pixel_layout"] = "DM stores B,G,R,A; written as R,G,B,A" }

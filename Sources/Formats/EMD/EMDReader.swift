@@ -2,7 +2,7 @@ import EMCore
 import EMHDF5
 import Foundation
 
-/// Options of the EMD reader that the common ``ReadOptions`` does not carry (library API;
+/// Options of the EMD reader as a library API (the CLI sets them through the declared options;
 /// defaults match what `emconv convert` does).
 public struct EMDOptions: Sendable {
     /// Velox spectrum streams: sum the frames (default) or keep one cube per frame.

@@ -4,7 +4,7 @@ import Foundation
 import CHDF5
 
 /// Thermo Fisher (FEI) Velox EMD. No public specification: layout taken from the files
-/// themselves and from RosettaSciIO/openNCEM for facts (see docs/formats-emd.md).
+/// themselves and from RosettaSciIO/openNCEM for facts (see FORMAT.md in this folder).
 enum VeloxEMD {
     static let metadataRows = 60000
 

@@ -358,7 +358,9 @@ final class StreamCube: FrameSource {
         if t <= 1 {
             work(0)
         } else {
-            DispatchQueue.concurrentPerform(iterations: t, execute: work)
+            // Each iteration fills its own rows of the cube: no shared mutable state.
+            nonisolated(unsafe) let rows = work
+            DispatchQueue.concurrentPerform(iterations: t) { rows($0) }
         }
     }
 }

@@ -286,14 +286,14 @@ public enum NeXusWriter: FormatWriter {
         var perDataset: [(String, MetaValue)] = []
         for ds in file.datasets where ds.original != .object([]) { perDataset.append((ds.name, ds.original)) }
         let tree: MetaValue = perDataset.isEmpty ? file.original : .object([("file", file.original), ("datasets", .object(perDataset))])
-        try meta.writeBinaryText("data", tree.json())  // NXnote/data is NX_BINARY [issue 5]
+        try meta.writeBinaryText("data", tree.json())  // NXnote/data is NX_BINARY
         if !file.warnings.isEmpty {
             n += 1
             let w = try entry.createGroup("note\(n)", nxClass: "NXnote")
             try w.writeString("description", "warnings raised while reading the source")
             try w.writeString("type", "text/plain")
             try w.writeString("file_name", (file.path as NSString).lastPathComponent)
-            try w.writeBinaryText("data", file.warnings.joined(separator: "\n"))  // NX_BINARY [issue 5]
+            try w.writeBinaryText("data", file.warnings.joined(separator: "\n"))  // NX_BINARY
         }
     }
 }

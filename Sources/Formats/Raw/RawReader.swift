@@ -95,7 +95,7 @@ public enum RawReader: FormatReader {
         reads: true, writes: false, companions: "optional JSON descriptor <file>.json beside the data",
         options: [
             OptionSpec("raw-dtype", .text, valueName: "dtype", help: "element type and byte order in NumPy notation ('<u2', '>f4', 'uint8')"),
-            OptionSpec("raw-shape", .intList, valueName: "N0,N1,…", help: "shape, slowest first (e.g. 256,256,128,128)"),
+            OptionSpec("raw-shape", .intList, valueName: "N0,N1,...", help: "shape, slowest first (e.g. 256,256,128,128)"),
             OptionSpec("raw-offset", .int(min: 0), valueName: "bytes", help: "bytes before the first frame", default: "0"),
             OptionSpec("raw-frame-header", .int(min: 0), valueName: "bytes", help: "bytes before every frame", default: "0"),
             OptionSpec("raw-frame-footer", .int(min: 0), valueName: "bytes", help: "bytes after every frame", default: "0"),

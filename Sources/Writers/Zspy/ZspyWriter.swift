@@ -59,7 +59,7 @@ public enum ZspyZipWriter: FormatWriter {
 /// no place emconv fills for the sample, users or the sidecar file.
 let zspyHolds: Set<MetadataFacet> = [.axisCalibration, .instrument, .provenance, .originalMetadata]
 
-/// Builds the zspy tree (see docs/formats-writers.md for the layout and its sources).
+/// Builds the zspy tree (FORMAT.md in this folder gives the layout and its sources).
 enum ZspyLayout {
     /// HyperSpy hierarchical format version written (rsciio `_hierarchical.version`).
     static let formatVersion = "3.3"
