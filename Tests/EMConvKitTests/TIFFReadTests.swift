@@ -108,6 +108,30 @@ final class TIFFReadTests: TempDirectoryTestCase {
         XCTAssertEqual(ds.axes.map(\.scale), [0.5, 2.5, 0.25, 0.25])
     }
 
+    /// ImageJ's large stacks: one directory, images=N, the other images right after the first.
+    func testImageJContiguousStackWithOneDirectory() throws {
+        let w = 4, h = 3
+        let all = (0..<(3 * w * h)).map { UInt16($0 * 3 + 1) }
+        for be in [false, true] {
+            func bytes(_ v: ArraySlice<UInt16>) -> [UInt8] { v.flatMap { be ? [UInt8($0 >> 8), UInt8($0 & 0xFF)] : [UInt8($0 & 0xFF), UInt8($0 >> 8)] } }
+            let firstLE = all[0..<(w * h)].flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+            let p = tmp + "/ij\(be).tif"
+            // The builder writes the first image's strip, then this pointer blob right after it.
+            try TIFFFixtureWriter.build(p, pages: [.init(width: w, height: h, bitsPerSample: 16, pixels: firstLE,
+                                                         tags: [(270, .ascii("ImageJ=1.53t\nimages=3\nslices=3\nloop=false\n")),
+                                                                (65500, .pointer(bytes(all[(w * h)...])))])], bigEndian: be)
+            let f = try Catalog.open(p)
+            let ds = f.datasets[0]
+            XCTAssertEqual(ds.shape, [3, h, w])
+            XCTAssertEqual(try DataHash.bytes(ds), all.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }, "big-endian: \(be)")
+            XCTAssertNotNil(ds.conventions["emconv_tiff_layout"])
+            // Cut inside the third image: refused, naming the size.
+            let b = try Data(contentsOf: URL(fileURLWithPath: p))
+            try b.prefix(b.count - 100).write(to: URL(fileURLWithPath: p))
+            XCTAssertThrowsError(try Catalog.open(p))
+        }
+    }
+
     func testEverySampleTypeBothByteOrdersClassicAndBig() throws {
         let types: [(Int, Int, Int, ElementType)] = [(8, 1, 1, .uint8), (8, 2, 1, .int8), (16, 1, 1, .uint16), (16, 2, 1, .int16),
                                                      (32, 1, 1, .uint32), (32, 2, 1, .int32), (64, 1, 1, .uint64), (64, 2, 1, .int64),
@@ -173,6 +197,17 @@ final class TIFFReadTests: TempDirectoryTestCase {
         XCTAssertEqual(dm.datasets[0].axes.map(\.units), ["um", "um"])
         XCTAssertEqual(dm.datasets[0].axes.map(\.scale), [0.25, 0.5])
         XCTAssertEqual(dm.datasets[0].axes[1].offset, 3)
+        // JEOL SEM: the metadata text beside the TIFF (same stem) calibrates it and is a companion.
+        let jeolTif = tmp + "/jeol.tif"
+        try TIFFFixtureWriter.build(jeolTif, pages: [.init(width: 4, height: 4, bitsPerSample: 8, pixels: px)])
+        try "$CM_FORMAT JEOL/SEM\n$CM_LABEL JEOL\n$SEM_DATA_VERSION 1\n$CM_MAG 5000\n$CM_ACCEL_VOLT 15.00\n$SM_MICRON_BAR 200\n$SM_MICRON_MARKER 10um\n"
+            .write(toFile: tmp + "/jeol.txt", atomically: true, encoding: .utf8)
+        let jeol = try Catalog.open(jeolTif)
+        XCTAssertEqual(jeol.datasets[0].axes.map(\.units), ["um", "um"])
+        XCTAssertEqual(jeol.datasets[0].axes[1].scale, 0.05, accuracy: 1e-15)
+        XCTAssertEqual(jeol.datasets[0].metadata.beamEnergy, Quantity(15, "kV"))
+        XCTAssertEqual(jeol.files.map { ($0 as NSString).lastPathComponent }, ["jeol.tif", "jeol.txt"])
+        XCTAssertEqual(TIFFReader.companions(of: jeolTif), [tmp + "/jeol.txt"])
         // Nothing but resolution tags: used, and said so.
         let res = try open([(282, .rational(254, 1)), (283, .rational(254, 1)), (296, .short(2))])
         XCTAssertEqual(res.datasets[0].axes[1].scale, 100, accuracy: 1e-9)

@@ -11,6 +11,7 @@ public enum TIFFReader: FormatReader {
 
     public static let descriptor = FormatDescriptor(
         name: "tiff", longName: "TIFF (ImageJ-calibrated)", aliases: ["tif"], extensions: ["tif", "tiff"], reads: true, writes: false,
+        companions: "JEOL SEM: the metadata .txt beside the .tif (same stem)",
         notes: "Reads any TIFF (last in the catalog): pages of one shape and type form a stack; ImageJ hyperstacks keep "
             + "their frames/slices/channels; vendor calibrations from FEI/TFS, Zeiss SEM, TVIPS, DigitalMicrograph export and Olympus SIS tags.",
         signature: "'II*\\0', 'MM\\0*' (TIFF) or 'II+\\0', 'MM\\0+' (BigTIFF)"
@@ -22,6 +23,11 @@ public enum TIFFReader: FormatReader {
         let le = h[0] == 0x49 && h[1] == 0x49 && h[3] == 0 && (h[2] == 42 || h[2] == 43)
         let be = h[0] == 0x4D && h[1] == 0x4D && h[2] == 0 && (h[3] == 42 || h[3] == 43)
         return le || be ? .maybe : .no
+    }
+
+    /// A JEOL SEM metadata text (same stem, `.txt`) goes with its TIFF.
+    public static func companions(of path: String) -> [String] {
+        TIFFVendor.jeolText(beside: path).map { [$0] } ?? []
     }
 
     /// Geometry and type of one page.
@@ -105,12 +111,30 @@ public enum TIFFReader: FormatReader {
         }
         if let c = calibration { conventions["emconv_tiff_calibration"] = conventions["emconv_tiff_calibration"] ?? "from \(c.source)" }
 
+        // ImageJ stacks larger than 4 GiB have one directory; the other images follow the first
+        // one's pixels contiguously (uncompressed), as the description's images=N says.
+        var contiguous: (start: Int64, count: Int)?
+        if let ij, let n = Int(ij["images"] ?? ""), n > 1, groups.count == 1, groups[0].count == 1, n > groups[0].count {
+            let p0 = groups[0][0]
+            let offsets = first[273].flatMap { tags.numbers($0) } ?? [], counts = first[279].flatMap { tags.numbers($0) } ?? []
+            let isContiguous = offsets.count == counts.count && !offsets.isEmpty && zip(offsets.dropLast(), zip(offsets.dropFirst(), counts)).allSatisfy { $0 + $1.1 == $1.0 }
+            guard p0.compression == 1, !p0.tiled, isContiguous else {
+                throw EMError(.unsupported, file: path, "an ImageJ stack of \(n) images with one directory must be uncompressed and contiguous")
+            }
+            let start = Int64(offsets[0]), need = Int64(n) * Int64(p0.frameBytes)
+            guard start + need <= file.size else {
+                throw EMError.bad(path, offset: file.size, "the ImageJ stack of \(n) images needs \(need) bytes from offset \(start) but the file has \(file.size); truncated?")
+            }
+            contiguous = (start, n)
+        }
+
         for (gi, g) in groups.enumerated() {
             let p0 = g[0]
+            let pageCount = contiguous?.count ?? g.count
             var axes: [Axis] = []
             var nav: [Axis] = []
             if let ax = emconvAxes, ax.count >= 2, groups.count == 1,
-               ax.compactMap({ $0["size"]?.intValue }).reduce(1, *) == g.count * p0.width * p0.height,
+               ax.compactMap({ $0["size"]?.intValue }).reduce(1, *) == pageCount * p0.width * p0.height,
                ax[ax.count - 1]["size"]?.intValue == p0.width, ax[ax.count - 2]["size"]?.intValue == p0.height {
                 // emconv's own TIFF: the axes exactly as written.
                 axes = ax.enumerated().map { k, a in
@@ -122,10 +146,10 @@ public enum TIFFReader: FormatReader {
                 }
                 conventions["emconv_tiff_calibration"] = "axes as emconv wrote them (ImageJ description emconv_axes)"
             } else {
-                if g.count > 1 {
+                if pageCount > 1 {
                     let n = { (k: String) in Int(ij?[k] ?? "") ?? 1 }
                     let frames = n("frames"), slices = n("slices"), channels = n("channels")
-                    if ij != nil, frames * slices * channels == g.count, groups.count == 1 {
+                    if ij != nil, frames * slices * channels == pageCount, groups.count == 1 {
                         let spacing = Double(ij?["spacing"] ?? "")
                         let zunit = ij?["zunit"].map { TIFFVendor.asciiUnits($0) } ?? calibration?.xUnits ?? ""
                         let finterval = Double(ij?["finterval"] ?? "")
@@ -139,7 +163,7 @@ public enum TIFFReader: FormatReader {
                         }
                         if channels > 1 { nav.append(Axis(name: "channel", size: channels, role: .navigation, longName: "ImageJ channels")) }
                     } else {
-                        nav.append(Axis(name: "page", size: g.count, role: .navigation, longName: "TIFF page"))
+                        nav.append(Axis(name: "page", size: pageCount, role: .navigation, longName: "TIFF page"))
                     }
                 }
                 let c = calibration
@@ -151,7 +175,15 @@ public enum TIFFReader: FormatReader {
             var conv = conventions
             if p0.photometric == 0 { conv["emconv_tiff_photometric"] = "MinIsWhite: values kept as stored (0 is white)" }
             if p0.photometric == 3 { conv["emconv_tiff_photometric"] = "palette image: the palette indices are kept" }
-            let source = TIFFPageSource(handle: handle, pages: g, path: path)
+            let source: FrameSource
+            if let contiguous {
+                let es = p0.elementType.componentSize
+                source = StridedFrameSource(file: file, firstFrame: contiguous.start, stride: Int64(p0.frameBytes), frameBytes: p0.frameBytes,
+                                            fix: tags.bigEndian && es > 1 ? .swap(es) : .none)
+                conv["emconv_tiff_layout"] = "ImageJ contiguous stack: \(contiguous.count) images after the first directory's pixels"
+            } else {
+                source = TIFFPageSource(handle: handle, pages: g, path: path)
+            }
             let kind = nav.isEmpty ? "image" : "stack"
             let ds = Dataset(name: groups.count == 1 ? "image" : "image_\(gi + 1)", title: (path as NSString).lastPathComponent,
                              axes: axes, elementType: p0.elementType, sourceByteOrder: tags.bigEndian ? .big : .little,
@@ -175,7 +207,7 @@ public enum TIFFReader: FormatReader {
         let variant = "\(tags.big ? "BigTIFF" : "TIFF") \(tags.bigEndian ? "big" : "little")-endian, \(pages.count) page\(pages.count == 1 ? "" : "s"), "
             + "\(p0.tiled ? "tiles \(p0.tileWidth)x\(p0.tileHeight)" : "strips of \(p0.rowsPerStrip) rows"), compression \(p0.compression), \(p0.elementType.rawValue)"
             + (flavours.isEmpty ? "" : "; " + flavours.joined(separator: ", "))
-        return OpenedFile(path: path, format: descriptor.name, variant: variant, datasets: datasets, files: [path],
+        return OpenedFile(path: path, format: descriptor.name, variant: variant, datasets: datasets, files: [path] + companions(of: path),
                           original: .object(tree), warnings: warnings, readerName: "tiff", readerVersion: version, handles: [file])
     }
 }

@@ -39,6 +39,7 @@ enum TIFFVendor {
 
     static func read(_ r: TIFFTagReader, _ e: [UInt16: TIFFTagReader.Entry]) -> TIFFVendorInfo {
         var info = TIFFVendorInfo()
+        if let txt = jeolText(beside: r.file.path) { jeol(txt, into: &info) }
         if let t = e[feiTag] ?? e[feiTag2], let text = r.string(t) { fei(text, into: &info) }
         if let t = e[zeissTag], let text = r.string(t) { zeiss(text, into: &info) }
         if let t = e[tvipsTag] { tvips(r, t, into: &info) }
@@ -225,6 +226,56 @@ enum TIFFVendor {
             if !camera.isEmpty { info.metadata.detectorName = camera }
         }
         info.original.append(("olympus_sis", .object(pairs)))
+    }
+
+    // MARK: JEOL SEM (SightX and earlier): a text file beside the TIFF, same stem, ".txt"
+
+    /// The JEOL metadata text beside `tiff` (lines `$KEY value`, with `$CM_LABEL JEOL` or
+    /// `$SEM_DATA_VERSION`), when there is one.
+    static func jeolText(beside tiff: String) -> String? {
+        let stem = (tiff as NSString).deletingPathExtension
+        for ext in ["txt", "TXT"] {
+            let p = stem + "." + ext
+            guard let attrs = try? FileManager.default.attributesOfItem(atPath: p), let size = attrs[.size] as? NSNumber,
+                  size.intValue < 1 << 20, let d = FileManager.default.contents(atPath: p) else { continue }
+            let text = String(decoding: d, as: UTF8.self)
+            if text.contains("$CM_LABEL JEOL") || text.contains("$SEM_DATA_VERSION") { return p }
+        }
+        return nil
+    }
+
+    /// `10um` / `500 nm` → (10, "um").
+    static func lengthWithUnit(_ s: String) -> (Double, String)? {
+        let t = s.trimmingCharacters(in: .whitespaces)
+        guard let end = t.firstIndex(where: { !($0.isNumber || $0 == "." || $0 == "-" || $0 == "+" || $0 == "e" || $0 == "E") }) else { return nil }
+        guard let v = Double(t[..<end]) else { return nil }
+        return (v, asciiUnits(String(t[end...]).trimmingCharacters(in: .whitespaces)))
+    }
+
+    static func jeol(_ path: String, into info: inout TIFFVendorInfo) {
+        guard let d = FileManager.default.contents(atPath: path) else { return }
+        var pairs: [(String, String)] = []
+        for raw in String(decoding: d, as: UTF8.self).split(whereSeparator: \.isNewline) {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            guard line.hasPrefix("$") else { continue }
+            let parts = line.dropFirst().split(separator: " ", maxSplits: 1).map(String.init)
+            pairs.append((parts[0], parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""))
+        }
+        guard !pairs.isEmpty else { return }
+        func v(_ k: String) -> String? { pairs.first { $0.0 == k }?.1 }
+        info.flavours.append("JEOL SEM (\((path as NSString).lastPathComponent))")
+        info.original.append(("jeol_sem", .object(pairs.map { ($0.0, .string($0.1)) })))
+        if let bar = v("SM_MICRON_BAR").flatMap({ Double($0) }), bar > 0, let (len, u) = v("SM_MICRON_MARKER").flatMap(lengthWithUnit), len > 0, !u.isEmpty {
+            info.calibration = ImageCalibration(xScale: len / bar, yScale: len / bar, xUnits: u, yUnits: u,
+                                                source: "JEOL SM_MICRON_MARKER / SM_MICRON_BAR")
+        }
+        if let kv = v("CM_ACCEL_VOLT").flatMap({ Double($0) }) ?? v("CM_ACCEL_VOLTAGE").flatMap({ Double($0) }) { info.metadata.beamEnergy = Quantity(kv, "kV") }
+        if let m = v("CM_MAG").flatMap({ Double($0) }) { info.metadata.magnification = m }
+        if let i = v("CM_INSTRUMENT") { info.metadata.instrumentModel = i }
+        if let wd = v("SM_WD") { info.metadata.extra["working_distance"] = wd + " mm" }
+        if let det = v("CM_SIGNAL") { info.metadata.detectorName = det }
+        info.metadata.instrumentVendor = "JEOL"
+        info.metadata.derived.insert("instrument_vendor")
     }
 
     // MARK: ImageJ ImageDescription
