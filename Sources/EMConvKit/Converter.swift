@@ -113,7 +113,11 @@ public enum Converter {
         if outputIsDirectory && !(writer.writesDirectory && options.overwrite) {
             throw EMError(.outputExists, file: output, "output is a directory")
         }
+        if outputIsDirectory, let why = OutputSafety.replaceRefusal(ofFolder: output) {
+            throw EMError(.outputExists, file: output, "not replaced: \(why)")
+        }
         let file = try Catalog.open(input, options: options.read)
+        try OutputSafety.refuseReplacingInputs(output: output, inputs: file.files + [input])
         var warnings = unusedOptions(options, reader: Catalog.readers.first { $0.reader.descriptor.name == file.format }?.reader.descriptor
                                      ?? FormatDescriptor(name: file.format, longName: file.format, extensions: [], reads: true, writes: false),
                                      writer: writer.descriptor)
@@ -131,10 +135,11 @@ public enum Converter {
 
         let dir = (output as NSString).deletingLastPathComponent
         let base = (output as NSString).lastPathComponent
-        let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(base).tmp-emconv-\(getpid())"
+        let tmp = OutputSafety.temporaryName(for: output)
         if !dir.isEmpty, !fm.fileExists(atPath: dir) {
             throw EMError(.writeError, file: output, "the output directory does not exist")
         }
+        warnings += OutputSafety.removeStaleTemporaries(for: [output]).map { "removed stale partial output \($0) of an interrupted conversion" }
         OutputTree.remove(tmp)
         let token = ActiveWork.shared.beginOutput(tmp)
         defer { token.end() }
@@ -154,15 +159,15 @@ public enum Converter {
                 }
                 old = aside
             }
-            if rename(tmp, output) != 0 {
-                let e = String(cString: strerror(errno))
+            do { try OutputSafety.moveIntoPlace(tmp, output, replace: options.overwrite) } catch {
                 if let old { rename(old, output) }
-                throw EMError(.writeError, file: output, "cannot move the finished output into place: \(e)")
+                throw error
             }
             if let old { OutputTree.remove(old) }
         } catch {
+            let restated = OutputSafety.restate(error, tmp: tmp, output: output)
             OutputTree.remove(tmp)
-            throw error
+            throw restated
         }
         let outSize = OutputTree.size(output)
         let outHash = options.outputChecksum ? try OutputTree.sha256(output) : ""

@@ -11,6 +11,9 @@ public enum HDF5 {
     public static let zstdFilterID: H5Z_filter_t = 32015
 
     private static let setup: Void = {
+        // No HDF5 teardown at exit: after a failed write (disk full) HDF5 1.10 crashes closing
+        // the half-closed file's objects there. emconv closes every file it opens itself.
+        H5dont_atexit()
         H5open()
         emc_silence_errors()
         registerZstdFilter()
@@ -31,6 +34,7 @@ public enum HDF5 {
     }
 
     public static var libraryVersion: String {
+        initialize()
         var maj: UInt32 = 0, min: UInt32 = 0, rel: UInt32 = 0
         H5get_libversion(&maj, &min, &rel)
         return "\(maj).\(min).\(rel)"

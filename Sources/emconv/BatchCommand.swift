@@ -32,11 +32,14 @@ struct Batch: ParsableCommand {
     @Argument(help: "Directories, files, or @list.txt (one path per line).")
     var inputs: [String] = []
 
-    @Option(name: .shortAndLong, help: "Output directory.")
+    @Option(name: .shortAndLong, help: "Output directory (optional with --from-manifest: the plan records it).")
     var output: String?
 
     @Flag(name: .shortAndLong, help: "Walk directories recursively.")
     var recursive = false
+
+    @Flag(name: .long, help: "Follow symbolic links that lead out of an input folder (default: skipped, with the reason in the plan).")
+    var followSymlinks = false
 
     @Option(name: .long, help: ArgumentHelp("Only files matching this glob (path relative to its input, or name). Repeatable.", valueName: "glob"))
     var include: [String] = []
@@ -112,7 +115,7 @@ struct Batch: ParsableCommand {
 
     func validate() throws {
         if summary != nil { return }
-        guard output != nil else { throw ValidationError("batch needs -o OUTDIR") }
+        guard output != nil || fromManifest != nil else { throw ValidationError("batch needs -o OUTDIR") }
         if fromManifest == nil && inputs.isEmpty { throw ValidationError("give input directories/files or --from-manifest") }
         if fromManifest != nil && !inputs.isEmpty { throw ValidationError("--from-manifest takes no other inputs") }
         guard OutputLayout(rawValue: layout) != nil else { throw ValidationError("--layout takes mirror or flat") }
@@ -134,17 +137,20 @@ struct Batch: ParsableCommand {
 
     func run() throws {
         if let summary { return try printSummary(summary) }
-        let outDir = output!
         let format = conversion.format ?? "nexus"
         guard let writer = Catalog.writer(named: format) else { throw EMError(.usage, "unknown output format '\(format)' (see 'emconv formats')") }
         let fa = try formatArguments()
         var items: [BatchItem]
         var skipped: [SkippedFile] = []
+        let outDir: String
         if let fromManifest {
             items = try Manifest.read(fromManifest)
+            outDir = try Manifest.confine(items, to: output, manifest: fromManifest)
         } else {
+            outDir = output!
             var planner = BatchPlanner(outputDirectory: outDir, outputExtension: writer.descriptor.extensions.first ?? format)
             planner.recursive = recursive
+            planner.followSymlinks = followSymlinks
             planner.include = include
             planner.exclude = exclude
             planner.layout = OutputLayout(rawValue: layout)!
@@ -156,7 +162,7 @@ struct Batch: ParsableCommand {
             // Absolute paths: array tasks may start in another directory.
             let cwd = FileManager.default.currentDirectoryPath
             let abs = { (p: String) -> String in p.hasPrefix("/") ? p : ((cwd as NSString).appendingPathComponent(p) as NSString).standardizingPath }
-            items = items.map { var i = $0; i.input = abs(i.input); i.output = abs(i.output); i.companions = i.companions.map(abs); return i }
+            items = items.map { var i = $0; i.input = abs(i.input); i.output = abs(i.output); i.companions = i.companions.map(abs); i.outputRoot = abs(outDir); return i }
             try Manifest.write(items, to: manifest)
             FileHandle.standardError.write(Data("emconv: wrote plan of \(items.count) items to \(manifest) (\(skipped.count) files skipped)\n".utf8))
             for s in skipped { FileHandle.standardError.write(Data("  skipped \(s.path): \(s.reason)\n".utf8)) }
@@ -213,7 +219,7 @@ struct Batch: ParsableCommand {
         cfg.failFast = failFast
         cfg.progress = ProgressMode(rawValue: progress)!
         cfg.shard = shardSpec
-        for r in BatchRunner.removeStaleTemporaries(for: items) {
+        for r in OutputSafety.removeStaleTemporaries(for: items.map(\.output)) {
             FileHandle.standardError.write(Data("emconv: removed stale partial output \(r)\n".utf8))
         }
         let writerReport = try reportPath.map { try ReportWriter(path: $0) }

@@ -1,6 +1,9 @@
 import ArgumentParser
 import EMConvKit
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct EMConv: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,13 +31,22 @@ struct EMConv: ParsableCommand {
     )
 }
 
+/// Ends the process without the C libraries' exit-time teardown: OpenSSL's and HDF5's cleanup
+/// would run while background threads (the input checksum, a failed writer's objects) still use
+/// them, and crash (a second, false "file is damaged" line from the fault handler).
+func finish(_ code: Int32) -> Never {
+    fflush(nil)
+    _exit(code)
+}
+
 /// Errors of emconv itself print one line and exit with their code (README documents the codes);
 /// everything the argument parser raises (help requests, usage errors) is its own to print.
 func exitWith(_ error: Error, arguments: [String] = []) -> Never {
     if let e = error as? EMError {
         FileHandle.standardError.write(Data("emconv: error: \(e.description)\n".utf8))
-        exit(e.code.exitCode)
+        finish(e.code.exitCode)
     }
+    if let e = error as? ExitCode { finish(e.rawValue) }
     let code = EMConv.exitCode(for: error)
     // Help and version requests travel as errors: the parser prints them and exits 0.
     if code == .success || error is ExitCode { EMConv.exit(withError: error) }
@@ -47,6 +59,9 @@ func exitWith(_ error: Error, arguments: [String] = []) -> Never {
 }
 
 ActiveWork.installFaultHandlers()
+// A file size limit (ulimit -f) makes writes fail with EFBIG, reported like a full disk,
+// instead of killing the process with SIGXFSZ and leaving the partial output.
+signal(SIGXFSZ, SIG_IGN)
 Watchdog.enable()
 let arguments: [String]
 switch FormatArguments.current {
@@ -63,3 +78,4 @@ do {
 } catch {
     exitWith(error, arguments: arguments)
 }
+finish(0)

@@ -14,11 +14,17 @@ public struct BatchItem: Equatable, Sendable {
     public var format: String
     public var output: String
     public var estimatedBytes: Int64
+    /// The output folder (`-o`) the plan was made for; every output lies inside it. Recorded in
+    /// manifests so that `--from-manifest` runs without `-o` stay confined to it.
+    public var outputRoot: String?
 
     public var json: MetaValue {
-        .object([("index", .int(Int64(index))), ("input", .string(input)), ("size", .int(size)), ("mtime", .double(mtime)),
-                 ("format", .string(format)), ("output", .string(output)), ("estimated_bytes", .int(estimatedBytes)),
-                 ("companions", .array(companions.map { .string($0) }))])
+        var fields: [(String, MetaValue)] = [
+            ("index", .int(Int64(index))), ("input", .string(input)), ("size", .int(size)), ("mtime", .double(mtime)),
+            ("format", .string(format)), ("output", .string(output)), ("estimated_bytes", .int(estimatedBytes)),
+            ("companions", .array(companions.map { .string($0) }))]
+        if let outputRoot { fields.append(("output_root", .string(outputRoot))) }
+        return .object(fields)
     }
 
     public init(json v: MetaValue, file: String, line: Int) throws {
@@ -34,9 +40,12 @@ public struct BatchItem: Equatable, Sendable {
         mtime = v["mtime"]?.doubleValue ?? 0
         estimatedBytes = Int64(v["estimated_bytes"]?.intValue ?? 0)
         if case let .array(c)? = v["companions"] { companions = c.compactMap(\.stringValue) } else { companions = [] }
+        outputRoot = v["output_root"]?.stringValue
     }
 
-    public init(index: Int, input: String, companions: [String], size: Int64, mtime: Double, format: String, output: String, estimatedBytes: Int64) {
+    public init(index: Int, input: String, companions: [String], size: Int64, mtime: Double, format: String, output: String, estimatedBytes: Int64,
+                outputRoot: String? = nil) {
+        self.outputRoot = outputRoot
         self.index = index
         self.input = input
         self.companions = companions
@@ -73,6 +82,8 @@ public struct BatchPlanner {
     /// `{relpath}`, `{stem}`, `{name}`, `{ext}` (output extension), `{format}`, `{index}`.
     public var nameTemplate: String?
     public var outputExtension: String
+    /// Follow symbolic links that lead out of an input folder (never in circles).
+    public var followSymlinks = false
     public var readOptions = ReadOptions()
 
     public init(outputDirectory: String, outputExtension: String) {
@@ -106,9 +117,15 @@ public struct BatchPlanner {
         fnmatch(pattern, path, 0) == 0 || fnmatch(pattern, (path as NSString).lastPathComponent, 0) == 0
     }
 
-    /// Expands inputs (directories, files, `@list.txt`) to (file, root it was found under).
-    func expand(_ inputs: [String]) throws -> [(String, String)] {
-        var out: [(String, String)] = []
+    /// Expands inputs (directories, files, `@list.txt`) to (file, root it was found under), and
+    /// the files not taken with why. A folder is walked without leaving it: a symbolic link out
+    /// of the input folder is followed only with ``followSymlinks``; a link to a folder inside
+    /// it is not followed (its files are found under their own path); folders are recognized by
+    /// device and inode, so no link or mount makes the walk go round in circles. Two names of
+    /// one file (a link beside its target) give one item.
+    func expand(_ inputs: [String]) throws -> (files: [(String, String)], skipped: [SkippedFile]) {
+        var out: [(path: String, root: String, id: OutputSafety.FileID?, link: Bool)] = []
+        var skipped: [SkippedFile] = []
         let fm = FileManager.default
         for raw in inputs {
             if raw.hasPrefix("@") {
@@ -117,36 +134,79 @@ public struct BatchPlanner {
                     throw EMError(.missingInput, file: listPath, "cannot read the input list")
                 }
                 let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-                out += try expand(lines.filter { !$0.isEmpty && !$0.hasPrefix("#") })
+                let (f, s) = try expand(lines.filter { !$0.isEmpty && !$0.hasPrefix("#") })
+                out += f.map { ($0.0, $0.1, OutputSafety.fileID($0.0), false) }
+                skipped += s
                 continue
             }
-            var isDir: ObjCBool = false
-            guard fm.fileExists(atPath: raw, isDirectory: &isDir) else { throw EMError(.missingInput, file: raw, "no such file or directory") }
-            let root = isDir.boolValue ? (raw.hasSuffix("/") && raw.count > 1 ? String(raw.dropLast()) : raw) : (raw as NSString).deletingLastPathComponent
-            if !isDir.boolValue { out.append((raw, root)); continue }
+            var st = stat()
+            guard stat(raw, &st) == 0 else { throw EMError(.missingInput, file: raw, "no such file or directory") }
+            let isDir = (st.st_mode & S_IFMT) == S_IFDIR
+            let root = isDir ? (raw.hasSuffix("/") && raw.count > 1 ? String(raw.dropLast()) : raw) : (raw as NSString).deletingLastPathComponent
+            if !isDir { out.append((raw, root, OutputSafety.fileID(raw), false)); continue }
+            let realRoot = OutputSafety.realPath(root) ?? root
+            let inside = { (p: String) -> Bool in p == realRoot || p.hasPrefix(realRoot == "/" ? "/" : realRoot + "/") }
+            var walked: Set<OutputSafety.FileID> = [OutputSafety.FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))]
             var stack = [root]
             while let dir = stack.popLast() {
                 guard let names = try? fm.contentsOfDirectory(atPath: dir) else { continue }
-                for n in names {
+                for n in names.sorted(by: BatchPlanner.naturalLess) {
                     let p = (dir as NSString).appendingPathComponent(n)
-                    var d: ObjCBool = false
-                    guard fm.fileExists(atPath: p, isDirectory: &d) else { continue }
-                    if d.boolValue {
-                        if recursive && !n.hasPrefix(".") { stack.append(p) }
-                    } else {
-                        out.append((p, root))
+                    var ls = stat()
+                    guard lstat(p, &ls) == 0 else { continue }
+                    let isLink = (ls.st_mode & S_IFMT) == S_IFLNK
+                    var ts = ls
+                    if isLink && stat(p, &ts) != 0 { skipped.append(SkippedFile(path: p, reason: "broken symbolic link")); continue }
+                    let id = OutputSafety.FileID(device: UInt64(ts.st_dev), inode: UInt64(ts.st_ino))
+                    let target = isLink ? (OutputSafety.realPath(p) ?? p) : p
+                    switch ts.st_mode & S_IFMT {
+                    case S_IFDIR:
+                        guard recursive && !n.hasPrefix(".") else { continue }
+                        if isLink && !followSymlinks {
+                            skipped.append(SkippedFile(path: p, reason: inside(target)
+                                ? "symbolic link to a folder inside the input (\(target)): not followed, its files are taken under their own path"
+                                : "symbolic link to a folder outside the input (\(target)): not followed (use --follow-symlinks)"))
+                        } else if walked.insert(id).inserted {
+                            stack.append(p)
+                        } else {
+                            skipped.append(SkippedFile(path: p, reason: "folder already walked (\(target)): not walked again (a link or mount in a circle)"))
+                        }
+                    case S_IFREG:
+                        if isLink && !followSymlinks && !inside(target) {
+                            skipped.append(SkippedFile(path: p, reason: "symbolic link to a file outside the input (\(target)): not followed (use --follow-symlinks)"))
+                        } else {
+                            out.append((p, root, id, isLink))
+                        }
+                    default:
+                        skipped.append(SkippedFile(path: p, reason: "not a regular file"))
                     }
                 }
             }
         }
         var seen = Set<String>()
-        return out.filter { seen.insert(($0.0 as NSString).standardizingPath).inserted }
-            .sorted { BatchPlanner.naturalLess($0.0, $1.0) }
+        out = out.filter { seen.insert(($0.path as NSString).standardizingPath).inserted }
+            .sorted { BatchPlanner.naturalLess($0.path, $1.path) }
+        // One item per file: a real name wins over a link to it, else the first name.
+        var first: [OutputSafety.FileID: Int] = [:]
+        for (i, f) in out.enumerated() {
+            guard let id = f.id else { continue }
+            if let j = first[id] { if out[j].link && !f.link { first[id] = i } } else { first[id] = i }
+        }
+        var files: [(String, String)] = []
+        for (i, f) in out.enumerated() {
+            if let id = f.id, let j = first[id], j != i {
+                skipped.append(SkippedFile(path: f.path, reason: "same file as \(out[j].path)"))
+            } else {
+                files.append((f.path, f.root))
+            }
+        }
+        return (files, skipped)
     }
 
     public func plan(_ inputs: [String]) throws -> (items: [BatchItem], skipped: [SkippedFile]) {
-        let files = try expand(inputs)
-        var skipped: [SkippedFile] = []
+        var (files, skipped) = try expand(inputs)
+        // A file whose companion is a link this walk did not follow is not converted either.
+        let unfollowed = Set(skipped.filter { $0.reason.hasPrefix("symbolic link") }.map { ($0.path as NSString).standardizingPath })
         var candidates: [(path: String, root: String, reader: FormatReader.Type, companions: [String])] = []
         // Filters apply after naming: output names (and {index}) depend only on the input tree,
         // so a resume with other --include/--exclude patterns finds the same outputs.
@@ -162,6 +222,10 @@ public struct BatchPlanner {
                     throw try Catalog.unclaimed(path, declined: [])
                 }
                 let comps = r.companions(of: path).map { ($0 as NSString).standardizingPath }.filter { $0 != (path as NSString).standardizingPath }
+                if let c = comps.first(where: unfollowed.contains) {
+                    skipped.append(SkippedFile(path: path, reason: "its companion \(c) is a symbolic link that is not followed"))
+                    continue
+                }
                 candidates.append((path, root, r, comps))
             } catch let e as EMError {
                 skipped.append(SkippedFile(path: path, reason: filteredOut[path] ?? e.message))
@@ -184,17 +248,17 @@ public struct BatchPlanner {
         }
         // Outputs: with the default naming, inputs that share a stem in one folder (x.dm3, x.dm4)
         // keep their extension in the output name (x.dm3.nxs); an explicit --name must be unique.
-        var outs = primaries.map { outputPath(for: $0.path, root: $0.root, format: $0.reader.descriptor.name, index: 0, keepExtension: false) }
+        var outs = try primaries.map { try outputPath(for: $0.path, root: $0.root, format: $0.reader.descriptor.name, index: 0, keepExtension: false) }
         if nameTemplate == nil {
             let counts = Dictionary(outs.map { ($0, 1) }, uniquingKeysWith: +)
             for i in outs.indices where counts[outs[i]]! > 1 {
-                outs[i] = outputPath(for: primaries[i].path, root: primaries[i].root, format: primaries[i].reader.descriptor.name, index: i, keepExtension: true)
+                outs[i] = try outputPath(for: primaries[i].path, root: primaries[i].root, format: primaries[i].reader.descriptor.name, index: i, keepExtension: true)
             }
         }
         var outputs: [String: String] = [:]
         for (i, c) in primaries.enumerated() {
             var out = outs[i]
-            if nameTemplate != nil { out = outputPath(for: c.path, root: c.root, format: c.reader.descriptor.name, index: i, keepExtension: false) }
+            if nameTemplate != nil { out = try outputPath(for: c.path, root: c.root, format: c.reader.descriptor.name, index: i, keepExtension: false) }
             if let other = outputs[out] {
                 throw EMError(.usage, file: c.path, "maps to the same output as \(other): \(out) (use --layout mirror or --name with {relpath} or {name})")
             }
@@ -208,7 +272,8 @@ public struct BatchPlanner {
             let mtime = (attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
             let compSizes = c.companions.compactMap { (try? fm.attributesOfItem(atPath: $0)[.size] as? NSNumber)?.int64Value }.reduce(0, +)
             items.append(BatchItem(index: items.count, input: c.path, companions: c.companions.filter { fm.fileExists(atPath: $0) },
-                                   size: size, mtime: mtime, format: c.reader.descriptor.name, output: out, estimatedBytes: size + compSizes))
+                                   size: size, mtime: mtime, format: c.reader.descriptor.name, output: out, estimatedBytes: size + compSizes,
+                                   outputRoot: outputDirectory))
         }
         // Companions that are not readable formats themselves (.hdr, EMPAD .raw) were skipped
         // above as unrecognized: report them as companions instead.
@@ -230,7 +295,8 @@ public struct BatchPlanner {
         return (path as NSString).lastPathComponent
     }
 
-    func outputPath(for path: String, root: String, format: String, index: Int, keepExtension: Bool) -> String {
+    /// The output of `path`: inside ``outputDirectory`` or a usage error naming the input.
+    func outputPath(for path: String, root: String, format: String, index: Int, keepExtension: Bool) throws -> String {
         let rel = relative(path, to: root)
         let relDir = (rel as NSString).deletingLastPathComponent
         let name = (rel as NSString).lastPathComponent
@@ -240,7 +306,11 @@ public struct BatchPlanner {
         s = s.replacingOccurrences(of: "{stem}", with: stem).replacingOccurrences(of: "{name}", with: name)
         s = s.replacingOccurrences(of: "{ext}", with: outputExtension).replacingOccurrences(of: "{format}", with: format)
         s = s.replacingOccurrences(of: "{index}", with: String(index))
-        return ((outputDirectory as NSString).appendingPathComponent(s) as NSString).standardizingPath
+        let joined = (outputDirectory as NSString).appendingPathComponent(s)
+        if let why = OutputSafety.escape(of: joined, from: outputDirectory) {
+            throw EMError(.usage, file: path, "its output \(joined) \(why) (check --name)")
+        }
+        return (joined as NSString).standardizingPath
     }
 }
 
@@ -284,8 +354,36 @@ public struct Shard: Equatable, Sendable, CustomStringConvertible {
 
 /// Plan files (JSON lines, one item per line).
 public enum Manifest {
+    /// The output folder a manifest's items are confined to: `-o` when given, else the folder
+    /// the manifest records (`output_root`, written by `--manifest`). Every item's output must
+    /// lie inside it, or the manifest is refused naming the item.
+    public static func confine(_ items: [BatchItem], to output: String?, manifest: String) throws -> String {
+        let root: String
+        if let output {
+            root = output
+        } else if items.isEmpty {
+            root = (manifest as NSString).deletingLastPathComponent
+        } else {
+            let roots = Set(items.map(\.outputRoot))
+            guard roots.count == 1, let r = roots.first!, !r.isEmpty else {
+                throw EMError(.usage, file: manifest, roots.contains(nil)
+                    ? "the plan does not record its output folder (output_root); give -o OUTDIR"
+                    : "the plan's items name different output folders (output_root); give -o OUTDIR")
+            }
+            root = r
+        }
+        for it in items {
+            if let why = OutputSafety.escape(of: it.output, from: root) {
+                throw EMError(.badInput, file: manifest, at: "item \(it.index)", "the output \(it.output) \(why)")
+            }
+        }
+        return root
+    }
+
     public static func write(_ items: [BatchItem], to path: String) throws {
         let text = items.map { $0.json.json() }.joined(separator: "\n") + (items.isEmpty ? "" : "\n")
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
             throw EMError(.writeError, file: path, "cannot write the manifest")
         }

@@ -155,25 +155,6 @@ public final class BatchRunner: @unchecked Sendable {
         self.report = report
     }
 
-    /// Removes temporary outputs left by conversions that no longer run (e.g. after kill -9).
-    public static func removeStaleTemporaries(for items: [BatchItem]) -> [String] {
-        var removed: [String] = []
-        var dirs: [String: Set<String>] = [:]
-        for it in items { dirs[(it.output as NSString).deletingLastPathComponent, default: []].insert((it.output as NSString).lastPathComponent) }
-        for (dir, names) in dirs {
-            guard let entries = try? FileManager.default.contentsOfDirectory(atPath: dir.isEmpty ? "." : dir) else { continue }
-            for e in entries where e.hasPrefix(".") && e.contains(".tmp-emconv-") {
-                let parts = e.components(separatedBy: ".tmp-emconv-")
-                guard parts.count == 2, names.contains(String(parts[0].dropFirst())), let pid = Int32(parts[1]) else { continue }
-                if kill(pid, 0) != 0 && errno == ESRCH {
-                    let p = (dir as NSString).appendingPathComponent(e)
-                    if (try? FileManager.default.removeItem(atPath: p)) != nil { removed.append(p) }
-                }
-            }
-        }
-        return removed
-    }
-
     public func run(_ items: [BatchItem]) -> [BatchEntry] {
         pending = items.reversed()
         total = items.count
