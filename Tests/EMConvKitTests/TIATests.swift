@@ -308,6 +308,8 @@ final class TIATests: TempDirectoryTestCase {
                         refused += 1
                         XCTAssertTrue([.badInput, .unsupported, .missingInput].contains(e.code), "\(victim) variant \(k): \(e)")
                         XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(victim) variant \(k): output left behind")
+                        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: d)), Set(files.map { ($0 as NSString).lastPathComponent }),
+                                       "\(victim) variant \(k): no temporary left behind")
                     }
                     try FileManager.default.removeItem(atPath: d)
                 }

@@ -293,6 +293,7 @@ final class TIFFReadTests: TempDirectoryTestCase {
                     XCTAssertTrue([.badInput, .unsupported].contains(e.code), "\(input) variant \(k): \(e)")
                     XCTAssertFalse(e.description.contains("\n"))
                     XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(input) variant \(k): output left behind")
+                    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: d), [(input as NSString).lastPathComponent], "\(input) variant \(k): no temporary left behind")
                 }
                 try FileManager.default.removeItem(atPath: d)
             }
