@@ -43,6 +43,8 @@ let package = Package(
         .target(name: "FormatDM", dependencies: [core], path: "Sources/Formats/DM", exclude: ["FORMAT.md"]),
         .target(name: "FormatRaw", dependencies: [core], path: "Sources/Formats/Raw", exclude: ["FORMAT.md"]),
         .target(name: "FormatEMD", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/EMD", exclude: ["FORMAT.md"]),
+        .target(name: "FormatTIA", dependencies: [core], path: "Sources/Formats/TIA", exclude: ["FORMAT.md"]),
+        .target(name: "FormatTIFFRead", dependencies: [core, "CTIFF"], path: "Sources/Formats/TIFF", exclude: ["FORMAT.md"]),
         .target(name: "FormatNeXus", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/NeXus", exclude: ["FORMAT.md"]),
 
         .target(name: "WriterZspy", dependencies: [core], path: "Sources/Writers/Zspy", exclude: ["FORMAT.md"]),
@@ -50,12 +52,12 @@ let package = Package(
 
         .target(name: "EMConvKit", dependencies: [
             core, hdf5, "FormatMIB", "FormatEMPAD", "FormatDM", "FormatRaw", "FormatEMD", "FormatNeXus",
-            "WriterZspy", "WriterTIFF",
+            "FormatTIA", "FormatTIFFRead", "WriterZspy", "WriterTIFF",
         ], exclude: ["Validate/FORMAT.md"]),
         .executableTarget(name: "emconv", dependencies: [
             "EMConvKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .target(name: "EMConvTestSupport", dependencies: ["EMConvKit"]),
+        .target(name: "EMConvTestSupport", dependencies: ["EMConvKit", "CTIFF"]),
         .executableTarget(name: "emconv-fixtures", dependencies: ["EMConvTestSupport"]),
         .executableTarget(name: "emconv-dmgen", dependencies: ["EMConvTestSupport"]),
         .testTarget(name: "EMConvKitTests", dependencies: [

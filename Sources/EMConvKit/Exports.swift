@@ -7,5 +7,7 @@
 @_exported import FormatRaw
 @_exported import FormatEMD
 @_exported import FormatNeXus
+@_exported import FormatTIA
+@_exported import FormatTIFFRead
 @_exported import WriterZspy
 @_exported import WriterTIFF

@@ -25,7 +25,9 @@ public enum SharedTestData {
     /// Reference JSON of a case: `id` is the primary file's path below testdata (`mib/x.mib`).
     public static func reference(_ id: String) throws -> MetaValue {
         guard let root else { throw EMError(.missingInput, "shared testdata not found") }
-        let path = root + "/reference/" + id.replacingOccurrences(of: "/", with: "__") + ".json"
+        var path = root + "/reference/" + id.replacingOccurrences(of: "/", with: "__") + ".json"
+        // Ids with spaces ("03_Scanning Preview.emi") have references named with '_' instead.
+        if !FileManager.default.fileExists(atPath: path) { path = path.replacingOccurrences(of: " ", with: "_") }
         let text = try String(contentsOfFile: path, encoding: .utf8)
         return try MetaValue.parseJSON(text)
     }

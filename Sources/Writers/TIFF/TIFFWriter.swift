@@ -251,6 +251,14 @@ public enum TIFFWriter: FormatWriter {
             if y.offset != 0 { lines.append("yorigin=\(fmtIJ(-y.offset / y.scale))") }
         }
         lines.append("loop=false")
+        // Every axis as emconv had it (ImageJ ignores unknown keys; emconv's TIFF reader restores
+        // names, units and calibrations that ImageJ's keys cannot hold).
+        let axes: [MetaValue] = ds.axes.map { a in
+            .object([("name", .string(a.name)), ("size", .int(Int64(a.size))), ("units", .string(a.units)),
+                     ("offset", .double(a.offset)), ("scale", .double(a.scale)), ("role", .string(a.role.rawValue)),
+                     ("long_name", a.longName.map { .string($0) } ?? .null)])
+        }
+        lines.append("emconv_axes=" + MetaValue.array(axes).json())
         return lines.joined(separator: "\n") + "\n"
     }
 
