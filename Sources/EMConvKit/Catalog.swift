@@ -18,6 +18,7 @@ public enum Catalog {
         CatalogEntry(reader: EMPADReader.self, why: "an .xml with EMPAD elements; before nothing else that reads XML"),
         CatalogEntry(reader: EMDReader.self, why: "HDF5 with Velox /Version or EMD version_major/emd_group_type attributes"),
         CatalogEntry(reader: NeXusReader.self, why: "HDF5 with an NXentry holding NXdata; after EMD, whose files may also carry NX classes"),
+        CatalogEntry(reader: MRCReader.self, why: "weak signature ('MAP ' at byte 208, absent before MRC2014; else header sanity + extension): after every reader with a magic at a fixed place, before Raw"),
         CatalogEntry(reader: RawReader.self, why: "last: any bytes with a JSON descriptor or --raw-* options"),
     ]
 

@@ -7,5 +7,6 @@
 @_exported import FormatRaw
 @_exported import FormatEMD
 @_exported import FormatNeXus
+@_exported import FormatMRC
 @_exported import WriterZspy
 @_exported import WriterTIFF
