@@ -42,6 +42,8 @@ run "$VENV/bin/python" tests/interop/check_nexus.py --emconv "$BIN" --testdata .
 # Differential check of 'emconv validate --profile nxem' against pynxtools (NXem).
 run "$VENV/bin/python" tests/interop/check_validate.py --emconv "$BIN" --testdata ../shared/testdata
 run "$VENV/bin/python" tests/interop/check_writers.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
+# MRC cases (issue 12): NeXus and zspy outputs loaded by HyperSpy against the references.
+run "$VENV/bin/python" tests/interop/check_mrc.py --emconv "$BIN" --testdata ../shared/testdata
 # DM files written by the test-support DMWriter must read correctly in RosettaSciIO.
 DMDIR=$(mktemp -d)
 "$DMGEN" "$DMDIR" interop >/dev/null
