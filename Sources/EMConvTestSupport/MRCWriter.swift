@@ -208,3 +208,80 @@ public enum MRCWriter {
         }
     }
 }
+
+/// Streams a large 4D-STEM MRC (Velox-export style: mode 6, one FEI2 record whose scan size
+/// gives the scan shape) in bounded memory: per frame a bright disc that shifts and dims with
+/// the scan position, and sparse single counts elsewhere.
+public enum MRCBenchWriter {
+    public struct Report: Sendable {
+        public var path: String
+        public var bytes: Int64
+        public var frames: Int
+        public var seconds: Double
+    }
+
+    public static func write(path: String, scanY: Int, scanX: Int, det: Int = 256, discRadius: Int = 25,
+                             seed: UInt64 = 2024, progress: ((Int, Int) -> Void)? = nil) throws -> Report {
+        guard scanX > 0, scanY > 0, det > 2 * discRadius + 8 else { throw EMError(.usage, at: "--scan", "scan shape and detector size must be positive") }
+        let start = Date()
+        var spec = MRCSpec(nx: det, ny: det, nz: scanX * scanY, mode: 6)
+        spec.extended = .fei(version: 2, records: 1)
+        spec.feiScan = (scanY, scanX)
+        spec.feiPixelSize = 1e-9
+        let head = MRCWriter.header(spec) + MRCWriter.extendedHeader(spec)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw EMError(.writeError, file: path, "cannot create (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
+        func put(_ p: UnsafeRawPointer, _ n: Int) throws {
+            var off = 0
+            while off < n {
+                let w = posixWrite(fd, p + off, n - off)
+                if w < 0 {
+                    if errno == EINTR { continue }
+                    throw EMError(.writeError, file: path, "write failed (\(String(cString: strerror(errno))))")
+                }
+                off += w
+            }
+        }
+        try head.withUnsafeBytes { try put($0.baseAddress!, $0.count) }
+        var disc: [(Int, Int)] = []
+        for dy in -discRadius...discRadius {
+            for dx in -discRadius...discRadius where dy * dy + dx * dx <= discRadius * discRadius { disc.append((dy, dx)) }
+        }
+        let frameBytes = det * det * 2
+        let batch = max(1, (8 << 20) / frameBytes)
+        var buf = [UInt16](repeating: 0, count: batch * det * det)
+        var rng = SplitMix64(seed: seed)
+        let frames = scanX * scanY
+        var f = 0
+        var written = Int64(head.count)
+        while f < frames {
+            let n = min(batch, frames - f)
+            buf.withUnsafeMutableBufferPointer { px in
+                for k in 0..<n {
+                    let frame = f + k, base = k * det * det
+                    for i in 0..<(det * det) { px[base + i] = 0 }
+                    let sy = frame / scanX, sx = frame % scanX
+                    let cy = det / 2 + (sx / 5) % 5 - 2, cx = det / 2 + (sy / 6) % 5 - 2
+                    let scale = UInt64(160 + 96 * sin(Double(sy) * 0.11 + Double(sx) * 0.07))
+                    for (dy, dx) in disc {
+                        let r1 = rng.next(), r2 = rng.next()
+                        let counts = UInt64(r1.nonzeroBitCount + (r2 & (r2 >> 13)).nonzeroBitCount)
+                        px[base + (cy + dy) * det + cx + dx] = UInt16((counts * scale) >> 8).littleEndian
+                    }
+                    var i = Int(rng.next() % 100)
+                    while i < det * det {
+                        let r = rng.next()
+                        px[base + i] = UInt16(1 + (r >> 40) % 3).littleEndian
+                        i += 1 + Int(r % 199)
+                    }
+                }
+            }
+            try buf.withUnsafeBytes { try put($0.baseAddress!, n * frameBytes) }
+            written += Int64(n * frameBytes)
+            f += n
+            progress?(f, frames)
+        }
+        return Report(path: path, bytes: written, frames: frames, seconds: Date().timeIntervalSince(start))
+    }
+}
