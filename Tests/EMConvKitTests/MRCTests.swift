@@ -355,6 +355,29 @@ final class MRCTests: TempDirectoryTestCase {
         XCTAssertGreaterThan(failed, 0)
     }
 
+    func testFileShorterThanOneFrameGetsThePreciseError() throws {
+        let w = try write(MRCSpec(nx: 64, ny: 64, nz: 2, mode: 2), "short.mrc")
+        try Data(try Data(contentsOf: URL(fileURLWithPath: w.path)).prefix(1024 + 100)).write(to: URL(fileURLWithPath: w.path))
+        XCTAssertThrowsError(try Catalog.open(w.path)) { e in
+            XCTAssertEqual((e as? EMError)?.code, .badInput)
+            XCTAssertTrue("\(e)".contains("at offset 1024: file is truncated: one 64x64 mode 2 (float32) frame needs 16384 bytes"), "\(e)")
+        }
+    }
+
+    func testForeignOrBrokenInfoFilesAreNotUsed() throws {
+        let d = try dir("foreign")
+        let w = try MRCWriter.write(MRCSpec(nx: 4, ny: 4, nz: 2, mode: 1), to: d + "/run_01.mrc")
+        try "Operator = someone\nSample = x\n".write(toFile: d + "/run_info.txt", atomically: true, encoding: .utf8)
+        XCTAssertEqual(MRCReader.companions(of: w.path), [])
+        let f = try Catalog.open(w.path)
+        XCTAssertEqual(f.files, [w.path])
+        XCTAssertTrue(f.warnings.contains { $0.contains("run_info.txt has no Direct Electron keys") }, "\(f.warnings)")
+        try Data([0x43, 0x61, 0, 1, 2]).write(to: URL(fileURLWithPath: d + "/run_info.txt"))
+        let g = try Catalog.open(w.path)
+        XCTAssertEqual(try values(g.datasets[0]), w.expected)
+        XCTAssertTrue(g.warnings.contains { $0.contains("Direct Electron info not used") && $0.contains("NUL") }, "\(g.warnings)")
+    }
+
     func testCLIGivesOneLineAndNoOutputForATruncatedHeader() throws {
         var s = MRCSpec(nx: 8, ny: 8, nz: 2, mode: 2)
         s.extended = .fei(version: 2, records: 2)

@@ -55,6 +55,12 @@ struct DEInfo: Sendable {
         return DEInfo(path: path, entries: entries, unparsedLines: unparsed)
     }
 
+    /// At least one key only DE-Server writes (a stray `name_info.txt` of another program is not used).
+    var looksLikeDE: Bool {
+        let keys = ["Server Software Version", "Camera Model", "Scan - Enable", "Frames Per Second", "Autosave Movie Frames Written"]
+        return entries.contains { keys.contains($0.0) }
+    }
+
     var scanEnabled: Bool { self["Scan - Enable"] == "Enable" }
 
     /// Raster scans have a grid; other scan types (and random ROI subsampling) visit positions

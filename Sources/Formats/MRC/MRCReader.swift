@@ -22,10 +22,8 @@ public enum MRCReader: FormatReader {
     )
 
     public static func identify(_ probe: Probe) -> Identification {
+        // A plausible header is enough: a truncated file then gets open's precise error.
         guard probe.head.count >= MRCHeader.size, let h = MRCHeader.parse(probe.head) else { return .no }
-        // The data must fit in the file (a truncated file still identifies when one frame fits).
-        let need = h.dataOffset + Int64(h.frameBytesOnDisk)
-        guard need <= probe.size else { return .no }
         if h.hasMapTag { return .yes }
         return mrcExtensions.contains(probe.fileExtension) ? .maybe : .no
     }
@@ -34,7 +32,7 @@ public enum MRCReader: FormatReader {
         var out: [String] = []
         // The _info.txt is shared by the movie and the virtual/external images of one
         // acquisition; the movie (or the only MRC naming it) claims it.
-        if let info = DEInfo.find(for: path), isDEPrimary(path, info: info) {
+        if let info = DEInfo.find(for: path), (try? DEInfo.read(info))?.looksLikeDE == true, isDEPrimary(path, info: info) {
             out.append(info)
             if let c = DEScanCoordinates.find(for: path) { out.append(c) }
         }
@@ -106,13 +104,23 @@ public enum MRCReader: FormatReader {
         // Companions.
         var files = [path]
         var handles = [file]
-        let infoPath = DEInfo.find(for: path)
-        let info = try infoPath.map { try DEInfo.read($0) }
+        var info: DEInfo?
+        if let p = DEInfo.find(for: path) {
+            do {
+                let i = try DEInfo.read(p)
+                if i.looksLikeDE { info = i } else { warnings.append("\((p as NSString).lastPathComponent) has no Direct Electron keys: not used") }
+            } catch let e as EMError {
+                warnings.append("Direct Electron info not used: \(e.description)")
+            }
+        }
         if let info {
             files.append(info.path)
             if info.unparsedLines > 0 { warnings.append("\((info.path as NSString).lastPathComponent): \(info.unparsedLines) lines are not 'key = value' and were skipped") }
         }
-        let mdoc = try MDoc.find(for: path).map { try MDoc.read($0) }
+        var mdoc: MDoc?
+        if let p = MDoc.find(for: path) {
+            do { mdoc = try MDoc.read(p) } catch let e as EMError { warnings.append(".mdoc not used: \(e.description)") }
+        }
         if let mdoc { files.append(mdoc.path) }
 
         // Navigation.
