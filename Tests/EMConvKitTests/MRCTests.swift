@@ -224,6 +224,36 @@ final class MRCTests: TempDirectoryTestCase {
         XCTAssertTrue(g.warnings.contains { $0.contains("without a _scan_coordinates.csv") }, "\(g.warnings)")
     }
 
+    func testSerialEMMdocIsACompanionWithMetadataAndPixelSpacing() throws {
+        let d = try dir("serialem")
+        let w = try MRCWriter.write(MRCSpec(nx: 6, ny: 4, nz: 3, mode: 1), to: d + "/tilt.mrc")
+        try """
+        PixelSpacing = 2.5
+        Voltage = 300
+        ImageFile = tilt.mrc
+
+        [ZValue = 0]
+        TiltAngle = -60.0
+        Magnification = 42000
+        ExposureTime = 1.5
+
+        [ZValue = 1]
+        TiltAngle = -57.0
+        """.write(toFile: d + "/tilt.mrc.mdoc", atomically: true, encoding: .utf8)
+        XCTAssertEqual(MRCReader.companions(of: w.path), [d + "/tilt.mrc.mdoc"])
+        let f = try Catalog.open(w.path)
+        let ds = f.datasets[0]
+        XCTAssertEqual(f.files, [w.path, d + "/tilt.mrc.mdoc"])
+        XCTAssertEqual(ds.metadata.beamEnergy, Quantity(300_000, "V"))
+        XCTAssertEqual(ds.metadata.magnification, 42000)
+        XCTAssertEqual(ds.metadata.exposureTime, Quantity(1.5, "s"))
+        XCTAssertEqual(ds.axes[2].calibration, .uniform(offset: 0, scale: 0.25))
+        XCTAssertEqual(ds.axes[2].units, "nm")
+        guard case let .array(sections)? = f.original["mdoc"]?["sections"] else { return XCTFail("no mdoc sections") }
+        XCTAssertEqual(sections.count, 2)
+        XCTAssertEqual(sections[1]["TiltAngle"]?.stringValue, "-57.0")
+    }
+
     func testOlderFilesWithoutMAPAreRecognizedOnlyByExtension() throws {
         var s = MRCSpec(nx: 8, ny: 8, nz: 1, mode: 2)
         s.mapTag = false
