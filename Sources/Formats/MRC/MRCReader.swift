@@ -279,7 +279,6 @@ public enum MRCReader: FormatReader {
         }
         conventions["emconv_orientation"] = "on-disk order: x (columns) fastest, row 0 = first stored row (as RosettaSciIO and mrcfile)"
 
-        let frames = axes.dropLast(2).map(\.size).reduce(1, *)
         let source: FrameSource
         switch h.storage {
         case .plain:
@@ -317,7 +316,6 @@ public enum MRCReader: FormatReader {
         var datasets = [Dataset(name: dsName, title: (path as NSString).lastPathComponent, axes: axes, elementType: elementType,
                                 sourceByteOrder: h.byteOrder, frameRank: 2, quantity: "intensity", signalKind: kind, metadata: md,
                                 conventions: conventions, source: source)]
-        precondition(frames <= complete)
         if let c = coordinates {
             datasets.append(scanCoordinateDataset(c, pixel: deScanX.flatMap { x in deScanY.map { (x, $0) } }))
         }
