@@ -42,6 +42,7 @@ let package = Package(
         .target(name: "FormatEMPAD", dependencies: [core], path: "Sources/Formats/EMPAD", exclude: ["FORMAT.md"]),
         .target(name: "FormatDM", dependencies: [core], path: "Sources/Formats/DM", exclude: ["FORMAT.md"]),
         .target(name: "FormatRaw", dependencies: [core], path: "Sources/Formats/Raw", exclude: ["FORMAT.md"]),
+        .target(name: "FormatMRC", dependencies: [core], path: "Sources/Formats/MRC", exclude: ["FORMAT.md"]),
         .target(name: "FormatEMD", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/EMD", exclude: ["FORMAT.md"]),
         .target(name: "FormatTIA", dependencies: [core], path: "Sources/Formats/TIA", exclude: ["FORMAT.md"]),
         .target(name: "FormatTIFFRead", dependencies: [core, "CTIFF"], path: "Sources/Formats/TIFF", exclude: ["FORMAT.md"]),
@@ -52,7 +53,7 @@ let package = Package(
 
         .target(name: "EMConvKit", dependencies: [
             core, hdf5, "FormatMIB", "FormatEMPAD", "FormatDM", "FormatRaw", "FormatEMD", "FormatNeXus",
-            "FormatTIA", "FormatTIFFRead", "WriterZspy", "WriterTIFF",
+            "FormatTIA", "FormatMRC", "FormatTIFFRead", "WriterZspy", "WriterTIFF",
         ], exclude: ["Validate/FORMAT.md"]),
         .executableTarget(name: "emconv", dependencies: [
             "EMConvKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),

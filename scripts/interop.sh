@@ -44,6 +44,8 @@ run "$VENV/bin/python" tests/interop/check_validate.py --emconv "$BIN" --testdat
 run "$VENV/bin/python" tests/interop/check_writers.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
 # TIA (SER/EMI) and TIFF cases: NeXus and zspy outputs loaded in HyperSpy against the references.
 run "$VENV/bin/python" tests/interop/check_tia_tiff.py --emconv "$BIN" --testdata ../shared/testdata
+# MRC cases (issue 12): NeXus and zspy outputs loaded by HyperSpy against the references.
+run "$VENV/bin/python" tests/interop/check_mrc.py --emconv "$BIN" --testdata ../shared/testdata
 # DM files written by the test-support DMWriter must read correctly in RosettaSciIO.
 DMDIR=$(mktemp -d)
 "$DMGEN" "$DMDIR" interop >/dev/null

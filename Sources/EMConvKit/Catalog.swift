@@ -19,6 +19,7 @@ public enum Catalog {
         CatalogEntry(reader: EMDReader.self, why: "HDF5 with Velox /Version or EMD version_major/emd_group_type attributes"),
         CatalogEntry(reader: NeXusReader.self, why: "HDF5 with an NXentry holding NXdata; after EMD, whose files may also carry NX classes"),
         CatalogEntry(reader: TIAReader.self, why: "SER magic 49 49 97 01 or an .emi starting 'JK' 00 02"),
+        CatalogEntry(reader: MRCReader.self, why: "weak signature ('MAP ' at byte 208, absent before MRC2014; else header sanity + extension): after every reader with a magic at a fixed place, before Raw"),
         CatalogEntry(reader: TIFFReader.self, why: "TIFF goes last: it accepts any TIFF, so every specific reader declines first"),
         CatalogEntry(reader: RawReader.self, why: "last: any bytes with a JSON descriptor or --raw-* options"),
     ]

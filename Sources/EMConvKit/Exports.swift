@@ -9,5 +9,6 @@
 @_exported import FormatNeXus
 @_exported import FormatTIA
 @_exported import FormatTIFFRead
+@_exported import FormatMRC
 @_exported import WriterZspy
 @_exported import WriterTIFF

@@ -7,12 +7,14 @@ import Foundation
 ///     swift run emconv-fixtures [DIR]              (default DIR: fixtures)
 ///     swift run -c release emconv-fixtures bench-mib OUT.mib [--scan 128x128] [--det 256] [--depth 12]
 ///     emconv-fixtures bench-emd-stream FILE THREADS    (spectrum-stream decoding throughput)
+///     swift run -c release emconv-fixtures bench-mrc OUT.mrc [--scan 128x128] [--det 256]   (4D-STEM MRC, FEI2 scan size)
 
 func usage() -> Never {
     FileHandle.standardError.write(Data("""
     usage: emconv-fixtures [DIR]
            emconv-fixtures bench-mib OUT.mib [--scan YxX] [--det 256|512] [--depth 1|6|12|24] [--radius N] [--seed N]
            emconv-fixtures bench-emd-stream FILE THREADS
+           emconv-fixtures bench-mrc OUT.mrc [--scan YxX] [--det N]
 
     """.utf8))
     exit(64)
@@ -70,6 +72,34 @@ if args.first == "bench-mib" {
         let mb = Double(r.bytes) / 1e6
         print(String(format: "wrote %@ (%d frames, %.1f MB) and %@ in %.2f s (%.0f MB/s)",
                      r.path, r.frames, mb, r.hdrPath, r.seconds, mb / max(r.seconds, 1e-9)))
+    } catch {
+        fail(error)
+    }
+    exit(0)
+}
+
+if args.first == "bench-mrc" {
+    args.removeFirst()
+    guard let out = args.first, !out.hasPrefix("-") else { usage() }
+    args.removeFirst()
+    var scan = (128, 128), det = 256
+    while !args.isEmpty {
+        let k = args.removeFirst()
+        guard let v = args.first else { usage() }
+        args.removeFirst()
+        switch k {
+        case "--scan":
+            let p = v.lowercased().split(whereSeparator: { $0 == "x" || $0 == "," }).compactMap { Int($0) }
+            guard p.count == 2 else { usage() }
+            scan = (p[0], p[1])
+        case "--det": guard let d = Int(v) else { usage() }; det = d
+        default: usage()
+        }
+    }
+    do {
+        let r = try MRCBenchWriter.write(path: out, scanY: scan.0, scanX: scan.1, det: det)
+        let mb = Double(r.bytes) / 1e6
+        print(String(format: "wrote %@ (%d frames, %.1f MB) in %.2f s", r.path, r.frames, mb, r.seconds))
     } catch {
         fail(error)
     }
