@@ -164,8 +164,8 @@ struct Batch: ParsableCommand {
             let abs = { (p: String) -> String in p.hasPrefix("/") ? p : ((cwd as NSString).appendingPathComponent(p) as NSString).standardizingPath }
             items = items.map { var i = $0; i.input = abs(i.input); i.output = abs(i.output); i.companions = i.companions.map(abs); i.outputRoot = abs(outDir); return i }
             try Manifest.write(items, to: manifest)
-            FileHandle.standardError.write(Data("emconv: wrote plan of \(items.count) items to \(manifest) (\(skipped.count) files skipped)\n".utf8))
-            for s in skipped { FileHandle.standardError.write(Data("  skipped \(s.path): \(s.reason)\n".utf8)) }
+            Tools.stderr("emconv: wrote plan of \(items.count) items to \(manifest) (\(skipped.count) files skipped)\n")
+            for s in skipped { Tools.stderr("  skipped \(s.path): \(s.reason)\n") }
             return
         }
         let exe = Self.executablePath
@@ -220,7 +220,7 @@ struct Batch: ParsableCommand {
         cfg.progress = ProgressMode(rawValue: progress)!
         cfg.shard = shardSpec
         for r in OutputSafety.removeStaleTemporaries(for: items.map(\.output)) {
-            FileHandle.standardError.write(Data("emconv: removed stale partial output \(r)\n".utf8))
+            Tools.stderr("emconv: removed stale partial output \(r)\n")
         }
         let writerReport = try reportPath.map { try ReportWriter(path: $0) }
         if let writerReport, !skipped.isEmpty {
@@ -261,7 +261,7 @@ struct Batch: ParsableCommand {
         s += "  failed     \(bad.count)\n"
         if let interrupted { s += "  interrupted by signal \(interrupted): the remaining items were not started\n" }
         for f in bad { s += "  FAILED \(f.input): \(f.error ?? "")\n" }
-        FileHandle.standardError.write(Data(s.utf8))
+        Tools.stderr(s)
     }
 
     func printSummary(_ path: String) throws {

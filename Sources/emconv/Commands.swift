@@ -174,7 +174,7 @@ struct Info: ParsableCommand {
                 case let .success(f):
                     print(InfoReport.text(f), terminator: "")
                     if tags == "all" { print(f.original.json(pretty: true)) }
-                case let .failure(e): FileHandle.standardError.write(Data("emconv: error: \(e.description)\n".utf8))
+                case let .failure(e): Tools.stderr("emconv: error: \(e.description)\n")
                 }
             }
         }

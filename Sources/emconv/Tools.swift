@@ -15,6 +15,20 @@ enum Tools {
         }.joined(separator: " ")
     }
 
+    /// Writes to stderr with the system call: a reader that went away (a batch parent killed with
+    /// kill -9) gives EPIPE, ignored, instead of a trap or SIGPIPE ending the process before it
+    /// removed its partial output.
+    static func stderr(_ s: String) {
+        var bytes = Array(s.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            off += n
+        }
+    }
+
     static func printJSON(_ v: MetaValue) {
         print(v.json(pretty: true))
     }
@@ -27,11 +41,11 @@ enum Tools {
     }
 
     static func warn(_ s: String) {
-        FileHandle.standardError.write(Data("emconv: warning: \(oneLine(s))\n".utf8))
+        Tools.stderr("emconv: warning: \(oneLine(s))\n")
     }
 
     static func note(_ s: String) {
-        FileHandle.standardError.write(Data("emconv: \(oneLine(s))\n".utf8))
+        Tools.stderr("emconv: \(oneLine(s))\n")
     }
 }
 
@@ -55,12 +69,12 @@ final class TerminalProgress: ProgressSink, @unchecked Sendable {
         let pct = total > 0 ? 100 * Double(done) / Double(total) : 100
         let line = String(format: "\r%5.1f%%  %@ / %@  %@/s  ETA %@  %@", pct, human(done), human(total), human(Int64(rate)),
                           eta.isFinite ? String(format: "%.0fs", eta) : "?", stage)
-        FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
+        Tools.stderr((line + "\u{1B}[K"))
     }
 
     func finish() {
         lock.lock(); defer { lock.unlock() }
-        if enabled && last != .distantPast { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if enabled && last != .distantPast { Tools.stderr("\r\u{1B}[K") }
     }
 }
 
@@ -76,6 +90,6 @@ final class JSONProgress: ProgressSink, @unchecked Sendable {
         guard now.timeIntervalSince(last) >= 0.25 || done >= total else { return }
         last = now
         let v: MetaValue = .object([("event", .string("progress")), ("done", .int(done)), ("total", .int(total)), ("stage", .string(stage))])
-        FileHandle.standardError.write(Data((v.json() + "\n").utf8))
+        Tools.stderr((v.json() + "\n"))
     }
 }

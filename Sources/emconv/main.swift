@@ -43,7 +43,7 @@ func finish(_ code: Int32) -> Never {
 /// everything the argument parser raises (help requests, usage errors) is its own to print.
 func exitWith(_ error: Error, arguments: [String] = []) -> Never {
     if let e = error as? EMError {
-        FileHandle.standardError.write(Data("emconv: error: \(e.description)\n".utf8))
+        Tools.stderr("emconv: error: \(e.description)\n")
         finish(e.code.exitCode)
     }
     if let e = error as? ExitCode { finish(e.rawValue) }
@@ -54,7 +54,7 @@ func exitWith(_ error: Error, arguments: [String] = []) -> Never {
     let sub = arguments.first { !$0.hasPrefix("-") }.flatMap { a in EMConv.configuration.subcommands.first { $0._commandName == a }?._commandName }
     let message = Tools.oneLine(EMConv.message(for: error).trimmingCharacters(in: .whitespacesAndNewlines))
         .replacingOccurrences(of: "Error: ", with: "")
-    FileHandle.standardError.write(Data("emconv: error: \(message) (see 'emconv \(sub.map { $0 + " " } ?? "")--help')\n".utf8))
+    Tools.stderr("emconv: error: \(message) (see 'emconv \(sub.map { $0 + " " } ?? "")--help')\n")
     exit(code.rawValue)
 }
 
@@ -62,6 +62,8 @@ ActiveWork.installFaultHandlers()
 // A file size limit (ulimit -f) makes writes fail with EFBIG, reported like a full disk,
 // instead of killing the process with SIGXFSZ and leaving the partial output.
 signal(SIGXFSZ, SIG_IGN)
+// A batch child whose parent was killed must not die on its next progress line: writes fail instead.
+signal(SIGPIPE, SIG_IGN)
 Watchdog.enable()
 let arguments: [String]
 switch FormatArguments.current {

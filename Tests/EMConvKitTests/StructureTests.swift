@@ -334,6 +334,28 @@ final class StructureTests: TempDirectoryTestCase {
         }
     }
 
+    /// A batch child whose parent is gone (its stderr reader closed) keeps going and never dies on
+    /// SIGPIPE with its temporary left behind.
+    func testConvertSurvivesAClosedProgressReader() throws {
+        let inDir = try dir("pipe")
+        let p = inDir + "/big.raw"
+        try Data(count: 24 * 512 * 512 * 2).write(to: URL(fileURLWithPath: p))
+        try #"{"dtype": "<u2", "shape": [24, 512, 512]}"#.write(toFile: p + ".json", atomically: true, encoding: .utf8)
+        let proc = Process()
+        proc.executableURL = URL(fileURLWithPath: try XCTUnwrap(CLIRunner.binary))
+        proc.arguments = ["convert", p, "-o", inDir + "/out.nxs", "--progress", "json", "--threads", "1", "--compression", "gzip:9"]
+        let err = Pipe()
+        proc.standardError = err
+        proc.standardOutput = FileHandle.nullDevice
+        try proc.run()
+        err.fileHandleForReading.closeFile()
+        proc.waitUntilExit()
+        XCTAssertEqual(proc.terminationReason, .exit, "ended by signal \(proc.terminationStatus)")
+        XCTAssertEqual(proc.terminationStatus, 0)
+        XCTAssertTrue(fm.fileExists(atPath: inDir + "/out.nxs"))
+        XCTAssertFalse(try fm.contentsOfDirectory(atPath: inDir).contains { $0.contains("tmp-emconv") })
+    }
+
     func testBatchProgressCarriesChildProgress() throws {
         // A file big enough for the child to report progress before it finishes.
         let inDir = try dir("big")
