@@ -31,6 +31,8 @@ static inline hid_t emc_P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
 static inline hid_t emc_P_DATASET_XFER(void) { return H5P_DATASET_XFER; }
 static inline hid_t emc_P_LINK_CREATE(void) { return H5P_LINK_CREATE; }
 static inline hid_t emc_P_GROUP_CREATE(void) { return H5P_GROUP_CREATE; }
+static inline hid_t emc_P_LINK_ACCESS(void) { return H5P_LINK_ACCESS; }
+static inline hid_t emc_P_DATASET_ACCESS(void) { return H5P_DATASET_ACCESS; }
 static inline unsigned emc_F_ACC_TRUNC(void) { return H5F_ACC_TRUNC; }
 static inline unsigned emc_F_ACC_EXCL(void) { return H5F_ACC_EXCL; }
 static inline unsigned emc_F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }

@@ -132,6 +132,9 @@ public enum Converter {
         let provenance = Provenance(file: file, outputName: (output as NSString).lastPathComponent, commandLine: options.commandLine)
         let context = WriteContext(options: options.write, threads: options.threads, progress: options.progress, provenance: provenance)
         try writer.check(file, context: context)
+        let compressed = ((try? context.compression(default: .defaultValue)) ?? .defaultValue) != .none
+        try OutputSpace.ensureRoom(estimatedBytes: OutputSpace.estimate(file, compressed: compressed), forOutput: output)
+        try MemoryBudget.checkDeclared(file)
 
         let dir = (output as NSString).deletingLastPathComponent
         let base = (output as NSString).lastPathComponent

@@ -56,6 +56,7 @@ public enum InfoReport {
             ("axes", .array(d.axes.map(axisValue))), ("metadata", metadataValue(d.metadata)),
             ("conventions", .object(d.conventions.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
         ]
+        if let s = (d.source as? StoredSizeReporting)?.storedBytes { o.append(("stored_bytes", .int(s))) }
         if includeOriginal && d.original != .object([]) { o.append(("original_metadata", d.original)) }
         return .object(o)
     }
@@ -67,6 +68,7 @@ public enum InfoReport {
         for d in f.datasets {
             s += "  dataset \(d.name)\(d.title.isEmpty ? "" : " \"\(d.title)\""): \(d.shape.map(String.init).joined(separator: " x ")) \(d.elementType.rawValue)"
             s += " [\(d.signalKind)]\(d.sourceByteOrder == .big ? " (stored big-endian)" : "")\n"
+            if let st = (d.source as? StoredSizeReporting)?.storedBytes { s += "    size: \(d.byteCount) bytes declared, \(st) bytes stored\n" }
             for a in d.axes {
                 var cal = ""
                 switch a.calibration {

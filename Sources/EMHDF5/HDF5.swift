@@ -60,8 +60,9 @@ private let zstdFilterCallback: H5Z_func_t = { flags, cdNelmts, cdValues, nbytes
     guard let buf, let bufSize, let input = buf.pointee else { return 0 }
     if flags & emc_Z_FLAG_REVERSE() != 0 {
         let content = ZSTD_getFrameContentSize(input, nbytes)
-        // ZSTD_CONTENTSIZE_UNKNOWN / ERROR are the two largest UInt64 values.
-        guard content < UInt64.max - 1, content < (1 << 34) else { return 0 }
+        // ZSTD_CONTENTSIZE_UNKNOWN / ERROR are the two largest UInt64 values; a chunk never
+        // decompresses to more than its declared size (the bound set before each read).
+        guard content < UInt64.max - 1, content <= UInt64(max(HDF5Guard.decodeLimit, 0)) else { return 0 }
         let outSize = Int(content)
         guard let out = malloc(max(outSize, 1)) else { return 0 }
         let r = ZSTD_decompress(out, outSize, input, nbytes)

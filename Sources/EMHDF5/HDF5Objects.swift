@@ -7,6 +7,8 @@ public class HDF5Node {
     let handle: H5ID
     public let path: String
     public let filePath: String
+    /// What this object's file may point at (set on files opened for reading; see ``HDF5Guard``).
+    var inputGuard: HDF5Guard?
 
     public init(_ handle: H5ID, path: String, filePath: String) {
         self.handle = handle
@@ -96,6 +98,7 @@ public class HDF5Node {
         guard cls == H5T_INTEGER || cls == H5T_FLOAT else { return nil }
         let sp = H5ID(H5Aget_space(a.id), .dataspace)
         let n = max(1, Int(H5Sget_simple_extent_npoints(sp.id)))
+        guard checkAttributeRead(name, elements: n, elementSize: max(8, H5Tget_size(ft.id))) else { return nil }
         var out = [Double](repeating: 0, count: n)
         guard H5Aread(a.id, emc_T_NATIVE_DOUBLE(), &out) >= 0 else { return nil }
         return out
@@ -138,6 +141,8 @@ public final class HDF5File {
     let handle: H5ID
     public let path: String
     public let root: HDF5Group
+    /// The guard of a file opened for reading (nil for files emconv writes).
+    public let inputGuard: HDF5Guard?
 
     /// Creates a new file. Fails if it exists unless `truncate`.
     public init(creating path: String, truncate: Bool = false) throws {
@@ -158,10 +163,17 @@ public final class HDF5File {
         self.path = path
         let g = H5Gopen2(id, "/", hid_t(H5P_DEFAULT))
         root = HDF5Group(H5ID(g, .group), path: "/", filePath: path)
+        inputGuard = nil
     }
 
-    /// Opens an existing file read-only.
-    public init(reading path: String) throws {
+    /// Opens an existing file read-only, guarded (see ``HDF5Guard``): what it may point at is
+    /// checked on every open, and ``guarded(_:)`` reports a refusal.
+    public convenience init(reading path: String) throws {
+        HDF5.initialize()
+        try self.init(reading: path, guard: HDF5Guard(input: path))
+    }
+
+    init(reading path: String, guard inputGuard: HDF5Guard) throws {
         HDF5.initialize()
         guard FileManager.default.fileExists(atPath: path) else { throw EMError(.missingInput, file: path, "no such file") }
         guard H5Fis_hdf5(path) > 0 else { throw EMError(.badInput, file: path, "not an HDF5 file") }
@@ -171,6 +183,8 @@ public final class HDF5File {
         self.path = path
         let g = H5Gopen2(id, "/", hid_t(H5P_DEFAULT))
         root = HDF5Group(H5ID(g, .group), path: "/", filePath: path)
+        root.inputGuard = inputGuard
+        self.inputGuard = inputGuard
     }
 
     public func flush() throws {
@@ -196,14 +210,21 @@ public final class HDF5Group: HDF5Node {
         return group
     }
 
+    /// The link access list of reads (guarded) or the default.
+    var lapl: hid_t { inputGuard?.lapl.id ?? hid_t(H5P_DEFAULT) }
+
     public func openGroup(_ name: String) -> HDF5Group? {
         guard exists(name), objectType(name) == H5O_TYPE_GROUP else { return nil }
-        let g = H5Gopen2(id, name, hid_t(H5P_DEFAULT))
-        return g >= 0 ? HDF5Group(H5ID(g, .group), path: childPath(name), filePath: filePath) : nil
+        let g = H5Gopen2(id, name, lapl)
+        guard g >= 0 else { return nil }
+        let group = HDF5Group(H5ID(g, .group), path: childPath(name), filePath: filePath)
+        group.inputGuard = inputGuard
+        return group
     }
 
     public func openDataset(_ name: String) -> HDF5Dataset? {
         guard exists(name), objectType(name) == H5O_TYPE_DATASET else { return nil }
+        if let inputGuard { return inputGuard.openDataset(in: self, name) }
         let d = H5Dopen2(id, name, hid_t(H5P_DEFAULT))
         return d >= 0 ? HDF5Dataset(H5ID(d, .dataset), path: childPath(name), filePath: filePath) : nil
     }
@@ -213,14 +234,14 @@ public final class HDF5Group: HDF5Node {
         var cur = ""
         for part in name.split(separator: "/") {
             cur += (cur.isEmpty ? "" : "/") + part
-            if H5Lexists(id, cur, hid_t(H5P_DEFAULT)) <= 0 { return false }
+            if H5Lexists(id, cur, lapl) <= 0 { return false }
         }
         return true
     }
 
     public func objectType(_ name: String) -> H5O_type_t? {
         var info = H5O_info_t()
-        guard H5Oget_info_by_name2(id, name, &info, UInt32(H5O_INFO_BASIC), hid_t(H5P_DEFAULT)) >= 0 else { return nil }
+        guard H5Oget_info_by_name2(id, name, &info, UInt32(H5O_INFO_BASIC), lapl) >= 0 else { return nil }
         return info.type
     }
 
@@ -431,6 +452,7 @@ public final class HDF5Dataset: HDF5Node {
 
     /// Reads a hyperslab (`start`, `count` per dimension) in native order of `type`.
     public func read(start: [Int], count: [Int], as type: ElementType, into buffer: UnsafeMutableRawBufferPointer) throws {
+        try checkRead(elements: count.reduce(1, *), elementSize: type.size, whole: false)
         let (fs, ms) = try selection(start: start, count: count)
         let mt = memType(type)
         let r = H5Dread(id, mt.id, ms.id, fs.id, hid_t(H5P_DEFAULT), buffer.baseAddress)

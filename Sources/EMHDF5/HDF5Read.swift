@@ -29,7 +29,7 @@ extension HDF5Node {
         let ft = H5ID(H5Aget_type(a.id), .datatype)
         let sp = H5ID(H5Aget_space(a.id), .dataspace)
         let n = Int(H5Sget_simple_extent_npoints(sp.id))
-        guard n >= 0, n <= 1 << 20 else { return nil }
+        guard n >= 0, n <= 1 << 20, checkAttributeRead(name, elements: n, elementSize: max(8, H5Tget_size(ft.id))) else { return nil }
         let cls = H5Tget_class(ft.id)
         var values: [MetaValue]
         switch cls {
@@ -90,6 +90,7 @@ extension HDF5Dataset {
         let f = componentSize == 4 ? emc_T_NATIVE_FLOAT() : emc_T_NATIVE_DOUBLE()
         H5Tinsert(mt.id, realName, 0, f)
         H5Tinsert(mt.id, imagName, componentSize, f)
+        try checkRead(elements: count.reduce(1, *), elementSize: 2 * componentSize, whole: false)
         let (fs, ms) = try selection(start: start, count: count)
         let need = count.reduce(1, *) * 2 * componentSize
         guard buffer.count >= need else {
@@ -108,7 +109,7 @@ extension HDF5Dataset {
     /// datasets give a single value, larger ones an array (nil beyond `maxElements`).
     public func readMeta(maxElements: Int = 4096) -> MetaValue? {
         let n = elementCount
-        guard n <= maxElements else { return nil }
+        guard n <= maxElements, (try? checkRead(elements: n, elementSize: max(8, typeInfo.size), whole: true)) != nil else { return nil }
         let info = typeInfo
         var values: [MetaValue]
         switch info.cls {
@@ -169,6 +170,7 @@ extension HDF5Dataset {
     /// All values as doubles (integer or float datasets of any shape).
     public func readAllDoubles() throws -> [Double] {
         let n = elementCount
+        try checkRead(elements: n, elementSize: 8, whole: true)
         var out = [Double](repeating: 0, count: max(n, 1))
         let r = H5Dread(id, emc_T_NATIVE_DOUBLE(), hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), &out)
         if r < 0 { throw EMError(.badInput, file: filePath, at: path, "HDF5 could not read the values as numbers") }
@@ -181,7 +183,8 @@ extension HDF5Dataset {
         guard H5Tget_class(ft.id) == H5T_STRING else { return nil }
         let sp = H5ID(H5Dget_space(id), .dataspace)
         let n = max(1, Int(H5Sget_simple_extent_npoints(sp.id)))
-        guard n <= maxElements else { return nil }
+        guard n <= maxElements,
+              (try? checkRead(elements: n, elementSize: H5Tis_variable_str(ft.id) > 0 ? 16 : H5Tget_size(ft.id), whole: true)) != nil else { return nil }
         if H5Tis_variable_str(ft.id) > 0 {
             let mt = vlenStringType(matching: ft.id)
             var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: n)
@@ -208,7 +211,7 @@ extension HDF5Node {
         guard H5Tget_class(ft.id) == H5T_STRING else { return nil }
         let sp = H5ID(H5Aget_space(a.id), .dataspace)
         let n = max(1, Int(H5Sget_simple_extent_npoints(sp.id)))
-        guard n <= 1 << 16 else { return nil }
+        guard n <= 1 << 16, checkAttributeRead(name, elements: n, elementSize: H5Tis_variable_str(ft.id) > 0 ? 16 : H5Tget_size(ft.id)) else { return nil }
         if H5Tis_variable_str(ft.id) > 0 {
             let mt = vlenStringType(matching: ft.id)
             var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: n)

@@ -79,12 +79,14 @@ public enum EMDReader: FormatReader {
         }
         return try HDF5.lock.withLock {
             let file = try HDF5File(reading: path)
-            let root = file.root
-            switch layout(root) {
-            case "velox": return try VeloxEMD.open(path, file: file, handle: raf, emd: emd)
-            case "emd1": return try EMD1.open(path, file: file, handle: raf)
-            case "berkeley": return try BerkeleyEMD.open(path, file: file, handle: raf)
-            default: throw FormatDeclined("no Velox /Version, no EMD version_major/emd_group_type")
+            return try file.guarded {
+                let root = file.root
+                switch layout(root) {
+                case "velox": return try VeloxEMD.open(path, file: file, handle: raf, emd: emd)
+                case "emd1": return try EMD1.open(path, file: file, handle: raf)
+                case "berkeley": return try BerkeleyEMD.open(path, file: file, handle: raf)
+                default: throw FormatDeclined("no Velox /Version, no EMD version_major/emd_group_type")
+                }
             }
         }
     }

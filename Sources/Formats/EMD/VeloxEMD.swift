@@ -22,6 +22,10 @@ enum VeloxEMD {
         guard shape.count == 2, shape[0] > 0, shape[0] <= 1 << 24, i < shape[1] else {
             throw EMError(.badInput, file: d.filePath, at: d.path, "metadata array has shape \(shape), expected (60000, frames)")
         }
+        if i == 0 {
+            try MemoryBudget.check(d.declaredBytes, what: "metadata array \(shape)", file: d.filePath, at: d.path,
+                                   stored: d.knownStoredBytes, budget: false)
+        }
         var buf = [UInt8](repeating: 0, count: shape[0])
         try buf.withUnsafeMutableBytes { try d.read(start: [0, i], count: [shape[0], 1], as: .uint8, into: $0) }
         let end = buf.firstIndex(of: 0) ?? buf.count
@@ -453,4 +457,12 @@ final class VeloxColumnSource: FrameSource {
     func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
         try HDF5.lock.withLock { try dataset.read(start: [0, index], count: [rows, 1], as: type, into: buffer) }
     }
+}
+
+extension VeloxImageSource: StoredSizeReporting {
+    var storedBytes: Int64? { HDF5.lock.withLock { dataset.knownStoredBytes } }
+}
+
+extension VeloxColumnSource: StoredSizeReporting {
+    var storedBytes: Int64? { HDF5.lock.withLock { dataset.knownStoredBytes } }
 }

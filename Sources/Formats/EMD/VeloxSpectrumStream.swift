@@ -33,6 +33,8 @@ enum VeloxSpectrumStream {
         guard (shape.count == 1 || (shape.count == 2 && shape[1] == 1)), let len = shape.first else {
             throw EMError(.badInput, file: d.filePath, at: d.path, "stream has shape \(shape), expected (n, 1)")
         }
+        try MemoryBudget.check(d.declaredBytes, what: "spectrum stream of \(len) values", file: d.filePath, at: d.path,
+                               stored: d.knownStoredBytes, budget: false)
         let idx = StreamIndex(dataset: d, length: len)
         var starts: [Int] = [0]
         var markers = 0, bad = 0, sinceRow = 0
@@ -154,6 +156,9 @@ enum VeloxSpectrumStream {
     static func cubes(_ infos: [Info], h: Int, w: Int, rasterSource: String, declared: Int?, path: String, emd: EMDOptions,
                       warnings: inout [String]) throws -> [Dataset] {
         let first = infos[0], c = first.c
+        // One decoded raster row (all channels of w pixels) must fit the memory budget.
+        try MemoryBudget.check(MemoryBudget.product([w, c, 4]), what: "one decoded row of \(w) pixels x \(c) channels",
+                               file: path, at: "/Data/SpectrumStream")
         var indexes: [StreamIndex] = []
         for i in infos { indexes.append(try index(i.d, width: w, channels: c)) }
         let maxMarkers = indexes.map(\.markers).max() ?? 0

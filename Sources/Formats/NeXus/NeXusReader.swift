@@ -36,6 +36,10 @@ public enum NeXusReader: FormatReader {
 
     static func openLocked(_ path: String) throws -> OpenedFile {
         let h5 = try HDF5File(reading: path)
+        return try h5.guarded { try read(h5, path: path) }
+    }
+
+    static func read(_ h5: HDF5File, path: String) throws -> OpenedFile {
         let root = h5.root
         let handle = try RandomAccessFile(path: path)
         var datasets: [Dataset] = []
@@ -218,14 +222,7 @@ public enum NeXusReader: FormatReader {
     }
 
     /// All values of a small numeric dataset (scalar or any rank) as doubles.
-    static func readAll(_ d: HDF5Dataset) throws -> [Double] {
-        let shape = d.shape
-        var out = [Double](repeating: 0, count: max(1, shape.reduce(1, *)))
-        try out.withUnsafeMutableBytes {
-            try d.read(start: shape.map { _ in 0 }, count: shape, as: .float64, into: $0)
-        }
-        return out
-    }
+    static func readAll(_ d: HDF5Dataset) throws -> [Double] { try d.readAllDoubles() }
 
     /// Uniform calibration when the coordinates are evenly spaced (to 1e-9 relative), else explicit.
     static func uniformIfLinear(_ c: [Double]) -> AxisCalibration {
