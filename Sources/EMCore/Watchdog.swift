@@ -7,6 +7,10 @@ import Glibc
 /// loop forever on damaged metadata, and emconv must never hang. Armed while a reader parses
 /// headers (60 s without a completed read) and while the pipeline reads data (10 min without a
 /// completed chunk); every completed read restarts the countdown, so only a stuck call fires it.
+/// A spinning call fires it sooner, told from slow storage by the CPU time of the armed thread
+/// since its last completed read: while reading the structure, 3 s of CPU, or 0.5 s of CPU within
+/// 4 s (a thread waiting for storage uses none; a metadata call of a sound file takes
+/// milliseconds); while reading data, 30 s of CPU (one chunk never needs that much).
 ///
 /// Each thread arms its own countdown (two conversions in one process are watched separately).
 /// Firing ends the whole process, so only the CLI turns the watchdog on (``enable()``).
@@ -15,6 +19,9 @@ public final class Watchdog: @unchecked Sendable {
         var deadline: Double
         var seconds: Double
         var activity: String
+        /// CPU-time clock of the armed thread, and completed reads since arming.
+        var clock: clockid_t?
+        var beats = 0
     }
 
     private let lock = NSLock()
@@ -29,6 +36,15 @@ public final class Watchdog: @unchecked Sendable {
     static let override: Double? = ProcessInfo.processInfo.environment["EMCONV_WATCHDOG_SECONDS"].flatMap(Double.init)
     public static var headerSeconds: Double { override ?? 60 }
     public static var chunkSeconds: Double { override ?? 600 }
+    /// CPU seconds the armed thread may spin without completing a read of the structure.
+    public static var spinSeconds: Double { min(override ?? 3, 3) }
+
+    /// CPU time used by the thread of `clock`, in seconds.
+    private static func cpuSeconds(_ clock: clockid_t) -> Double {
+        var ts = timespec()
+        guard clock_gettime(clock, &ts) == 0 else { return 0 }
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
 
     private static var thread: UInt { UInt(bitPattern: Int(bitPattern: pthread_self())) }
 
@@ -55,7 +71,10 @@ public final class Watchdog: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard enabled else { return }
-        entries[t] = Entry(deadline: Date().timeIntervalSince1970 + seconds, seconds: seconds, activity: activity)
+        var clock = clockid_t()
+        let haveClock = pthread_getcpuclockid(pthread_self(), &clock) == 0
+        entries[t] = Entry(deadline: Date().timeIntervalSince1970 + seconds, seconds: seconds, activity: activity,
+                           clock: haveClock ? clock : nil, beats: (entries[t]?.beats ?? 0) &+ 1)
         if !started {
             started = true
             let th = Thread { [self] in self.loop() }
@@ -68,6 +87,7 @@ public final class Watchdog: @unchecked Sendable {
         lock.lock()
         if var e = entries[t] {
             e.deadline = Date().timeIntervalSince1970 + e.seconds
+            e.beats &+= 1
             entries[t] = e
         }
         lock.unlock()
@@ -80,13 +100,26 @@ public final class Watchdog: @unchecked Sendable {
     }
 
     private func loop() {
+        // Per thread: beats seen, and the thread's CPU time and the wall time when they changed.
+        var seen: [UInt: (beats: Int, cpu: Double, wall: Double)] = [:]
         while true {
-            sleep(1)
+            usleep(250_000)
             lock.lock()
             let now = Date().timeIntervalSince1970
-            let expired = entries.values.first { $0.deadline < now }
+            let current = entries
             lock.unlock()
-            if let expired { fire(expired.activity) }
+            if let expired = current.values.first(where: { $0.deadline < now }) { fire(expired.activity) }
+            seen = seen.filter { current[$0.key] != nil }
+            for (t, e) in current {
+                guard let clock = e.clock else { continue }
+                let cpu = Watchdog.cpuSeconds(clock)
+                guard let s = seen[t], s.beats == e.beats else { seen[t] = (e.beats, cpu, now); continue }
+                let spent = cpu - s.cpu
+                let spinning = e.seconds < Watchdog.chunkSeconds
+                    ? spent >= Watchdog.spinSeconds || (now - s.wall >= 4 && spent >= 0.5)
+                    : spent >= 30
+                if spinning { fire(e.activity) }
+            }
         }
     }
 

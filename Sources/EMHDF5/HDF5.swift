@@ -92,6 +92,8 @@ public final class H5ID {
     public init(_ id: hid_t, _ kind: Kind) {
         self.id = id
         self.kind = kind
+        // An HDF5 call just completed: progress for the watchdog (a looping call never gets here).
+        Watchdog.beat()
     }
     deinit {
         guard id >= 0 else { return }
