@@ -127,7 +127,7 @@ public class HDF5Node {
                 l = H5Aget_name_by_idx(id, ".", idxType, H5_ITER_INC, i, nil, 0, hid_t(H5P_DEFAULT))
                 ok = l >= 0
             }
-            guard ok else { continue }
+            guard ok, l < 1 << 16 else { continue }
             var buf = [CChar](repeating: 0, count: Int(l) + 1)
             H5Aget_name_by_idx(id, ".", idxType, H5_ITER_INC, i, &buf, buf.count, hid_t(H5P_DEFAULT))
             names.append(String(cString: buf))
@@ -257,7 +257,7 @@ public final class HDF5Group: HDF5Node {
                 idx = H5_INDEX_NAME
                 l = H5Lget_name_by_idx(id, ".", idx, H5_ITER_INC, i, nil, 0, hid_t(H5P_DEFAULT))
             }
-            guard l >= 0 else { continue }
+            guard l >= 0, l < 1 << 16 else { continue }
             var buf = [CChar](repeating: 0, count: Int(l) + 1)
             H5Lget_name_by_idx(id, ".", idx, H5_ITER_INC, i, &buf, buf.count, hid_t(H5P_DEFAULT))
             names.append(String(cString: buf))

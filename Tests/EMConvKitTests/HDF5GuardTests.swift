@@ -127,6 +127,16 @@ final class HDF5GuardTests: TempDirectoryTestCase {
         }
     }
 
+    /// `validate` reads the file through the same guard and reports the refusal as an error.
+    func testValidateReportsTheRefusal() throws {
+        let input = try dir("in") + "/ext.nxs"
+        try HostileHDF5.input(at: input, layout: .nexus, storage: .externalRaw(file: "/etc/passwd"))
+        let r = try CLIRunner.run(["validate", input])
+        XCTAssertEqual(r.status, 3, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("HDF5-REFUSED") && r.stdout.contains("/etc/passwd"), r.stdout)
+        XCTAssertFalse(r.stdout.contains("root:"), r.stdout)
+    }
+
     /// Library API: the refusal is an EMError of the reader's open, with the target named.
     func testLibraryOpenThrowsTheRefusal() throws {
         let input = try dir("in") + "/ext.emd"

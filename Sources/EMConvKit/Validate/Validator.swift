@@ -55,6 +55,8 @@ public enum Validator {
             if profiles.contains(.nxem) { NXemRules.run(h5, &r) }
             if profiles.contains(.em) { EMRules.run(h5, &r) }
         }
+        // What the file points at outside itself was not read (see HDF5Guard): say so.
+        if let refused = h5.inputGuard?.refusal { r.add("HDF5-REFUSED", .error, "/", refused.description) }
         if let src = options.source {
             do {
                 EMRules.checkSource(h5, source: try Catalog.open(src, options: options.readOptions), &r)

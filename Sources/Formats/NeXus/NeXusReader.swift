@@ -239,7 +239,7 @@ public enum NeXusReader: FormatReader {
         var out: [String] = []
         for i in 0..<info.num_attrs {
             let l = H5Aget_name_by_idx(node.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, hid_t(H5P_DEFAULT))
-            guard l >= 0 else { continue }
+            guard l >= 0, l < 1 << 16 else { continue }
             var buf = [CChar](repeating: 0, count: Int(l) + 1)
             H5Aget_name_by_idx(node.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, buf.count, hid_t(H5P_DEFAULT))
             out.append(String(cString: buf))
