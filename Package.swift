@@ -36,7 +36,7 @@ let package = Package(
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
 
         .target(name: "EMCore", dependencies: ["CZstd", "CDeflate", "CCrypto"]),
-        .target(name: "EMHDF5", dependencies: [core, "CHDF5", "CZstd"]),
+        .target(name: "EMHDF5", dependencies: [core, "CHDF5", "CZstd", "CDeflate"]),
 
         .target(name: "FormatMIB", dependencies: [core], path: "Sources/Formats/MIB", exclude: ["FORMAT.md"]),
         .target(name: "FormatEMPAD", dependencies: [core], path: "Sources/Formats/EMPAD", exclude: ["FORMAT.md"]),

@@ -63,16 +63,19 @@ public enum HostileHDF5 {
     /// A NeXus file whose signal declares `shape` of uint16 in chunks of `chunk`, nothing stored
     /// (every value is the fill value).
     public static func unwrittenNeXus(at path: String, shape: [Int], chunk: [Int]) throws {
-        try nexusWithChunk(at: path, shape: shape, chunk: chunk, maxShape: nil, deflatedZeroChunk: false)
+        try nexusWithChunk(at: path, shape: shape, chunk: chunk, maxShape: nil, deflatedZeroChunk: false, inflatedBytes: nil)
     }
 
     /// A NeXus file whose uint8 signal of `shape` (growable) is stored in one gzip chunk of
-    /// `chunk` values, all zero: a small file that decompresses to chunk-product bytes.
-    public static func zeroChunkBomb(at path: String, shape: [Int], chunk: [Int]) throws {
-        try nexusWithChunk(at: path, shape: shape, chunk: chunk, maxShape: shape.map { _ in -1 }, deflatedZeroChunk: true)
+    /// `chunk` values, all zero: a small file that decompresses to chunk-product bytes, or to
+    /// `inflatedBytes` (more than the chunk holds) when given.
+    public static func zeroChunkBomb(at path: String, shape: [Int], chunk: [Int], inflatedBytes: Int? = nil) throws {
+        try nexusWithChunk(at: path, shape: shape, chunk: chunk, maxShape: shape.map { _ in -1 }, deflatedZeroChunk: true,
+                           inflatedBytes: inflatedBytes)
     }
 
-    private static func nexusWithChunk(at path: String, shape: [Int], chunk: [Int], maxShape: [Int]?, deflatedZeroChunk: Bool) throws {
+    private static func nexusWithChunk(at path: String, shape: [Int], chunk: [Int], maxShape: [Int]?, deflatedZeroChunk: Bool,
+                                       inflatedBytes: Int?) throws {
         let f = try create(path)
         defer { H5Fclose(f) }
         stringAttribute(f, "NX_class", "NXroot")
@@ -99,7 +102,7 @@ public enum HostileHDF5 {
         guard d >= 0 else { throw EMError(.writeError, file: path, "cannot create the dataset") }
         defer { H5Dclose(d) }
         if deflatedZeroChunk {
-            let z = zlibZeros(count: chunk.reduce(1, *))
+            let z = zlibZeros(count: inflatedBytes ?? chunk.reduce(1, *))
             var off = chunk.map { _ in hsize_t(0) }
             guard z.withUnsafeBytes({ H5Dwrite_chunk(d, hid_t(H5P_DEFAULT), 0, &off, $0.count, $0.baseAddress) }) >= 0 else {
                 throw EMError(.writeError, file: path, "cannot write the chunk")

@@ -17,6 +17,7 @@ public enum HDF5 {
         H5open()
         emc_silence_errors()
         registerZstdFilter()
+        HDF5Guard.registerBoundedDeflate()
     }()
 
     /// The HDF5 library on Debian is not thread-safe: any HDF5 call made while another thread may
@@ -62,7 +63,8 @@ private let zstdFilterCallback: H5Z_func_t = { flags, cdNelmts, cdValues, nbytes
         let content = ZSTD_getFrameContentSize(input, nbytes)
         // ZSTD_CONTENTSIZE_UNKNOWN / ERROR are the two largest UInt64 values; a chunk never
         // decompresses to more than its declared size (the bound set before each read).
-        guard content < UInt64.max - 1, content <= UInt64(max(HDF5Guard.decodeLimit, 0)) else { return 0 }
+        guard content < UInt64.max - 1 else { return 0 }
+        guard content <= UInt64(max(HDF5Guard.decodeLimit, 0)) else { HDF5Guard.limitExceeded = true; return 0 }
         let outSize = Int(content)
         guard let out = malloc(max(outSize, 1)) else { return 0 }
         let r = ZSTD_decompress(out, outSize, input, nbytes)

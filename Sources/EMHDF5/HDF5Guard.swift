@@ -1,4 +1,5 @@
 import Foundation
+import CDeflate
 import CHDF5
 import EMCore
 
@@ -291,6 +292,76 @@ public final class HDF5Guard: @unchecked Sendable {
     /// The largest output one chunk may decompress to, set before every read to the chunk
     /// size of the dataset read (under ``HDF5/lock``); the zstd filter refuses more.
     nonisolated(unsafe) static var decodeLimit: Int = MemoryBudget.maxAllocation
+
+    /// Set by a filter that stopped a chunk inflating beyond ``decodeLimit``.
+    nonisolated(unsafe) static var limitExceeded = false
+
+    /// After a read: back to the budget (reads that do not go through ``HDF5Dataset/checkRead``).
+    static func endRead() {
+        decodeLimit = MemoryBudget.maxAllocation
+        limitExceeded = false
+    }
+
+    /// Why a read failed, for the one-line error.
+    static func readFailure(_ fallback: String) -> String {
+        limitExceeded ? "a chunk decompresses to more than its declared \(decodeLimit - (64 << 10)) bytes (damaged file)" : fallback
+    }
+
+    /// Replaces HDF5's deflate filter (id 1) by libdeflate with a bounded output: HDF5's own
+    /// doubles its buffer until the stream ends, so a chunk declared as 1 MiB could inflate to
+    /// gigabytes. Output beyond ``decodeLimit`` makes the read fail. The public `H5Zregister`
+    /// refuses to replace predefined filters, so HDF5's internal registration function (exported
+    /// by libhdf5 1.8-1.14) is used; without it, HDF5's own filter stays (and the bound with it).
+    @discardableResult
+    static func registerBoundedDeflate() -> Bool {
+        typealias Register = @convention(c) (UnsafePointer<H5Z_class2_t>) -> herr_t
+        guard let sym = dlsym(nil, "H5Z_register") else { return false }
+        var cls = H5Z_class2_t()
+        cls.version = Int32(emc_Z_CLASS_T_VERS())
+        cls.id = 1
+        cls.encoder_present = 1
+        cls.decoder_present = 1
+        cls.name = UnsafePointer(strdup("deflate"))
+        cls.filter = boundedDeflate
+        return unsafeBitCast(sym, to: Register.self)(&cls) >= 0
+    }
+
+    /// Decompressor and compressors reused under ``HDF5/lock`` (filters run inside HDF5 calls).
+    nonisolated(unsafe) static var inflater: OpaquePointer?
+    nonisolated(unsafe) static var deflaters: [Int32: OpaquePointer] = [:]
+}
+
+/// HDF5 filter callback for deflate (zlib format), both directions, bounded when decompressing.
+private let boundedDeflate: H5Z_func_t = { flags, cdNelmts, cdValues, nbytes, bufSize, buf in
+    guard let buf, let bufSize, let input = buf.pointee else { return 0 }
+    if flags & emc_Z_FLAG_REVERSE() != 0 {
+        if HDF5Guard.inflater == nil { HDF5Guard.inflater = libdeflate_alloc_decompressor() }
+        guard let d = HDF5Guard.inflater else { return 0 }
+        let limit = max(HDF5Guard.decodeLimit, 1)
+        guard let out = malloc(limit) else { return 0 }
+        var usedIn = 0, produced = 0
+        let r = libdeflate_zlib_decompress_ex(d, input, nbytes, out, limit, &usedIn, &produced)
+        guard r == LIBDEFLATE_SUCCESS else {
+            if r == LIBDEFLATE_INSUFFICIENT_SPACE { HDF5Guard.limitExceeded = true }
+            free(out)
+            return 0
+        }
+        free(input)
+        buf.pointee = out
+        bufSize.pointee = limit
+        return produced
+    }
+    let level = cdNelmts > 0 ? Int32(clamping: min(cdValues![0], 12)) : 6
+    if HDF5Guard.deflaters[level] == nil { HDF5Guard.deflaters[level] = libdeflate_alloc_compressor(max(level, 1)) }
+    guard let c = HDF5Guard.deflaters[level] else { return 0 }
+    let cap = libdeflate_zlib_compress_bound(c, nbytes)
+    guard let out = malloc(cap) else { return 0 }
+    let n = libdeflate_zlib_compress(c, input, nbytes, out, cap)
+    guard n > 0 else { free(out); return 0 }
+    free(input)
+    buf.pointee = out
+    bufSize.pointee = cap
+    return n
 }
 
 /// HDF5's external-link callback: asks the guard in `opData`; read-only access always.
@@ -346,7 +417,7 @@ extension HDF5Dataset {
         if let c = chunkBytes {
             try MemoryBudget.check(c, what: "one chunk of \(chunkShape!.map(String.init).joined(separator: " x ")) values",
                                    file: filePath, at: path)
-            HDF5Guard.decodeLimit = c
+            HDF5Guard.decodeLimit = c + (64 << 10)   // slack for checksums (fletcher32) in the pipeline
         } else {
             HDF5Guard.decodeLimit = MemoryBudget.maxAllocation
         }

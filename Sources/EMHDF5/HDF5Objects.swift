@@ -453,10 +453,11 @@ public final class HDF5Dataset: HDF5Node {
     /// Reads a hyperslab (`start`, `count` per dimension) in native order of `type`.
     public func read(start: [Int], count: [Int], as type: ElementType, into buffer: UnsafeMutableRawBufferPointer) throws {
         try checkRead(elements: count.reduce(1, *), elementSize: type.size, whole: false)
+        defer { HDF5Guard.endRead() }
         let (fs, ms) = try selection(start: start, count: count)
         let mt = memType(type)
         let r = H5Dread(id, mt.id, ms.id, fs.id, hid_t(H5P_DEFAULT), buffer.baseAddress)
-        if r < 0 { throw EMError(.badInput, file: filePath, at: path, "HDF5 could not read (a compression filter may be missing)") }
+        if r < 0 { throw EMError(.badInput, file: filePath, at: path, HDF5Guard.readFailure("HDF5 could not read (a compression filter may be missing)")) }
         Watchdog.beat()
     }
 

@@ -91,6 +91,7 @@ extension HDF5Dataset {
         H5Tinsert(mt.id, realName, 0, f)
         H5Tinsert(mt.id, imagName, componentSize, f)
         try checkRead(elements: count.reduce(1, *), elementSize: 2 * componentSize, whole: false)
+        defer { HDF5Guard.endRead() }
         let (fs, ms) = try selection(start: start, count: count)
         let need = count.reduce(1, *) * 2 * componentSize
         guard buffer.count >= need else {
@@ -110,6 +111,7 @@ extension HDF5Dataset {
     public func readMeta(maxElements: Int = 4096) -> MetaValue? {
         let n = elementCount
         guard n <= maxElements, (try? checkRead(elements: n, elementSize: max(8, typeInfo.size), whole: true)) != nil else { return nil }
+        defer { HDF5Guard.endRead() }
         let info = typeInfo
         var values: [MetaValue]
         switch info.cls {
@@ -171,6 +173,7 @@ extension HDF5Dataset {
     public func readAllDoubles() throws -> [Double] {
         let n = elementCount
         try checkRead(elements: n, elementSize: 8, whole: true)
+        defer { HDF5Guard.endRead() }
         var out = [Double](repeating: 0, count: max(n, 1))
         let r = H5Dread(id, emc_T_NATIVE_DOUBLE(), hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), &out)
         if r < 0 { throw EMError(.badInput, file: filePath, at: path, "HDF5 could not read the values as numbers") }
@@ -185,6 +188,7 @@ extension HDF5Dataset {
         let n = max(1, Int(H5Sget_simple_extent_npoints(sp.id)))
         guard n <= maxElements,
               (try? checkRead(elements: n, elementSize: H5Tis_variable_str(ft.id) > 0 ? 16 : H5Tget_size(ft.id), whole: true)) != nil else { return nil }
+        defer { HDF5Guard.endRead() }
         if H5Tis_variable_str(ft.id) > 0 {
             let mt = vlenStringType(matching: ft.id)
             var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: n)

@@ -48,6 +48,41 @@ final class DeclaredSizeTests: TempDirectoryTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp), ["empty.nxs"])
     }
 
+    /// One byte of a Velox image's dataspace (found by a 64-byte flip campaign): the HAADF image
+    /// claims 268435584 x 128 pixels over 32 KB of storage. Before: 2 GB allocated, 3 minutes
+    /// (or an abort, exit 134, with other bytes). Now: `info` shows it, `convert` refuses at once.
+    func testVeloxImageDeclaringAHugeFrameIsRefused() throws {
+        guard let root = SharedTestData.root else { print(SharedTestData.skipMessage); return }
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: root + "/emd_velox/STEM HAADF Diffraction Micro.emd"))
+        XCTAssertEqual(bytes[3931], 0)
+        bytes[3931] = 16
+        let bad = tmp + "/haadf.emd"
+        try bytes.write(to: URL(fileURLWithPath: bad))
+        let info = try CLIRunner.run(["info", bad], timeout: 30)
+        XCTAssertEqual(info.status, 0, info.stderr)
+        XCTAssertTrue(info.stdout.contains("268435584 x 128 uint16") && info.stdout.contains("68719509504 bytes declared, 32768 bytes stored"), info.stdout)
+        let t0 = Date()
+        let r = try CLIRunner.run(["convert", bad, "-o", tmp + "/out.nxs"], timeout: 30)
+        XCTAssertEqual(r.status, 65, r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("haadf.emd") && r.stderr.contains("memory budget"), r.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 10)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp), ["haadf.emd"])
+    }
+
+    /// A chunk declared as 1 MiB whose gzip stream inflates to 512 MiB: HDF5's own deflate filter
+    /// grows its buffer until the stream ends; emconv's stops at the declared chunk size.
+    func testChunkInflatingBeyondItsDeclaredSizeIsRefused() throws {
+        let input = tmp + "/inflate.nxs"
+        try HostileHDF5.zeroChunkBomb(at: input, shape: [4, 1 << 18], chunk: [4, 1 << 18], inflatedBytes: 512 << 20)
+        let t0 = Date()
+        let r = try CLIRunner.run(["convert", input, "-o", tmp + "/out.nxs"], timeout: 60)
+        XCTAssertEqual(r.status, 65, r.stderr)
+        XCTAssertTrue(r.stderr.contains("inflate.nxs") && r.stderr.contains("more than its declared 1048576 bytes"), r.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 10)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp + "/out.nxs"))
+    }
+
     func testEnsureRoomNamesBothNumbers() throws {
         XCTAssertNoThrow(try OutputSpace.ensureRoom(estimatedBytes: 1 << 20, forOutput: tmp + "/x.nxs"))
         XCTAssertThrowsError(try OutputSpace.ensureRoom(estimatedBytes: 1 << 60, forOutput: tmp + "/x.nxs")) { e in
