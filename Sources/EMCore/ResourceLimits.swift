@@ -59,14 +59,17 @@ public enum MemoryBudget {
         return p
     }
 
-    /// Before a conversion: every frame the writers will allocate fits the budget, and every
-    /// dataset's declared size is plausible for what the input stores (up to 65536:1, beyond
-    /// any real compression: a 10^12-element claim over an empty file is refused, not streamed).
+    /// Before a conversion, for datasets whose sizes are declared apart from their storage
+    /// (sources that report their stored size: HDF5): every frame the writers will allocate fits
+    /// the budget, and the declared size is plausible for what the input stores (up to 65536:1,
+    /// beyond any real compression: a 10^12-element claim over an empty file is refused, not
+    /// streamed). Other readers check their sizes against the file size themselves.
     public static func checkDeclared(_ file: OpenedFile) throws {
         for d in file.datasets {
+            guard let reporting = d.source as? StoredSizeReporting else { continue }
             try check(product(d.frameShape + [d.elementType.size]), what: "one frame of dataset '\(d.name)' (\(d.frameShape.map(String.init).joined(separator: " x ")) \(d.elementType.rawValue))",
                       file: file.path, at: nil)
-            if let stored = (d.source as? StoredSizeReporting)?.storedBytes {
+            if let stored = reporting.storedBytes {
                 try check(product(d.shape + [d.elementType.size]), what: "dataset '\(d.name)' (\(d.shape.map(String.init).joined(separator: " x ")) \(d.elementType.rawValue))",
                           file: file.path, at: nil, stored: stored, maxRatio: 1 << 16, slack: 16 << 20, budget: false)
             }

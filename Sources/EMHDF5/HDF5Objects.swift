@@ -358,6 +358,8 @@ public func untrackedDCPL() -> H5ID {
 
 /// An HDF5 dataset.
 public final class HDF5Dataset: HDF5Node {
+    /// Declared chunk bytes, computed once (-1: not chunked); see ``checkRead``.
+    var chunkBytesMemo: Int?
     /// Writes one already-filtered chunk at the chunk's element offset.
     public func writeChunk(offset: [Int], data: UnsafeRawBufferPointer, filterMask: UInt32 = 0) throws {
         var off = offset.map { hsize_t($0) }
