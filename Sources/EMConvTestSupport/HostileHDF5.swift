@@ -60,6 +60,30 @@ public enum HostileHDF5 {
         }
     }
 
+    /// A NeXus file (plain signal) whose NXdata `title` is a variable-length string whose on-disk
+    /// length field says `length` bytes (the string itself is 5 bytes in the global heap).
+    public static func nexusWithStringLength(at path: String, length: UInt32) throws {
+        try input(at: path, layout: .nexus, storage: .plain)
+        let f = H5Fopen(path, emc_F_ACC_RDWR(), hid_t(H5P_DEFAULT))
+        guard f >= 0 else { throw EMError(.writeError, file: path, "cannot reopen") }
+        let t = H5Tcopy(emc_T_C_S1())
+        H5Tset_size(t, emc_T_VARIABLE())
+        let s = H5Screate(H5S_SCALAR)
+        let d = H5Dcreate2(f, "/entry/data/title", t, s, hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT))
+        let text = strdup("hello")
+        var p: UnsafePointer<CChar>? = UnsafePointer(text)
+        H5Dwrite(d, t, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), &p)
+        free(text)
+        let offset = H5Dget_offset(d)
+        H5Dclose(d); H5Sclose(s); H5Tclose(t); H5Fclose(f)
+        guard offset != UInt64.max, let fh = FileHandle(forUpdatingAtPath: path) else {
+            throw EMError(.writeError, file: path, "the string has no contiguous storage")
+        }
+        defer { try? fh.close() }
+        try fh.seek(toOffset: UInt64(offset))
+        try fh.write(contentsOf: withUnsafeBytes(of: length.littleEndian) { Data($0) })
+    }
+
     /// A NeXus file whose signal declares `shape` of uint16 in chunks of `chunk`, nothing stored
     /// (every value is the fill value).
     public static func unwrittenNeXus(at path: String, shape: [Int], chunk: [Int]) throws {

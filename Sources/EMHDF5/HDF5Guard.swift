@@ -427,6 +427,41 @@ extension HDF5Dataset {
     }
 }
 
+extension HDF5Dataset {
+    /// Variable-length values stored contiguously: the lengths their on-disk descriptors record
+    /// (4-byte length, heap address, 4-byte index) must each fit the file and together the
+    /// budget, checked before HDF5 allocates them (a damaged length made HDF5 allocate and clear
+    /// gigabytes for one string). Other layouts are left to HDF5.
+    func variableLengthsFit(count n: Int) -> Bool {
+        let addr = H5Dget_offset(id)
+        guard addr != UInt64.max else { return true }
+        let fid = H5Iget_file_id(id)
+        guard fid >= 0 else { return false }
+        defer { H5Fclose(fid) }
+        let fcpl = H5ID(H5Fget_create_plist(fid), .plist)
+        var sizeofAddr = 0, sizeofSize = 0
+        var userblock: hsize_t = 0, fileSize: hsize_t = 0
+        H5Pget_sizes(fcpl.id, &sizeofAddr, &sizeofSize)
+        H5Pget_userblock(fcpl.id, &userblock)
+        H5Fget_filesize(fid, &fileSize)
+        let record = 8 + sizeofAddr
+        guard let name = HDF5Guard.fileName(id), let bytes = MemoryBudget.product([n, record]), bytes <= 1 << 24 else { return false }
+        let fd = open(name, O_RDONLY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: bytes)
+        guard pread(fd, &buf, bytes, off_t(clamping: UInt64(userblock) &+ UInt64(addr))) == bytes else { return false }
+        var total = 0
+        for i in 0..<n {
+            let o = i * record
+            let len = Int(buf[o]) | Int(buf[o + 1]) << 8 | Int(buf[o + 2]) << 16 | Int(buf[o + 3]) << 24
+            total += len
+            guard len <= Int(clamping: fileSize), total <= MemoryBudget.maxAllocation else { return false }
+        }
+        return true
+    }
+}
+
 extension HDF5Node {
     /// Checks an attribute read before its buffer is allocated (an attribute's values are
     /// stored uncompressed, so the declared size must fit the file too).
