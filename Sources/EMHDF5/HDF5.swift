@@ -17,6 +17,7 @@ public enum HDF5 {
         H5open()
         emc_silence_errors()
         registerZstdFilter()
+        registerBitshuffleFilter()
     }()
 
     /// The HDF5 library on Debian is not thread-safe: any HDF5 call made while another thread may
