@@ -114,24 +114,47 @@ final class DectrisFrameSource: FrameSource, @unchecked Sendable {
         }
         batch = [:]
         batchPart = -1
-        let failure = NSLock()
-        var firstError: Error?
-        let work = { (k: Int) in
-            do {
-                try self.decode(part: part, chunk: first + k, into: UnsafeMutableRawBufferPointer(rebasing: self.slots[k][0..<chunkBytes]),
-                                input: self.inputs[k])
-            } catch {
-                failure.withLock { if firstError == nil { firstError = error } }
-            }
-        }
+        let job = BatchJob(source: self, part: part, first: first, chunkBytes: chunkBytes,
+                           outs: Array(slots.prefix(count)), ins: Array(inputs.prefix(count)))
         if count == 1 || threads == 1 {
-            for k in 0..<count { work(k) }
+            for k in 0..<count { job.run(k) }
         } else {
-            DispatchQueue.concurrentPerform(iterations: count, execute: work)
+            DispatchQueue.concurrentPerform(iterations: count) { job.run($0) }
         }
+        let firstError = job.failure
         if let firstError { throw firstError }
         for k in 0..<count { batch[first + k] = k }
         batchPart = p
+    }
+
+    /// One parallel batch: chunk `first + k` into `outs[k]`, reading through `ins[k]`.
+    private final class BatchJob: @unchecked Sendable {
+        let source: DectrisFrameSource
+        let part: DectrisPart
+        let first: Int
+        let chunkBytes: Int
+        let outs: [UnsafeMutableRawBufferPointer]
+        let ins: [UnsafeMutableRawBufferPointer]
+        private let lock = NSLock()
+        private(set) var failure: Error?
+
+        init(source: DectrisFrameSource, part: DectrisPart, first: Int, chunkBytes: Int,
+             outs: [UnsafeMutableRawBufferPointer], ins: [UnsafeMutableRawBufferPointer]) {
+            self.source = source
+            self.part = part
+            self.first = first
+            self.chunkBytes = chunkBytes
+            self.outs = outs
+            self.ins = ins
+        }
+
+        func run(_ k: Int) {
+            do {
+                try source.decode(part: part, chunk: first + k, into: UnsafeMutableRawBufferPointer(rebasing: outs[k][0..<chunkBytes]), input: ins[k])
+            } catch {
+                lock.withLock { if failure == nil { failure = error } }
+            }
+        }
     }
 
     private func decode(part: DectrisPart, chunk c: Int, into out: UnsafeMutableRawBufferPointer, input: UnsafeMutableRawBufferPointer) throws {
