@@ -146,6 +146,82 @@ public enum BitshuffleLZ4 {
     /// One block (`elements` a multiple of 8): bit k of byte j of element i goes to row
     /// 8j + k, bit i of that row (rows are `elements`/8 bytes, least significant bit first).
     public static func bitshuffle(_ src: UnsafeRawPointer, into dst: UnsafeMutableRawPointer, elements n: Int, elementSize e: Int) {
+        switch e {
+        case 1: shuffleTyped(src, dst, n, UInt8.self)
+        case 2: shuffleTyped(src, dst, n, UInt16.self)
+        case 4: shuffleTyped(src, dst, n, UInt32.self)
+        case 8: shuffleTyped(src, dst, n, UInt64.self)
+        default: shuffleBytes(src, dst, n, e)
+        }
+    }
+
+    /// Inverse of ``bitshuffle(_:into:elements:elementSize:)``.
+    public static func bitunshuffle(_ src: UnsafeRawPointer, into dst: UnsafeMutableRawPointer, elements n: Int, elementSize e: Int) {
+        switch e {
+        case 1: unshuffleTyped(src, dst, n, UInt8.self)
+        case 2: unshuffleTyped(src, dst, n, UInt16.self)
+        case 4: unshuffleTyped(src, dst, n, UInt32.self)
+        case 8: unshuffleTyped(src, dst, n, UInt64.self)
+        default: unshuffleBytes(src, dst, n, e)
+        }
+    }
+
+    /// Element types of 1, 2, 4, 8 bytes: whole elements loaded and stored, groups of 8 zero
+    /// elements (most of a counting detector's frame) skipped after zeroing the block.
+    @inline(__always)
+    static func shuffleTyped<T: FixedWidthInteger & UnsignedInteger>(_ src: UnsafeRawPointer, _ dst: UnsafeMutableRawPointer, _ n: Int, _: T.Type) {
+        let e = MemoryLayout<T>.size
+        let s = src.assumingMemoryBound(to: T.self)
+        let d = dst.assumingMemoryBound(to: UInt8.self)
+        let row = n / 8
+        d.update(repeating: 0, count: n * e)
+        for g in 0..<row {
+            let v = s + 8 * g
+            var any: T = 0
+            for m in 0..<8 { any |= v[m] }
+            if any == 0 { continue }
+            for j in 0..<e {
+                var x: UInt64 = 0
+                for m in 0..<8 { x |= UInt64(truncatingIfNeeded: (v[m] >> (8 * j)) & 0xFF) << (8 * m) }
+                if x == 0 { continue }
+                x = transpose8(x)
+                let o = d + 8 * j * row + g
+                for k in 0..<8 { o[k * row] = UInt8(truncatingIfNeeded: x >> (8 * k)) }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func unshuffleTyped<T: FixedWidthInteger & UnsignedInteger>(_ src: UnsafeRawPointer, _ dst: UnsafeMutableRawPointer, _ n: Int, _: T.Type) {
+        let e = MemoryLayout<T>.size
+        let s = src.assumingMemoryBound(to: UInt8.self)
+        let d = dst.assumingMemoryBound(to: T.self)
+        let row = n / 8
+        for g in 0..<row {
+            var acc: (T, T, T, T, T, T, T, T) = (0, 0, 0, 0, 0, 0, 0, 0)
+            for j in 0..<e {
+                let r = s + 8 * j * row + g
+                var x: UInt64 = 0
+                for k in 0..<8 { x |= UInt64(r[k * row]) << (8 * k) }
+                if x == 0 { continue }
+                x = transpose8(x)
+                let sh = 8 * j
+                acc.0 |= T(truncatingIfNeeded: x & 0xFF) << sh
+                acc.1 |= T(truncatingIfNeeded: (x >> 8) & 0xFF) << sh
+                acc.2 |= T(truncatingIfNeeded: (x >> 16) & 0xFF) << sh
+                acc.3 |= T(truncatingIfNeeded: (x >> 24) & 0xFF) << sh
+                acc.4 |= T(truncatingIfNeeded: (x >> 32) & 0xFF) << sh
+                acc.5 |= T(truncatingIfNeeded: (x >> 40) & 0xFF) << sh
+                acc.6 |= T(truncatingIfNeeded: (x >> 48) & 0xFF) << sh
+                acc.7 |= T(truncatingIfNeeded: (x >> 56) & 0xFF) << sh
+            }
+            let o = d + 8 * g
+            o[0] = acc.0; o[1] = acc.1; o[2] = acc.2; o[3] = acc.3
+            o[4] = acc.4; o[5] = acc.5; o[6] = acc.6; o[7] = acc.7
+        }
+    }
+
+    static func shuffleBytes(_ src: UnsafeRawPointer, _ dst: UnsafeMutableRawPointer, _ n: Int, _ e: Int) {
         let s = src.assumingMemoryBound(to: UInt8.self)
         let d = dst.assumingMemoryBound(to: UInt8.self)
         let row = n / 8
@@ -154,18 +230,13 @@ public enum BitshuffleLZ4 {
             for j in 0..<e {
                 var x: UInt64 = 0
                 for m in 0..<8 { x |= UInt64(base[m * e + j]) << (8 * m) }
-                if x == 0 {
-                    for k in 0..<8 { d[(8 * j + k) * row + g] = 0 }
-                    continue
-                }
-                x = transpose8(x)
+                if x != 0 { x = transpose8(x) }
                 for k in 0..<8 { d[(8 * j + k) * row + g] = UInt8(truncatingIfNeeded: x >> (8 * k)) }
             }
         }
     }
 
-    /// Inverse of ``bitshuffle(_:into:elements:elementSize:)``.
-    public static func bitunshuffle(_ src: UnsafeRawPointer, into dst: UnsafeMutableRawPointer, elements n: Int, elementSize e: Int) {
+    static func unshuffleBytes(_ src: UnsafeRawPointer, _ dst: UnsafeMutableRawPointer, _ n: Int, _ e: Int) {
         let s = src.assumingMemoryBound(to: UInt8.self)
         let d = dst.assumingMemoryBound(to: UInt8.self)
         let row = n / 8

@@ -57,7 +57,7 @@ final class DectrisTests: TempDirectoryTestCase {
 
     func testRoundTripsEveryElementSizeLengthAndBlockSize() throws {
         var rng = SystemRandomNumberGenerator()
-        for e in [1, 2, 4, 8] {
+        for e in [1, 2, 3, 4, 8] {
             for n in [0, 1, 7, 8, 9, 143, 2048, 4096 + 13, 10_000] {
                 for block in [0, 8, 64, 1000 / 8 * 8] {
                     let data = (0..<(n * e)).map { i in i % 5 == 0 ? UInt8.random(in: 0...255, using: &rng) : 0 }
@@ -269,6 +269,36 @@ final class DectrisTests: TempDirectoryTestCase {
         XCTAssertThrowsError(try readAll(ds)) { e in
             let s = "\(e)"
             XCTAssertTrue(s.contains("x_data_000001.h5") && s.contains("chunk 1") && s.contains("declares"), s)
+        }
+    }
+
+    /// Random bytes flipped in the master or a data file (some in the first 4 KiB: superblock,
+    /// object headers): every run ends in time with success or one error line (65/66), and
+    /// leaves no output or temporary file behind. Runs the CLI, whose fault handler turns a crash
+    /// inside HDF5 into exit 65.
+    func testCorruptionSweepEndsCleanly() throws {
+        let d = try dir("sweep")
+        let acq = try writeAcquisition(d, "k", type: .uint16, frame: [16, 16], perFile: [3, 2])
+        let files = [acq.master, d + "/k_data_000001.h5"]
+        let originals = try files.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
+        let outDir = try dir("sweep-out")
+        for round in 0..<24 {
+            for (f, o) in zip(files, originals) { try o.write(to: URL(fileURLWithPath: f)) }
+            var bytes = [UInt8](originals[round % 2])
+            for k in 0..<6 {
+                let pos = Int.random(in: 0..<(k < 2 ? min(4096, bytes.count) : bytes.count))
+                bytes[pos] ^= UInt8.random(in: 1...255)
+            }
+            try Data(bytes).write(to: URL(fileURLWithPath: files[round % 2]))
+            let out = outDir + "/out\(round).nxs"
+            let r = try CLIRunner.run(["convert", acq.master, "-o", out, "--quiet"], timeout: 60)
+            XCTAssertTrue([0, 65, 66].contains(r.status), "round \(round): exit \(r.status): \(r.stderr)")
+            if r.status != 0 {
+                XCTAssertFalse(FileManager.default.fileExists(atPath: out), "round \(round)")
+                XCTAssertEqual(r.stderr.split(separator: "\n").filter { $0.hasPrefix("emconv: error") }.count, 1, r.stderr)
+            }
+            let left = try FileManager.default.contentsOfDirectory(atPath: outDir).filter { $0.contains("tmp-emconv") }
+            XCTAssertEqual(left, [], "round \(round)")
         }
     }
 
