@@ -15,7 +15,7 @@ mkdir -p "$WORK"
 command -v /usr/bin/time >/dev/null || { echo "needs GNU time (apt-get install time)"; exit 1; }
 PY=.venv/bin/python
 "$PY" -c 'import h5py, hdf5plugin' 2>/dev/null || { echo "needs .venv with h5py + hdf5plugin (bash scripts/interop.sh)"; exit 1; }
-swift build -c release >/dev/null
+swift build -c release --product emconv >/dev/null && swift build -c release --product emconv-fixtures >/dev/null
 BIN=.build/release/emconv
 GEN=.build/release/emconv-fixtures
 IN="$WORK/bench.mib"

@@ -130,6 +130,26 @@ extension HDF5Dataset {
         return HDF5ChunkLocation(address: UInt64(addr), size: Int(size), filterMask: mask)
     }
 
+    /// Stored (filtered) size of the chunk whose first element is `offset`; nil when it was never
+    /// written. A B-tree lookup (HDF5 1.10's `H5Dget_chunk_info_by_coord` scans every chunk).
+    public func chunkStorageSize(at offset: [Int]) -> Int? {
+        var off = offset.map { hsize_t($0) }
+        var size: hsize_t = 0
+        guard H5Dget_chunk_storage_size(id, &off, &size) >= 0, size > 0 else { return nil }
+        return Int(size)
+    }
+
+    /// Reads the stored bytes of the chunk at `offset` into `buffer` (exactly its storage size);
+    /// returns the chunk's filter mask.
+    public func readRawChunk(at offset: [Int], into buffer: UnsafeMutableRawBufferPointer) throws -> UInt32 {
+        var off = offset.map { hsize_t($0) }
+        var mask: UInt32 = 0
+        guard H5Dread_chunk(id, hid_t(H5P_DEFAULT), &off, &mask, buffer.baseAddress) >= 0 else {
+            throw EMError(.badInput, file: filePath, at: "\(path) chunk at \(offset)", "HDF5 could not read the stored chunk")
+        }
+        return mask
+    }
+
     /// The whole dataset in native order of `type` (small arrays: masks, tables), at most `maxBytes`.
     public func readAll(as type: ElementType, maxBytes: Int = 1 << 28) throws -> [UInt8] {
         let s = shape

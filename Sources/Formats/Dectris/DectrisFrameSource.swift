@@ -23,15 +23,18 @@ struct DectrisPart {
     let frames: Int
     /// Frames per chunk (the chunk's first dimension) when chunks hold whole frames.
     let chunkFrames: Int
-    /// Location of every chunk holding a kept frame (empty for `.hdf5`).
-    let chunks: [HDF5ChunkLocation]
+    /// Chunks holding the kept frames.
+    var chunkCount: Int { (frames + chunkFrames - 1) / chunkFrames }
     let codec: Codec
+
+    func chunkOrigin(_ c: Int) -> [Int] { [c * chunkFrames] + dataset.shape.dropFirst().map { _ in 0 } }
 }
 
-/// Frames of the data files in order, in their stored type. Chunks of whole frames are read
-/// with `pread` and decoded by emconv (bitshuffle-LZ4, or stored) on all cores: a frame that is
-/// not yet decoded starts a batch of the chunks that follow, decoded in parallel and kept until
-/// the reader moves past them. Other layouts are read through HDF5 under ``HDF5/lock``.
+/// Frames of the data files in order, in their stored type. Chunks of whole frames are read raw
+/// (`H5Dread_chunk`, under ``HDF5/lock``) and decoded by emconv (bitshuffle-LZ4, or stored) on
+/// all cores: a frame that is not yet decoded starts a batch of the chunks that follow, read in
+/// order, decoded in parallel and kept until the reader moves past them. Other layouts are read
+/// through HDF5 hyperslabs.
 final class DectrisFrameSource: FrameSource, @unchecked Sendable {
     let parts: [DectrisPart]
     let frameShape: [Int]
@@ -95,7 +98,7 @@ final class DectrisFrameSource: FrameSource, @unchecked Sendable {
     private func decodeBatch(part p: Int, from first: Int) throws {
         let part = parts[p]
         let chunkBytes = part.chunkFrames * frameBytes
-        let count = max(1, min(2 * threads, Self.batchBytes / max(1, chunkBytes), part.chunks.count - first))
+        let count = max(1, min(2 * threads, Self.batchBytes / max(1, chunkBytes), part.chunkCount - first))
         while slots.count < count {
             slots.append(UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, chunkBytes), alignment: 64))
             inputs.append(UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 64))
@@ -104,18 +107,34 @@ final class DectrisFrameSource: FrameSource, @unchecked Sendable {
             slots[i].deallocate()
             slots[i] = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkBytes, alignment: 64)
         }
-        // Input buffers sized on this thread (compressed chunks may exceed the decoded size a little).
-        for k in 0..<count {
-            let need = part.chunks[first + k].size
-            if inputs[k].count < need {
-                inputs[k].deallocate()
-                inputs[k] = UnsafeMutableRawBufferPointer.allocate(byteCount: need, alignment: 64)
+        // The stored chunks, in file order, on this thread; each size checked before allocating.
+        let limit = part.codec == .bitshuffleLZ4 ? BitshuffleLZ4.compressBound(bytes: chunkBytes, elementSize: type.size) : chunkBytes
+        var sizes: [Int] = []
+        var masks: [UInt32] = []
+        try HDF5.lock.withLock {
+            for k in 0..<count {
+                let c = first + k
+                let at = "chunk \(c) (frames \(c * part.chunkFrames)…)"
+                guard let size = part.dataset.chunkStorageSize(at: part.chunkOrigin(c)) else {
+                    throw EMError(.badInput, file: part.path, at: at, "the chunk was never written")
+                }
+                guard size <= limit else {
+                    throw EMError(.badInput, file: part.path, at: at, "stored chunk has \(size) bytes, more than \(chunkFrames(part)) of \(frameBytes) bytes can take")
+                }
+                if inputs[k].count < size {
+                    inputs[k].deallocate()
+                    inputs[k] = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
+                }
+                masks.append(try part.dataset.readRawChunk(at: part.chunkOrigin(c), into: inputs[k]))
+                sizes.append(size)
+                Watchdog.beat()
             }
         }
         batch = [:]
         batchPart = -1
         let job = BatchJob(source: self, part: part, first: first, chunkBytes: chunkBytes,
-                           outs: Array(slots.prefix(count)), ins: Array(inputs.prefix(count)))
+                           outs: Array(slots.prefix(count)), ins: (0..<count).map { UnsafeMutableRawBufferPointer(rebasing: inputs[$0][0..<sizes[$0]]) },
+                           masks: masks)
         if count == 1 || threads == 1 {
             for k in 0..<count { job.run(k) }
         } else {
@@ -135,42 +154,45 @@ final class DectrisFrameSource: FrameSource, @unchecked Sendable {
         let chunkBytes: Int
         let outs: [UnsafeMutableRawBufferPointer]
         let ins: [UnsafeMutableRawBufferPointer]
+        let masks: [UInt32]
         private let lock = NSLock()
         private(set) var failure: Error?
 
         init(source: DectrisFrameSource, part: DectrisPart, first: Int, chunkBytes: Int,
-             outs: [UnsafeMutableRawBufferPointer], ins: [UnsafeMutableRawBufferPointer]) {
+             outs: [UnsafeMutableRawBufferPointer], ins: [UnsafeMutableRawBufferPointer], masks: [UInt32]) {
             self.source = source
             self.part = part
             self.first = first
             self.chunkBytes = chunkBytes
             self.outs = outs
             self.ins = ins
+            self.masks = masks
         }
 
         func run(_ k: Int) {
             do {
-                try source.decode(part: part, chunk: first + k, into: UnsafeMutableRawBufferPointer(rebasing: outs[k][0..<chunkBytes]), input: ins[k])
+                try source.decode(part: part, chunk: first + k, into: UnsafeMutableRawBufferPointer(rebasing: outs[k][0..<chunkBytes]),
+                                  stored: ins[k], filterMask: masks[k])
             } catch {
                 lock.withLock { if failure == nil { failure = error } }
             }
         }
     }
 
-    private func decode(part: DectrisPart, chunk c: Int, into out: UnsafeMutableRawBufferPointer, input: UnsafeMutableRawBufferPointer) throws {
-        let loc = part.chunks[c]
+    private func chunkFrames(_ part: DectrisPart) -> String { part.chunkFrames == 1 ? "a frame" : "\(part.chunkFrames) frames" }
+
+    /// Decodes one stored chunk (on a worker thread: no HDF5 call).
+    private func decode(part: DectrisPart, chunk c: Int, into out: UnsafeMutableRawBufferPointer,
+                        stored raw: UnsafeMutableRawBufferPointer, filterMask: UInt32) throws {
         let what = "chunk \(c) (frames \(c * part.chunkFrames)…)"
-        let raw = UnsafeMutableRawBufferPointer(rebasing: input[0..<loc.size])
         // Filter 0 skipped for this chunk: stored as it is.
-        let filtered = part.codec != .raw && loc.filterMask & 1 == 0
-        if !filtered {
-            guard loc.size == out.count else {
-                throw EMError(.badInput, file: part.path, at: what, "stored chunk has \(loc.size) bytes, expected \(out.count)")
+        if part.codec == .raw || filterMask & 1 != 0 {
+            guard raw.count == out.count else {
+                throw EMError(.badInput, file: part.path, at: what, "stored chunk has \(raw.count) bytes, expected \(out.count)")
             }
-            try part.handle.read(at: Int64(loc.address), into: out, what: what)
+            out.copyMemory(from: UnsafeRawBufferPointer(raw))
             return
         }
-        try part.handle.read(at: Int64(loc.address), into: raw, what: what)
         do {
             switch part.codec {
             case .bitshuffleLZ4:

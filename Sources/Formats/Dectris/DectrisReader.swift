@@ -281,28 +281,37 @@ public enum DectrisReader: FormatReader {
                 codec = cd.count > 4 && cd[4] == BitshuffleLZ4.lz4Flag ? .bitshuffleLZ4 : .bitshuffle(block: cd.count > 3 ? Int(cd[3]) : 0)
             }
         }
-        // Index the chunks of whole frames; stop at the first one missing or past the file's end.
-        var chunks: [HDF5ChunkLocation] = []
+        // Chunks of whole frames are written in order: the complete ones are a prefix. A file cut
+        // short (opened past HDF5's end-of-file check) keeps the chunks that end inside it; a
+        // chunk never written ends the frames too. (Locations only for cut files: HDF5 1.10 finds
+        // a chunk's address by scanning all chunks, so a binary search keeps it to log N scans.)
         var frames = shape[0]
-        if ds.chunkShape.map({ Array($0.dropFirst()) == Array(shape.dropFirst()) }) == true {
+        if ds.chunkShape.map({ Array($0.dropFirst()) == Array(shape.dropFirst()) }) == true, shape[0] > 0 {
             let n = (shape[0] + chunkFrames - 1) / chunkFrames
-            chunks.reserveCapacity(n)
-            for c in 0..<n {
-                let origin = [c * chunkFrames] + shape.dropFirst().map { _ in 0 }
-                guard let loc = ds.chunkLocation(at: origin), loc.address + UInt64(loc.size) <= UInt64(handle.size) else {
-                    frames = c * chunkFrames
-                    let reason = ds.chunkLocation(at: origin) == nil ? "chunk \(c) was never written" : "the file ends inside chunk \(c)"
-                    warnings.append("\(name): \(reason) (interrupted acquisition?); kept \(frames) complete frames of \(shape[0])")
-                    break
+            let zeros = shape.dropFirst().map { _ in 0 }
+            func complete(_ c: Int) -> Bool {
+                let origin = [c * chunkFrames] + zeros
+                if reopened {
+                    guard let loc = ds.chunkLocation(at: origin) else { return false }
+                    return loc.address + UInt64(loc.size) <= UInt64(handle.size)
                 }
-                chunks.append(loc)
+                return ds.chunkStorageSize(at: origin) != nil
+            }
+            if !complete(n - 1) {
+                var lo = 0, hi = n - 1
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if complete(mid) { lo = mid + 1 } else { hi = mid }
+                }
+                frames = lo * chunkFrames
+                let reason = reopened ? "the file ends inside chunk \(lo)" : "chunk \(lo) was never written"
+                warnings.append("\(name): \(reason) (interrupted acquisition?); kept \(frames) complete frames of \(shape[0])")
             }
         } else if reopened {
             warnings.append("\(name): the file is shorter than HDF5 says (interrupted acquisition?); frames past its end fail to read")
         }
-        if codec == .hdf5 { chunks = [] }
         return DectrisPart(path: link.file, file: file, dataset: ds, handle: handle, frames: frames,
-                           chunkFrames: chunkFrames, chunks: chunks, codec: codec)
+                           chunkFrames: chunkFrames, codec: codec)
     }
 
     /// The navigation shape and where it came from.
