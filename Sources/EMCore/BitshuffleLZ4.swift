@@ -175,12 +175,18 @@ public enum BitshuffleLZ4 {
         let d = dst.assumingMemoryBound(to: UInt8.self)
         let row = n / 8
         d.update(repeating: 0, count: n * e)
+        // Byte planes that are zero in every element (the high bytes of sparse counts) stay zero.
+        var all: T = 0
+        for i in 0..<n { all |= s[i] }
+        var planes: UInt8 = 0
+        for j in 0..<e where (all >> (8 * j)) & 0xFF != 0 { planes |= 1 << j }
+        if planes == 0 { return }
         for g in 0..<row {
             let v = s + 8 * g
             var any: T = 0
             for m in 0..<8 { any |= v[m] }
             if any == 0 { continue }
-            for j in 0..<e {
+            for j in 0..<e where planes & (1 << j) != 0 {
                 var x: UInt64 = 0
                 for m in 0..<8 { x |= UInt64(truncatingIfNeeded: (v[m] >> (8 * j)) & 0xFF) << (8 * m) }
                 if x == 0 { continue }
@@ -197,9 +203,19 @@ public enum BitshuffleLZ4 {
         let s = src.assumingMemoryBound(to: UInt8.self)
         let d = dst.assumingMemoryBound(to: T.self)
         let row = n / 8
+        // Byte planes whose 8 bit rows are all zero (the high bytes of sparse counts) are skipped.
+        var planes: UInt8 = 0
+        let words = row  // a plane is 8 rows of `row` bytes
+        for j in 0..<e {
+            var any: UInt64 = 0
+            let p = UnsafeRawPointer(s + 8 * j * row)
+            for i in 0..<words { any |= p.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self) }
+            if any != 0 { planes |= 1 << j }
+        }
+        if planes == 0 { d.update(repeating: 0, count: n); return }
         for g in 0..<row {
             var acc: (T, T, T, T, T, T, T, T) = (0, 0, 0, 0, 0, 0, 0, 0)
-            for j in 0..<e {
+            for j in 0..<e where planes & (1 << j) != 0 {
                 let r = s + 8 * j * row + g
                 var x: UInt64 = 0
                 for k in 0..<8 { x |= UInt64(r[k * row]) << (8 * k) }
