@@ -213,6 +213,44 @@ public enum BitshuffleLZ4 {
             if any != 0 { planes |= 1 << j }
         }
         if planes == 0 { d.update(repeating: 0, count: n); return }
+        if row % 8 == 0 {
+            // Eight groups at a time: one 8-byte load per bit row, an 8x8 byte transposition
+            // gives the eight groups' words, then each word's 8x8 bit transposition.
+            d.update(repeating: 0, count: n)
+            for j in 0..<e where planes & (1 << j) != 0 {
+                let p = UnsafeRawPointer(s + 8 * j * row)
+                let sh = 8 * j
+                var g0 = 0
+                while g0 < row {
+                    var w0 = p.loadUnaligned(fromByteOffset: g0, as: UInt64.self)
+                    var w1 = p.loadUnaligned(fromByteOffset: row + g0, as: UInt64.self)
+                    var w2 = p.loadUnaligned(fromByteOffset: 2 * row + g0, as: UInt64.self)
+                    var w3 = p.loadUnaligned(fromByteOffset: 3 * row + g0, as: UInt64.self)
+                    var w4 = p.loadUnaligned(fromByteOffset: 4 * row + g0, as: UInt64.self)
+                    var w5 = p.loadUnaligned(fromByteOffset: 5 * row + g0, as: UInt64.self)
+                    var w6 = p.loadUnaligned(fromByteOffset: 6 * row + g0, as: UInt64.self)
+                    var w7 = p.loadUnaligned(fromByteOffset: 7 * row + g0, as: UInt64.self)
+                    if w0 | w1 | w2 | w3 | w4 | w5 | w6 | w7 == 0 { g0 += 8; continue }
+                    swapBytes(&w0, &w1, 8, 0x00FF_00FF_00FF_00FF)
+                    swapBytes(&w2, &w3, 8, 0x00FF_00FF_00FF_00FF)
+                    swapBytes(&w4, &w5, 8, 0x00FF_00FF_00FF_00FF)
+                    swapBytes(&w6, &w7, 8, 0x00FF_00FF_00FF_00FF)
+                    swapBytes(&w0, &w2, 16, 0x0000_FFFF_0000_FFFF)
+                    swapBytes(&w1, &w3, 16, 0x0000_FFFF_0000_FFFF)
+                    swapBytes(&w4, &w6, 16, 0x0000_FFFF_0000_FFFF)
+                    swapBytes(&w5, &w7, 16, 0x0000_FFFF_0000_FFFF)
+                    swapBytes(&w0, &w4, 32, 0x0000_0000_FFFF_FFFF)
+                    swapBytes(&w1, &w5, 32, 0x0000_0000_FFFF_FFFF)
+                    swapBytes(&w2, &w6, 32, 0x0000_0000_FFFF_FFFF)
+                    swapBytes(&w3, &w7, 32, 0x0000_0000_FFFF_FFFF)
+                    let o = d + 8 * g0
+                    merge(w0, o, sh); merge(w1, o + 8, sh); merge(w2, o + 16, sh); merge(w3, o + 24, sh)
+                    merge(w4, o + 32, sh); merge(w5, o + 40, sh); merge(w6, o + 48, sh); merge(w7, o + 56, sh)
+                    g0 += 8
+                }
+            }
+            return
+        }
         for g in 0..<row {
             var acc: (T, T, T, T, T, T, T, T) = (0, 0, 0, 0, 0, 0, 0, 0)
             for j in 0..<e where planes & (1 << j) != 0 {
@@ -235,6 +273,22 @@ public enum BitshuffleLZ4 {
             o[0] = acc.0; o[1] = acc.1; o[2] = acc.2; o[3] = acc.3
             o[4] = acc.4; o[5] = acc.5; o[6] = acc.6; o[7] = acc.7
         }
+    }
+
+    /// One step of an 8x8 byte-matrix transposition held in eight words (row k = word k).
+    @inline(__always)
+    static func swapBytes(_ a: inout UInt64, _ b: inout UInt64, _ shift: UInt64, _ mask: UInt64) {
+        let t = ((a >> shift) ^ b) & mask
+        b ^= t
+        a ^= t << shift
+    }
+
+    /// ORs byte j (at `shift`) of the 8 elements of one group, from its bit rows `x`, into `o`.
+    @inline(__always)
+    static func merge<T: FixedWidthInteger & UnsignedInteger>(_ x: UInt64, _ o: UnsafeMutablePointer<T>, _ shift: Int) {
+        if x == 0 { return }
+        let t = transpose8(x)
+        for m in 0..<8 { o[m] |= T(truncatingIfNeeded: (t >> (8 * m)) & 0xFF) << shift }
     }
 
     static func shuffleBytes(_ src: UnsafeRawPointer, _ dst: UnsafeMutableRawPointer, _ n: Int, _ e: Int) {
