@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// System libraries (Debian: libhdf5-dev libzstd-dev libdeflate-dev libssl-dev libtiff-dev pkg-config):
+// System libraries (Debian: libhdf5-dev libzstd-dev libdeflate-dev libssl-dev libtiff-dev liblz4-dev pkg-config):
 // - libdeflate: zlib-format streams 2-3x faster than zlib, for HDF5's deflate filter on our own threads;
 // - libcrypto (OpenSSL): hardware-accelerated SHA-256 for provenance checksums of 100 GB inputs;
 // - libtiff: the TIFF writer (and TIFF read-back in tests); strips are compressed by emconv on
@@ -34,8 +34,9 @@ let package = Package(
         .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
 
-        .target(name: "EMCore", dependencies: ["CZstd", "CDeflate", "CCrypto"]),
+        .target(name: "EMCore", dependencies: ["CZstd", "CDeflate", "CCrypto", "CLZ4"]),
         .target(name: "EMHDF5", dependencies: [core, "CHDF5", "CZstd", "CDeflate"]),
 
         .target(name: "FormatMIB", dependencies: [core], path: "Sources/Formats/MIB", exclude: ["FORMAT.md"]),
@@ -46,13 +47,14 @@ let package = Package(
         .target(name: "FormatEMD", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/EMD", exclude: ["FORMAT.md"]),
         .target(name: "FormatTIA", dependencies: [core], path: "Sources/Formats/TIA", exclude: ["FORMAT.md"]),
         .target(name: "FormatTIFFRead", dependencies: [core, "CTIFF"], path: "Sources/Formats/TIFF", exclude: ["FORMAT.md"]),
+        .target(name: "FormatDectris", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/Dectris", exclude: ["FORMAT.md"]),
         .target(name: "FormatNeXus", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/NeXus", exclude: ["FORMAT.md"]),
 
         .target(name: "WriterZspy", dependencies: [core], path: "Sources/Writers/Zspy", exclude: ["FORMAT.md"]),
         .target(name: "WriterTIFF", dependencies: [core, "CTIFF"], path: "Sources/Writers/TIFF", exclude: ["FORMAT.md"]),
 
         .target(name: "EMConvKit", dependencies: [
-            core, hdf5, "FormatMIB", "FormatEMPAD", "FormatDM", "FormatRaw", "FormatEMD", "FormatNeXus",
+            core, hdf5, "FormatMIB", "FormatEMPAD", "FormatDM", "FormatRaw", "FormatEMD", "FormatDectris", "FormatNeXus",
             "FormatTIA", "FormatMRC", "FormatTIFFRead", "WriterZspy", "WriterTIFF",
         ], exclude: ["Validate/FORMAT.md"]),
         .executableTarget(name: "emconv", dependencies: [

@@ -46,6 +46,8 @@ run "$VENV/bin/python" tests/interop/check_writers.py --emconv "$BIN" --testdata
 run "$VENV/bin/python" tests/interop/check_tia_tiff.py --emconv "$BIN" --testdata ../shared/testdata
 # MRC cases (issue 12): NeXus and zspy outputs loaded by HyperSpy against the references.
 run "$VENV/bin/python" tests/interop/check_mrc.py --emconv "$BIN" --testdata ../shared/testdata
+# Dectris acquisitions written by h5py + hdf5plugin; bitshuffle-lz4 output read back by hdf5plugin.
+run "$VENV/bin/python" tests/interop/check_dectris.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
 # DM files written by the test-support DMWriter must read correctly in RosettaSciIO.
 DMDIR=$(mktemp -d)
 "$DMGEN" "$DMDIR" interop >/dev/null

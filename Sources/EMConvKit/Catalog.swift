@@ -17,6 +17,7 @@ public enum Catalog {
         CatalogEntry(reader: DMReader.self, why: "version 3/4 header with valid flags"),
         CatalogEntry(reader: EMPADReader.self, why: "an .xml with EMPAD elements; before nothing else that reads XML"),
         CatalogEntry(reader: EMDReader.self, why: "HDF5 with Velox /Version or EMD version_major/emd_group_type attributes"),
+        CatalogEntry(reader: DectrisReader.self, why: "HDF5 with entry/instrument/detector/detectorSpecific and entry/data/data_* links; before NeXus, which would take the NeXus-like master"),
         CatalogEntry(reader: NeXusReader.self, why: "HDF5 with an NXentry holding NXdata; after EMD, whose files may also carry NX classes"),
         CatalogEntry(reader: TIAReader.self, why: "SER magic 49 49 97 01 or an .emi starting 'JK' 00 02"),
         CatalogEntry(reader: MRCReader.self, why: "weak signature ('MAP ' at byte 208, absent before MRC2014; else header sanity + extension): after every reader with a magic at a fixed place, before Raw"),

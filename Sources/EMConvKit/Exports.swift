@@ -6,6 +6,7 @@
 @_exported import FormatDM
 @_exported import FormatRaw
 @_exported import FormatEMD
+@_exported import FormatDectris
 @_exported import FormatNeXus
 @_exported import FormatTIA
 @_exported import FormatTIFFRead

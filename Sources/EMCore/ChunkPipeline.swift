@@ -19,6 +19,15 @@ public final class ChunkBuffer {
     /// The valid bytes.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: raw[0..<count]) }
 
+    /// Grows to at least `total` bytes, keeping the first `keep` bytes.
+    public func reserveKeeping(_ keep: Int, total: Int) {
+        guard total > raw.count else { return }
+        let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: 64)
+        if keep > 0 { bigger.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<keep])) }
+        raw.deallocate()
+        raw = bigger
+    }
+
     /// Grows (without keeping contents) to at least `n` bytes.
     public func reserve(_ n: Int) {
         if n > raw.count {
@@ -218,20 +227,19 @@ extension PipelineSlot {
     public func compress(_ src: UnsafeRawBufferPointer, compression: Compression, shuffleElementSize: Int,
                          into out: ChunkBuffer, at offset: Int) throws -> Int {
         var data = src
+        if compression == .bitshuffleLZ4 {
+            // Its own bit transposition replaces the byte shuffle.
+            let bound = BitshuffleLZ4.compressBound(bytes: src.count, elementSize: max(1, shuffleElementSize))
+            out.reserveKeeping(offset, total: offset + bound)
+            return offset + (try BitshuffleLZ4.encode(src, elementSize: max(1, shuffleElementSize),
+                                                      into: out.raw.baseAddress! + offset, capacity: bound))
+        }
         if shuffleElementSize > 1, compression != .none {
             temp.reserve(src.count)
             shuffle(src, into: temp.raw, elementSize: shuffleElementSize)
             data = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(temp.raw)[0..<src.count])
         }
-        func grow(_ n: Int) {
-            if offset + n > out.capacity {
-                let keep = UnsafeMutableRawBufferPointer.allocate(byteCount: max(offset, 1), alignment: 64)
-                defer { keep.deallocate() }
-                if offset > 0 { keep.copyMemory(from: UnsafeRawBufferPointer(rebasing: out.raw[0..<offset])) }
-                out.reserve(offset + n)
-                if offset > 0 { out.raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: keep[0..<offset])) }
-            }
-        }
+        func grow(_ n: Int) { out.reserveKeeping(offset, total: offset + n) }
         let bound: Int
         switch compression {
         case .none: bound = data.count
@@ -239,6 +247,7 @@ extension PipelineSlot {
             prepareDeflater(level)
             bound = libdeflate_zlib_compress_bound(codecs.deflater, data.count)
         case .zstd: bound = ZSTD_compressBound(data.count)
+        case .bitshuffleLZ4: bound = BitshuffleLZ4.compressBound(bytes: data.count, elementSize: 1)
         }
         grow(bound)
         return offset + (try compress(data, into: out.raw.baseAddress! + offset, capacity: bound, compression: compression))
@@ -271,6 +280,9 @@ extension PipelineSlot {
             let n = ZSTD_compressCCtx(codecs.zstd, dst, capacity, src.baseAddress, src.count, Int32(level))
             guard ZSTD_isError(n) == 0 else { throw EMError(.failure, "zstd compression failed") }
             return n
+        case .bitshuffleLZ4:
+            // Without an element size: bytes (callers with typed data use the shuffling entry point).
+            return try BitshuffleLZ4.encode(src, elementSize: 1, into: dst, capacity: capacity)
         }
     }
 

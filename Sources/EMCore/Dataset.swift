@@ -98,6 +98,8 @@ public final class Dataset {
     public var original: MetaValue
     /// Notes on conventions the reader applied (orientation, axis order), recorded in outputs.
     public var conventions: [String: String]
+    /// Detector tables kept beside the data (flat field, pixel mask), by NXdetector field name.
+    public var auxiliary: [String: AuxiliaryArray] = [:]
     public let source: FrameSource
 
     public init(name: String, title: String = "", axes: [Axis], elementType: ElementType,

@@ -18,6 +18,7 @@ public enum HDF5 {
         emc_silence_errors()
         registerZstdFilter()
         HDF5Guard.registerBoundedDeflate()
+        registerBitshuffleFilter()
     }()
 
     /// The HDF5 library on Debian is not thread-safe: any HDF5 call made while another thread may

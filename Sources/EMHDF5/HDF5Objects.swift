@@ -167,17 +167,21 @@ public final class HDF5File {
     }
 
     /// Opens an existing file read-only, guarded (see ``HDF5Guard``): what it may point at is
-    /// checked on every open, and ``guarded(_:)`` reports a refusal.
-    public convenience init(reading path: String) throws {
+    /// checked on every open, and ``guarded(_:)`` reports a refusal. With `skipEOFCheck`, a file
+    /// shorter than its superblock says (an interrupted acquisition) opens too; objects past its
+    /// end fail when read.
+    public convenience init(reading path: String, skipEOFCheck: Bool = false) throws {
         HDF5.initialize()
-        try self.init(reading: path, guard: HDF5Guard(input: path))
+        try self.init(reading: path, guard: HDF5Guard(input: path), skipEOFCheck: skipEOFCheck)
     }
 
-    init(reading path: String, guard inputGuard: HDF5Guard) throws {
+    init(reading path: String, guard inputGuard: HDF5Guard, skipEOFCheck: Bool = false) throws {
         HDF5.initialize()
         guard FileManager.default.fileExists(atPath: path) else { throw EMError(.missingInput, file: path, "no such file") }
         guard H5Fis_hdf5(path) > 0 else { throw EMError(.badInput, file: path, "not an HDF5 file") }
-        let id = H5Fopen(path, emc_F_ACC_RDONLY(), hid_t(H5P_DEFAULT))
+        let fapl = H5ID(H5Pcreate(emc_P_FILE_ACCESS()), .plist)
+        if skipEOFCheck { HDF5.allowTruncated(fapl.id) }
+        let id = H5Fopen(path, emc_F_ACC_RDONLY(), fapl.id)
         guard id >= 0 else { throw EMError(.badInput, file: path, "HDF5 cannot open this file (damaged or written by a newer HDF5)") }
         handle = H5ID(id, .file)
         self.path = path
@@ -341,6 +345,9 @@ public final class HDF5Group: HDF5Node {
             if shuffle { try check(H5Pset_shuffle(dcpl.id), "set shuffle on \(name)") }
             var cd: [UInt32] = [UInt32(level)]
             try check(H5Pset_filter(dcpl.id, HDF5.zstdFilterID, UInt32(emc_Z_FLAG_OPTIONAL()), 1, &cd), "set zstd on \(name)")
+        case .bitshuffleLZ4:
+            var cd = HDF5.bitshuffleCDValues(elementSize: H5Tget_size(ft.id))
+            try check(H5Pset_filter(dcpl.id, HDF5.bitshuffleFilterID, UInt32(emc_Z_FLAG_OPTIONAL()), cd.count, &cd), "set bitshuffle-lz4 on \(name)")
         }
         let d = H5Dcreate2(id, name, ft.id, s.id, hid_t(H5P_DEFAULT), dcpl.id, hid_t(H5P_DEFAULT))
         guard d >= 0 else { throw fail("create dataset \(name)") }
@@ -469,7 +476,7 @@ public final class HDF5Dataset: HDF5Node {
     /// Reads a scalar or 1-D string dataset (any string type).
     public func readStrings() -> [String]? { readStringValues() }
 
-    private func memType(_ t: ElementType) -> H5ID {
+    func memType(_ t: ElementType) -> H5ID {
         switch t {
         case .int8: return H5ID(H5Tcopy(emc_T_NATIVE_INT8()), .datatype)
         case .uint8: return H5ID(H5Tcopy(emc_T_NATIVE_UINT8()), .datatype)

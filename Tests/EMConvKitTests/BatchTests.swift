@@ -187,6 +187,10 @@ final class BatchTests: TempDirectoryTestCase {
         XCTAssertEqual(byName["001_4x2_6bit.hdr"]?.error, "companion of \(copy)/mib/001_4x2_6bit.mib")
         XCTAssertEqual(byName["scan_x4_y4.raw"]?.error, "companion of \(copy)/empad/map4x4.xml")
         XCTAssertEqual(byName["MANIFEST.md"]?.status, .skipped)
+        // A Dectris acquisition converts from its master; its data file and scan side file are companions.
+        XCTAssertEqual(byName["test_00_master.h5"]?.status, .ok)
+        XCTAssertEqual(byName["test_00_data_000001.h5"]?.error, "companion of \(copy)/arina/test_00_master.h5")
+        XCTAssertEqual(byName["test_00.h5"]?.error, "companion of \(copy)/arina/test_00_master.h5")
         // Outputs equal single-file conversions.
         let mib = try XCTUnwrap(byName["Quad_1_Frame_CounterDepth_12_Rows_256.mib"])
         _ = try Converter.convert(input: mib.input, output: tmp + "/single.nxs", options: ConversionOptions(threads: 1))

@@ -13,8 +13,8 @@ public enum NeXusWriter: FormatWriter {
         extensions: ["nxs", "h5", "hdf5", "nx5"], reads: false, writes: true,
         options: [
             OptionSpec("compression", .compression, valueName: "codec[:level]",
-                       help: "compression: none | gzip[:1-9] | zstd[:1-22]",
-                       default: "gzip:1 with shuffle, readable everywhere; zstd is HDF5 filter 32015 (h5py needs hdf5plugin)"),
+                       help: "compression: none | gzip[:1-9] | zstd[:1-22] | bitshuffle-lz4",
+                       default: "gzip:1 with shuffle, readable everywhere; zstd is HDF5 filter 32015, bitshuffle-lz4 filter 32008 (h5py needs hdf5plugin)"),
             OptionSpec("no-preview", .flag, help: "do not add the derived sum image of 4D data"),
         ],
         notes: "Default output. Layout: /entry1/measurement/event1/imageN/image_Nd (NXdata, signal 'real')."
@@ -62,6 +62,7 @@ public enum NeXusWriter: FormatWriter {
         let measurement = try entry.createGroup("measurement", nxClass: "NXem_measurement")
         try measurement.setAttribute("default", "event1")
         try NeXusMetadata.writeStaticInstrument(file, into: measurement)
+        try NeXusMetadata.writeAuxiliary(file, into: measurement)
         let event = try measurement.createGroup("event1", nxClass: "NXem_event_data")
         if let s = starts.first { try event.writeString("start_time", s.iso8601) }
         if let e = ends.last { try event.writeString("end_time", e.iso8601) }

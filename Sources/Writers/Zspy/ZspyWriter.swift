@@ -22,7 +22,7 @@ public enum ZspyWriter: FormatWriter {
     public static var writesDirectory: Bool { true }
 
     public static func check(_ file: OpenedFile, context: WriteContext) throws {
-        try ZspyLayout.check(file)
+        try ZspyLayout.check(file, context: context)
     }
 
     public static func write(_ file: OpenedFile, to path: String, context: WriteContext) throws -> WriteReport {
@@ -46,7 +46,7 @@ public enum ZspyZipWriter: FormatWriter {
     )
 
     public static func check(_ file: OpenedFile, context: WriteContext) throws {
-        try ZspyLayout.check(file)
+        try ZspyLayout.check(file, context: context)
     }
 
     public static func write(_ file: OpenedFile, to path: String, context: WriteContext) throws -> WriteReport {
@@ -66,7 +66,10 @@ enum ZspyLayout {
     static let defaultCompression = Compression.zstd(level: 1)
     static let targetChunkBytes = 2 << 20
 
-    static func check(_ file: OpenedFile) throws {
+    static func check(_ file: OpenedFile, context: WriteContext) throws {
+        if try context.compression(default: defaultCompression) == .bitshuffleLZ4 {
+            throw EMError(.usage, at: "--compression", "bitshuffle-lz4 is an HDF5 filter: zspy takes none, gzip or zstd (or write .nxs)")
+        }
         guard !file.datasets.isEmpty else {
             throw EMError(.badInput, file: file.path, "the file holds no dataset to convert")
         }
@@ -95,10 +98,12 @@ enum ZspyLayout {
         case .none: return .null
         case let .zstd(l): return .object([("id", .string("zstd")), ("level", .int(Int64(l)))])
         case let .gzip(l): return .object([("id", .string("zlib")), ("level", .int(Int64(l)))])
+        case .bitshuffleLZ4: return .null  // refused by check(_:context:)
         }
     }
 
     static func write(_ file: OpenedFile, into sink: ZarrSink, context: WriteContext) throws -> WriteReport {
+        try check(file, context: context)
         var report = WriteReport()
         let compression = try context.compression(default: defaultCompression)
         try sink.put(".zgroup", #"{"zarr_format":2}"#)
