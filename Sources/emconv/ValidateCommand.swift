@@ -7,7 +7,8 @@ struct Validate: ParsableCommand {
         abstract: "Check NeXus files (generic NeXus, NXem, electron-microscopy sanity), or what a vendor file lacks for NXem.",
         discussion: """
         One line per finding: RULE SEVERITY /path message. Exit status: 0 valid
-        (warnings allowed unless --strict), 3 invalid, 65 unreadable, 66 missing.
+        (warnings allowed unless --strict), 3 invalid, 65 unreadable, 66 missing (the
+        file, a companion it needs, or --source).
         Profiles: nexus (base classes), nxem (the NXem application definition;
         default when /entry1/definition is NXem), em (domain sanity; with --source
         IN also re-reads the input and compares checksums and every frame bit for
@@ -83,7 +84,11 @@ struct Validate: ParsableCommand {
                 print("\(f): \(r.unreadable ? "UNREADABLE" : (r.valid ? "VALID" : "INVALID")) (\(r.kind == "source" ? "vendor input, NXem readiness" : "profiles " + r.profiles.joined(separator: "+")); \(r.findings.filter { $0.severity == .error }.count) errors, \(r.findings.filter { $0.severity == .warning }.count) warnings)")
             }
         }
-        if reports.contains(where: \.unreadable) { throw ExitCode(65) }
+        // A missing input (the file, a companion, --source) is 66 as in every command; the
+        // first failing file decides when several fail.
+        if let bad = reports.first(where: { $0.unreadable || $0.missingInput }) {
+            throw ExitCode(bad.missingInput ? EMError.Code.missingInput.exitCode : EMError.Code.badInput.exitCode)
+        }
         if reports.contains(where: { !$0.valid }) { throw ExitCode(3) }
     }
 }

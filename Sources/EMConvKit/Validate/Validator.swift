@@ -23,7 +23,13 @@ public enum Validator {
         r.strict = options.strict
         guard FileManager.default.fileExists(atPath: path) else {
             r.unreadable = true
+            r.missingInput = true
             r.add("READ", .error, "/", "no such file")
+            return r
+        }
+        if let src = options.source, !FileManager.default.fileExists(atPath: src) {
+            r.missingInput = true
+            r.add("EM-SOURCE", .error, "/", "--source \(src): no such file")
             return r
         }
         HDF5.initialize()
@@ -75,6 +81,7 @@ public enum Validator {
         let file: OpenedFile
         do { file = try Catalog.open(path, options: options.readOptions) } catch let e as EMError {
             r.unreadable = true
+            r.missingInput = e.code == .missingInput
             r.add("READ", .error, "/", e.description)
             return
         } catch {

@@ -34,8 +34,11 @@ public enum ValidationProfile: String, Sendable, CaseIterable {
 public struct ValidationReport {
     public var file: String
     public var findings: [Finding] = []
-    /// The file could not be read at all (exit 65).
+    /// The file could not be read at all (exit 65, or 66 when `missingInput`).
     public var unreadable = false
+    /// The file, a companion it needs, or the `--source` input does not exist (exit 66, as
+    /// everywhere else in emconv).
+    public var missingInput = false
     public var strict = false
     /// "nexus" for NeXus files, "source" for vendor inputs checked before conversion.
     public var kind = "nexus"
