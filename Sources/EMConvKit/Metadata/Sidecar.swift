@@ -53,6 +53,9 @@ public struct Sidecar: Sendable {
     public var notes: String?
     /// Free-form `extra:` section, kept verbatim as an NXnote.
     public var extra: MetaValue?
+    /// Notes about accepted values (e.g. a `sample.physical_form` outside NXem's open
+    /// enumeration); `SidecarMerge.apply` passes them on as warnings.
+    public var warnings: [String] = []
 
     public init() {}
 
@@ -67,7 +70,8 @@ public struct Sidecar: Sendable {
         "camera_length", "start_time", "end_time", "notes", "extra",
     ]
 
-    /// NXem `sample/physical_form` enumeration.
+    /// NXem `sample/physical_form` enumeration. It is open (`<enumeration open="true">` in
+    /// NXem.nxdl.xml): other values are accepted with a note, as pynxtools does.
     public static let physicalForms = NXemVocabulary.physicalForms
 
     public static func load(_ path: String) throws -> Sidecar {
@@ -137,6 +141,11 @@ public struct Sidecar: Sendable {
             throw EMError(.usage, file: file, "metadata sidecar must be a mapping of keys (sample:, users:, instrument:, …)")
         }
         var s = Sidecar()
+        // Every problem is collected, so one run lists them all (one error, "key: problem" each).
+        var problems: [EMError] = []
+        func attempt(_ body: () throws -> Void) {
+            do { try body() } catch let e as EMError { problems.append(e) } catch { problems.append(EMError(.usage, file: file, "\(error)")) }
+        }
         func str(_ v: MetaValue, _ key: String) throws -> String? {
             switch v {
             case .null: return nil
@@ -169,10 +178,10 @@ public struct Sidecar: Sendable {
             }
             return q.units.isEmpty ? Quantity(q.value, defaultUnits) : q
         }
-        for (k, v) in top {
+        for (k, v) in top { attempt {
             switch k {
             case "sample":
-                for (sk, sv) in try section(v, k) {
+                for (sk, sv) in try section(v, k) { attempt {
                     let key = "sample.\(sk)"
                     switch sk {
                     case "name": s.sampleName = try str(sv, key)
@@ -181,7 +190,7 @@ public struct Sidecar: Sendable {
                     case "physical_form":
                         s.physicalForm = try str(sv, key)
                         if let p = s.physicalForm, !physicalForms.contains(p) {
-                            throw usage(file, key, "'\(key)' must be one of \(physicalForms.joined(separator: ", ")) (NXem enumeration), not '\(p)'")
+                            s.warnings.append("\(key) '\(p)' is not one of NXem's suggested values (\(physicalForms.joined(separator: ", "))); kept as given (the enumeration is open)")
                         }
                     case "identifier": s.sampleIdentifier = try str(sv, key)
                     case "identifier_type": s.sampleIdentifierType = try str(sv, key)
@@ -195,7 +204,7 @@ public struct Sidecar: Sendable {
                     case "thickness": s.sampleThickness = try quantity(sv, key, defaultUnits: "m", category: "NX_LENGTH")
                     default: throw unknown(file, key)
                     }
-                }
+                } }
             case "users":
                 var list: [MetaValue] = []
                 switch v {
@@ -204,9 +213,9 @@ public struct Sidecar: Sendable {
                 case .object: list = [v]
                 default: throw usage(file, k, "'users' must be a list of persons (- name: …)")
                 }
-                for u in list {
+                for u in list { attempt {
                     var user = SidecarUser()
-                    for (uk, uv) in try section(u, "users[]") {
+                    for (uk, uv) in try section(u, "users[]") { attempt {
                         let key = "users[].\(uk)"
                         switch uk {
                         case "name": user.name = try str(uv, key)
@@ -224,11 +233,11 @@ public struct Sidecar: Sendable {
                             }
                         default: throw unknown(file, key)
                         }
-                    }
+                    } }
                     if user != SidecarUser() { s.users.append(user) }
-                }
+                } }
             case "instrument":
-                for (ik, iv) in try section(v, k) {
+                for (ik, iv) in try section(v, k) { attempt {
                     let key = "instrument.\(ik)"
                     switch ik {
                     case "name": s.instrumentName = try str(iv, key)
@@ -239,19 +248,20 @@ public struct Sidecar: Sendable {
                     case "emitter_type": s.emitterType = try str(iv, key)
                     default: throw unknown(file, key)
                     }
-                }
+                } }
             case "detector":
-                for (dk, dv) in try section(v, k) {
+                for (dk, dv) in try section(v, k) { attempt {
                     let key = "detector.\(dk)"
                     switch dk {
                     case "operation_mode": s.detectorOperationMode = try str(dv, key)
                     default: throw unknown(file, key)
                     }
-                }
+                } }
             case "scan":
-                for (sk, sv) in try section(v, k) {
+                var stepGiven = false, unitsGiven = false
+                for (sk, sv) in try section(v, k) { attempt {
                     let key = "scan.\(sk)"
-                    if sv == .null, ["shape", "step", "step_units", "schema"].contains(sk) { continue }
+                    if sv == .null, ["shape", "step", "step_units", "schema"].contains(sk) { return }
                     switch sk {
                     case "shape":
                         let a: [MetaValue]
@@ -264,6 +274,7 @@ public struct Sidecar: Sendable {
                         }
                         s.scanShape = ints
                     case "step":
+                        stepGiven = true
                         let a: [MetaValue]
                         if case let .array(x) = sv { a = x } else { a = [sv] }
                         let d = a.compactMap(\.doubleValue)
@@ -272,6 +283,7 @@ public struct Sidecar: Sendable {
                         }
                         s.scanStep = d
                     case "step_units":
+                        unitsGiven = true
                         s.scanStepUnits = try str(sv, key)
                         if let u = s.scanStepUnits, !Units.matches(u, category: "NX_LENGTH") {
                             throw usage(file, key, "'\(key)' must be a length unit (nm, um, m …), not '\(u)'")
@@ -279,8 +291,8 @@ public struct Sidecar: Sendable {
                     case "schema": s.scanSchema = try str(sv, key)
                     default: throw unknown(file, key)
                     }
-                }
-                if s.scanStep != nil && s.scanStepUnits == nil {
+                } }
+                if stepGiven && !unitsGiven {
                     throw usage(file, "scan.step_units", "'scan.step' needs 'scan.step_units' (e.g. nm)")
                 }
             case "camera_length": s.cameraLength = try quantity(v, k, defaultUnits: "m", category: "NX_LENGTH")
@@ -291,8 +303,42 @@ public struct Sidecar: Sendable {
             case "extra": s.extra = v
             default: throw unknown(file, k)
             }
-        }
+        } }
+        if problems.count == 1 { throw problems[0] }
+        if !problems.isEmpty { throw combined(problems, file: file) }
         return s
+    }
+
+    /// One error listing every problem as "key: problem" (one line; when it would be too long,
+    /// the last problems are named by their key only).
+    static func combined(_ problems: [EMError], file: String) -> EMError {
+        func key(_ e: EMError) -> String {
+            guard let l = e.location, l.hasPrefix("key '"), l.hasSuffix("'") else { return "sidecar" }
+            return String(l.dropFirst(5).dropLast())
+        }
+        // The message without the key it starts with and without examples ("e.g. …", "(… like …)").
+        func compact(_ e: EMError) -> String {
+            var m = e.message
+            let k = "'\(key(e))' "
+            if m.hasPrefix(k) { m = String(m.dropFirst(k.count)) }
+            m = m.replacingOccurrences(of: #",? e\.g\. [^(;]*"#, with: " ", options: .regularExpression)
+            m = m.replacingOccurrences(of: #" \((?!got )[^)]*\)"#, with: "", options: .regularExpression)
+            return m.replacingOccurrences(of: "  ", with: " ").trimmingCharacters(in: .whitespaces)
+        }
+        let head = "metadata sidecar has \(problems.count) problems: "
+        var parts: [String] = []
+        var used = head.count + file.count + 2
+        for (i, p) in problems.enumerated() {
+            let part = "\(key(p)): \(compact(p))"
+            let rest = problems[(i + 1)...].map(key)
+            if used + part.count + 2 > 560 {
+                parts.append("also " + ([key(p)] + rest).joined(separator: ", ") + " (fix these and run again for details)")
+                break
+            }
+            parts.append(part)
+            used += part.count + 2
+        }
+        return EMError(.usage, file: file, head + parts.joined(separator: "; "))
     }
 
     /// Element symbols of the periodic table (IUPAC), for `sample.atom_types`.
@@ -313,8 +359,10 @@ public struct Sidecar: Sendable {
         }
         items = items.filter { !$0.isEmpty }
         guard !items.isEmpty else { return nil }
-        if let bad = items.first(where: { !elements.contains($0) }) {
-            throw usage(file, "sample.atom_types", "'\(bad)' is not an element symbol (sample.atom_types takes symbols like Si, O, Sr, Ti)")
+        let bad = items.filter { !elements.contains($0) }
+        if !bad.isEmpty {
+            let list = bad.map { "'\($0)'" }.joined(separator: ", ")
+            throw usage(file, "sample.atom_types", "\(list) \(bad.count == 1 ? "is not an element symbol" : "are not element symbols") (sample.atom_types takes symbols like Si, O, Sr, Ti)")
         }
         var seen = Set<String>()
         return items.filter { seen.insert($0).inserted }

@@ -8,7 +8,8 @@ public enum SidecarMerge {
     /// Applies `sidecar` to every dataset of `file` (in place) and returns the warnings.
     @discardableResult
     public static func apply(_ sidecar: Sidecar, to file: OpenedFile, preferSidecar: Bool) -> [String] {
-        var warnings: [String] = []
+        // Notes the sidecar parser made (e.g. a value outside NXem's open enumeration).
+        var warnings: [String] = sidecar.warnings
         func note(_ w: String) { if !warnings.contains(w) { warnings.append(w) } }
         func pick<T>(_ key: String, _ fileValue: T?, _ side: T?, same: (T, T) -> Bool, show: (T) -> String) -> T? {
             guard let side else { return fileValue }

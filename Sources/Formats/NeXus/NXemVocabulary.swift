@@ -3,7 +3,7 @@ import Foundation
 /// Vocabularies NXem (and the NeXus base classes it uses) prescribe, shared by the writer's
 /// checks, `emconv validate` and the metadata sidecar.
 public enum NXemVocabulary {
-    /// NXem `sample/physical_form` enumeration.
+    /// NXem `sample/physical_form` enumeration (open: other values are accepted with a note).
     public static let physicalForms = ["bulk", "foil", "thin_film", "powder"]
 
     /// Element symbols of the periodic table (NXem `sample/atom_types`).
