@@ -157,6 +157,17 @@ public enum Units {
         return got.dim == want
     }
 
+    /// Whether an axis' `@units` satisfies an NXDL unit category as pynxtools 0.16 judges it
+    /// (pynxtools/units): NX_ANY takes '' or any unit; the other categories need a unit of their
+    /// dimension ('' is not one), and NX_LENGTH also takes a pixel index (`pixel`, `px`).
+    public static func matchesNXDL(_ units: String, category: String) -> Bool {
+        let u = units.trimmingCharacters(in: .whitespaces)
+        if category == "NX_ANY" { return parse(u) != nil }
+        if u.isEmpty { return categories[category] == nil }
+        if category == "NX_LENGTH", u == "pixel" || u == "px" { return true }
+        return matches(u, category: category)
+    }
+
     /// A quantity in SI (for comparing a sidecar value with a file value).
     public static func si(_ q: Quantity) -> (Double, Dimension)? {
         guard let u = parse(q.units) else { return nil }

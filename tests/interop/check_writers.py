@@ -14,7 +14,7 @@ import numpy as np
 import tifffile
 import hyperspy.api as hs
 
-from common import Tally, run, sha_le
+from common import Tally, emconv_detail, run, sha_le
 
 warnings.filterwarnings("ignore")
 import logging  # noqa: E402
@@ -183,10 +183,10 @@ def main():
                 g = g[g.attrs["default"]]
                 g = g[g.attrs["default"]]
                 d = g[g.attrs["signal"]][()]
-                if g.attrs.get("emconv_complex") == "real+imag":
+                if emconv_detail(g, "complex") == "real+imag":
                     d = d + 1j * g["imag"][()]
                     d = d.astype(np.complex64 if g["imag"].dtype == np.float32 else np.complex128)
-                kind = g.attrs.get("emconv_element_type")
+                kind = emconv_detail(g, "element_type")
             try:
                 sz = hs.load(z)
                 zd = sz.data

@@ -35,3 +35,14 @@ def run(emconv, args):
     if r.returncode != 0:
         print("emconv failed:", " ".join(args), r.stderr.strip())
     return r
+
+
+def emconv_detail(group, name):
+    """emconv's own fact `name` about an NXdata: a field of its `emconv` NXcollection (files
+    written before that: the attribute @emconv_NAME); None when absent."""
+    c = group.get("emconv")
+    if c is not None and name in c:
+        v = c[name][()]
+        return v.decode() if isinstance(v, bytes) else v
+    v = group.attrs.get("emconv_" + name)
+    return v.decode() if isinstance(v, bytes) else v

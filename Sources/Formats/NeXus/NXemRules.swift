@@ -93,8 +93,9 @@ public enum NXemRules {
                     c.r.add("NXEM-ATOMS", .error, s.path + "/atom_types", "'\(bad)' is not an element symbol (NXem: comma-separated elements of the periodic table)")
                 }
             }
+            // NXem's enumeration here is open: another value is a note, not an error (as in pynxtools).
             if let p = s.openDataset("physical_form")?.readStringValues()?.first, !NXemVocabulary.physicalForms.contains(p) {
-                c.r.add("NXEM-ENUM", .error, s.path + "/physical_form", "'\(p)' is not one of \(NXemVocabulary.physicalForms.joined(separator: ", ")) (NXem enumeration)")
+                c.r.add("NXEM-ENUM", .info, s.path + "/physical_form", "'\(p)' is not one of NXem's suggested values \(NXemVocabulary.physicalForms.joined(separator: ", ")) (open enumeration: accepted)")
             }
             if let d = s.openDataset("identifier_sample") { c.needAttr(d, "type", what: "identifier_sample/@type") }
         }
@@ -235,11 +236,17 @@ public enum NXemRules {
                 } else {
                     c.need(d, a, required: true, key: nil, what: "\(name)/\(a)")
                 }
-                // NXspectrum (base class): axis_energy is in NX_ENERGY units.
-                if a == "axis_energy", let ad = d.openDataset(a) {
-                    let u = ad.stringAttribute("units") ?? ""
-                    if !Units.matches(u, category: "NX_ENERGY") {
-                        c.r.add("NXEM-UNITS", .error, ad.path + "/@units", "axis_energy unit '\(u)' is not an energy unit (NXspectrum: NX_ENERGY)")
+                // NXspectrum (base class): axis_energy is NX_ENERGY, axis_i/j/k NX_LENGTH (a pixel
+                // index passes, '' does not: the same verdict as pynxtools). NXimage's are NX_ANY.
+                if spectrum, let ad = d.openDataset(a) {
+                    let cat = a == "axis_energy" ? "NX_ENERGY" : "NX_LENGTH"
+                    let what = a == "axis_energy" ? "an energy unit" : "a length unit (or pixel for an index axis)"
+                    if let u = ad.stringAttribute("units") {
+                        if !Units.matchesNXDL(u, category: cat) {
+                            c.r.add("NXEM-UNITS", .error, ad.path + "/@units", "\(a) unit '\(u)' is not \(what) (NXspectrum: \(cat))")
+                        }
+                    } else {
+                        c.r.add("NXEM-UNITS", .error, ad.path, "\(a) has no @units (NXspectrum: \(cat))")
                     }
                 }
                 let attr = "\(a)_indices"

@@ -132,13 +132,16 @@ public enum NeXusReader: FormatReader {
         }
         if signalName == nil, g.openDataset("data") != nil { signalName = "data" }
         guard let signalName, let sig = g.openDataset(signalName) else { return nil }
-        if sig.stringAttribute("derived") == "true" { return nil }
+        // emconv's own facts: the NXcollection `emconv` in the NXdata (files before 0.x: @emconv_*
+        // attributes on the NXdata, its axes and its signal).
+        let own = g.openGroup("emconv").flatMap { $0.stringAttribute("NX_class") == "NXcollection" ? $0 : nil }
+        if own?.exists("derived") == true || sig.stringAttribute("derived") == "true" { return nil }
         guard var type = sig.elementType else {
             throw EMError(.unsupported, file: file, at: sig.path, "the signal's HDF5 type is not supported")
         }
         // emconv writes complex data as NXem's `real` and `imag` fields; recombine them.
         var imag: HDF5Dataset?
-        if g.stringAttribute("emconv_complex") == "real+imag", let im = g.openDataset("imag"), im.shape == sig.shape,
+        if (ownString(own, "complex") ?? g.stringAttribute("emconv_complex")) == "real+imag", let im = g.openDataset("imag"), im.shape == sig.shape,
            im.elementType == type, type == .float32 || type == .float64 {
             imag = im
             type = type == .float32 ? .complex64 : .complex128
@@ -147,7 +150,7 @@ public enum NeXusReader: FormatReader {
         // trailing channel dimension; restore them.
         var dropChannel = false
         let readType: ElementType = (type == .uint8) ? .uint8 : type
-        if type == .uint8, let stored = g.stringAttribute("emconv_element_type") {
+        if type == .uint8, let stored = ownString(own, "element_type") ?? g.stringAttribute("emconv_element_type") {
             if stored == "bool" { type = .bool }
             if (stored == "rgb8" && sig.shape.last == 3) || (stored == "rgba8" && sig.shape.last == 4) {
                 type = stored == "rgb8" ? .rgb8 : .rgba8
@@ -168,12 +171,12 @@ public enum NeXusReader: FormatReader {
             }
         }
         let frameRank: Int
-        if let fr = g.numericAttribute("emconv_frame_rank")?.first, Int(fr) >= 0, Int(fr) <= rank {
+        if let fr = ownNumber(own, "frame_rank") ?? g.numericAttribute("emconv_frame_rank")?.first, fr >= 0, fr <= Double(rank) {
             frameRank = Int(fr)
         } else {
             frameRank = min(rank, g.stringAttribute("NX_class") == "NXdata" && g.path.contains("spectrum") ? 1 : 2)
         }
-        let kind = g.stringAttribute("emconv_signal_kind") ?? (rank - frameRank == 2 && frameRank == 2 ? "4d-stem" : (frameRank == 1 ? "spectrum" : "image"))
+        let kind = ownString(own, "signal_kind") ?? g.stringAttribute("emconv_signal_kind") ?? (rank - frameRank == 2 && frameRank == 2 ? "4d-stem" : (frameRank == 1 ? "spectrum" : "image"))
         let defaultNames: [String] = {
             let navCount = rank - frameRank
             let nav = navCount == 2 ? ["scan_y", "scan_x"] : navCount == 1 ? ["frame"] : (0..<navCount).map { "nav_\($0)" }
@@ -186,15 +189,18 @@ public enum NeXusReader: FormatReader {
             let role: AxisRole = d >= rank - frameRank ? .signal : .navigation
             var axis = Axis(name: defaultNames[d], size: shape[d], role: role)
             if let n = perDim[d], let a = g.openDataset(n) {
-                axis.units = a.stringAttribute("units") ?? ""
-                if let name = a.stringAttribute("emconv_axis_name") {
+                // `emconv/AXIS_units`: the axis' own units where the writer put NXem's in @units.
+                axis.units = ownString(own, "\(n)_units") ?? a.stringAttribute("units") ?? ""
+                if let name = ownString(own, "\(n)_name") ?? a.stringAttribute("emconv_axis_name") {
                     axis.name = name
                 } else if !emconv {
                     axis.name = n
                 }
                 let long = a.stringAttribute("long_name")
                 if let long, long != axis.name, long != "\(axis.name) (\(axis.units))" { axis.longName = long }
-                if let off = a.numericAttribute("emconv_offset")?.first, let sc = a.numericAttribute("emconv_scale")?.first {
+                let cal = own?.openDataset("\(n)_calibration").flatMap { $0.shape == [2] ? try? readAll($0) : nil }
+                if let off = cal?[0] ?? a.numericAttribute("emconv_offset")?.first,
+                   let sc = cal?[1] ?? a.numericAttribute("emconv_scale")?.first {
                     axis.calibration = .uniform(offset: off, scale: sc)
                 } else if a.shape.reduce(1, *) == shape[d] || (a.shape.reduce(1, *) == shape[d] + 1) {
                     var c = try readAll(a)
@@ -207,18 +213,31 @@ public enum NeXusReader: FormatReader {
         var title = ""
         if let t = g.openDataset("title")?.readStrings()?.first { title = t }
         // emconv keeps the intensity units out of @units (NXem's `real` is NX_UNITLESS).
-        let unitsAttr = sig.stringAttribute("emconv_quantity_units") ?? sig.stringAttribute("units") ?? ""
+        let unitsAttr = ownString(own, "quantity_units") ?? sig.stringAttribute("emconv_quantity_units") ?? sig.stringAttribute("units") ?? ""
         var quantity = sig.stringAttribute("long_name") ?? "intensity"
         if !unitsAttr.isEmpty, quantity.hasSuffix(" (\(unitsAttr))") { quantity = String(quantity.dropLast(unitsAttr.count + 3)) }
         var conventions: [String: String] = [:]
         for n in attributeNames(sig) where !["long_name", "units", "signal", "interpretation", "derived", "emconv_quantity_units"].contains(n) {
             if let v = sig.stringAttribute(n) { conventions[n] = v }
         }
+        let prefix = NeXusWriter.conventionPrefix
+        for n in own?.childNames ?? [] where n.hasPrefix(prefix) {
+            if let v = ownString(own, n) { conventions[String(n.dropFirst(prefix.count))] = v }
+        }
         let source = HDF5HyperslabSource(owner: handle, dataset: sig, shape: shape, frameRank: frameRank, type: imag == nil ? readType : type, imag: imag)
-        return Dataset(name: g.stringAttribute("emconv_dataset_name") ?? "", title: title, axes: dropChannel ? Array(axes.dropLast()) : axes,
+        return Dataset(name: ownString(own, "dataset_name") ?? g.stringAttribute("emconv_dataset_name") ?? "", title: title, axes: dropChannel ? Array(axes.dropLast()) : axes,
                        elementType: type, sourceByteOrder: .little, frameRank: dropChannel ? frameRank - 1 : frameRank,
                        quantity: quantity, quantityUnits: unitsAttr,
                        signalKind: kind, metadata: metadata, original: .object([]), conventions: conventions, source: source)
+    }
+
+    /// A string field of emconv's NXcollection.
+    static func ownString(_ own: HDF5Group?, _ name: String) -> String? { own?.openDataset(name)?.readStrings()?.first }
+
+    /// A scalar numeric field of emconv's NXcollection.
+    static func ownNumber(_ own: HDF5Group?, _ name: String) -> Double? {
+        guard let d = own?.openDataset(name), d.shape.reduce(1, *) == 1 else { return nil }
+        return try? readAll(d).first
     }
 
     /// All values of a small numeric dataset (scalar or any rank) as doubles.

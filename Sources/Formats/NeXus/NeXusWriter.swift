@@ -85,8 +85,7 @@ public enum NeXusWriter: FormatWriter {
             try g.setAttribute("default", layout.dataName)
             if defaultChild == nil { defaultChild = groupName }
             let data = try g.createGroup(layout.dataName, nxClass: "NXdata")
-            if let storedAs { try data.setAttribute("emconv_element_type", storedAs) }
-            let preview = try writeNXdata(ds, layout: layout, into: data, context: context) { bytes in
+            let preview = try writeNXdata(ds, layout: layout, storedAs: storedAs, into: data, context: context) { bytes in
                 doneBytes += bytes
                 context.progress?.progress(done: doneBytes, total: totalBytes, stage: ds.name)
             }
@@ -117,7 +116,7 @@ public enum NeXusWriter: FormatWriter {
     // MARK: NXdata
 
     /// NXem's `real` is NX_NUMBER: booleans are stored as uint8 0/1 and RGB(A) as uint8 with a
-    /// trailing channel axis (the bytes are the same); @emconv_element_type tells readers.
+    /// trailing channel axis (the bytes are the same); `emconv/element_type` tells readers.
     static func storageForm(of ds: Dataset) -> (Dataset, String?) {
         switch ds.elementType {
         case .bool:
@@ -137,24 +136,30 @@ public enum NeXusWriter: FormatWriter {
 
     /// Streams the dataset into `real`/`intensity` and writes the axes. Returns per-frame sums for
     /// the preview of 4D data.
-    static func writeNXdata(_ ds: Dataset, layout: NXLayout, into g: HDF5Group, context: WriteContext,
+    static func writeNXdata(_ ds: Dataset, layout: NXLayout, storedAs: String? = nil, into g: HDF5Group, context: WriteContext,
                             progress: (Int64) -> Void) throws -> [Double]? {
         try g.setAttribute("signal", layout.signalName)
         try g.setAttribute("axes", layout.axisNames)
         if !ds.title.isEmpty { try g.writeString("title", ds.title) }
-        // emconv's own model facts, so its NeXus reader restores the dataset exactly.
-        try g.setAttribute("emconv_dataset_name", ds.name)
-        try g.setAttribute("emconv_signal_kind", ds.signalKind)
-        try g.setAttribute("emconv_frame_rank", Int64(ds.frameRank))
+        // emconv's own model facts, so its NeXus reader restores the dataset exactly. They go to
+        // an NXcollection (NeXus' place for terms no definition documents; NXobject allows it in
+        // every group), so NXem validators see only documented concepts.
+        let own = try g.createGroup(collectionName, nxClass: "NXcollection")
+        try own.writeString("dataset_name", ds.name)
+        try own.writeString("signal_kind", ds.signalKind)
+        try own.writeInts("frame_rank", [Int64(ds.frameRank)], shape: [])
+        if let storedAs { try own.writeString("element_type", storedAs) }
         for (i, a) in ds.axes.enumerated() {
             let name = layout.axisNames[i]
             try g.setAttribute("\(name)_indices", unsigned: [UInt32(i)])
-            let axisDS = try g.writeDoubles(name, a.coordinates, units: a.units)
+            let units = layout.axisUnits[i]
+            let axisDS = try g.writeDoubles(name, a.coordinates, units: units)
             try axisDS.setAttribute("long_name", a.longName ?? (a.units.isEmpty ? a.name : "\(a.name) (\(a.units))"))
-            try axisDS.setAttribute("emconv_axis_name", a.name)
+            try own.writeString("\(name)_name", a.name)
+            if units != a.units { try own.writeString("\(name)_units", a.units) }
+            // [offset, scale] in one field (NeXus reserves the suffix _offset for other uses).
             if case let .uniform(offset, scale) = a.calibration {
-                try axisDS.setAttribute("emconv_offset", offset)
-                try axisDS.setAttribute("emconv_scale", scale)
+                try own.writeDoubles("\(name)_calibration", [offset, scale])
             }
         }
         let plan = ChunkPlan(ds, targetBytes: targetChunkBytes)
@@ -170,16 +175,17 @@ public enum NeXusWriter: FormatWriter {
                                                 chunk: plan.chunkShape, compression: compression, shuffle: storedType.size > 1)
         let imag = isComplex ? try g.createChunkedDataset("imag", type: componentType, shape: ds.shape, chunk: plan.chunkShape,
                                                             compression: compression, shuffle: true) : nil
-        if isComplex { try g.setAttribute("emconv_complex", "real+imag") }
+        if isComplex { try own.writeString("complex", "real+imag") }
         let units = Units.isParsable(ds.quantityUnits) ? ds.quantityUnits : ""
         let quantity = units == ds.quantityUnits ? ds.quantity : [ds.quantity, ds.quantityUnits].filter { !$0.isEmpty }.joined(separator: ", ")
         for (field, part) in [(signal, isComplex ? " (real part)" : "")] + (imag.map { [($0, " (imaginary part)")] } ?? []) {
             try field.setAttribute("long_name", (units.isEmpty ? quantity : "\(quantity) (\(units))") + part)
-            // NXimage/NXspectrum declare the signal NX_UNITLESS: the intensity units go to
-            // @long_name and, for emconv's reader, @emconv_quantity_units.
-            if !ds.quantityUnits.isEmpty { try field.setAttribute("emconv_quantity_units", ds.quantityUnits) }
-            for (k, v) in ds.conventions.sorted(by: { $0.key < $1.key }) { try field.setAttribute(k, v) }
         }
+        // NXimage/NXspectrum declare the signal NX_UNITLESS: the intensity units go to
+        // @long_name and, for emconv's reader, `emconv/quantity_units`; the reader's conventions
+        // (orientation, axis order, decoding …) to `emconv/convention_KEY`, as in zspy outputs.
+        if !ds.quantityUnits.isEmpty { try own.writeString("quantity_units", ds.quantityUnits) }
+        for (k, v) in ds.conventions.sorted(by: { $0.key < $1.key }) { try own.writeString(conventionPrefix + k, v) }
         let splitLock = NSLock()
         var splits: [Int: Int] = [:]
 
@@ -225,6 +231,11 @@ public enum NeXusWriter: FormatWriter {
         return wantPreview ? sums : nil
     }
 
+    /// Name of the NXcollection in each NXdata that holds emconv's own facts (read back by
+    /// `NeXusReader`), and the prefix of the reader conventions kept there.
+    static let collectionName = "emconv"
+    static let conventionPrefix = "convention_"
+
     static func writePreview(_ ds: Dataset, sums: [Double], into g: HDF5Group) throws {
         let data = try g.createGroup("image_2d", nxClass: "NXdata")
         let nav = Array(ds.axes.prefix(ds.rank - ds.frameRank))
@@ -239,7 +250,9 @@ public enum NeXusWriter: FormatWriter {
         }
         let real = try data.writeDoubles("real", sums, shape: nav.map(\.size))
         try real.setAttribute("long_name", "sum of \(ds.quantity) over the detector")
-        try real.setAttribute("derived", "true")
+        // Marks the preview as derived (emconv's reader skips it).
+        let own = try data.createGroup(collectionName, nxClass: "NXcollection")
+        try own.writeString("derived", "sum over the detector axes of \(ds.name) (derived by emconv, not measured)")
     }
 
     // MARK: Provenance
@@ -251,7 +264,12 @@ public enum NeXusWriter: FormatWriter {
         try p.writeString("version", EMConvVersion.string)
         try p.writeString("date", now.iso8601)
         try p.writeString("detector_identifier", ds.metadata.detectorName ?? ds.name)
-        if let derived { try p.writeString("description", derived) }
+        // NXprocess documents no description field: what was derived goes to an NXnote.
+        if let derived {
+            let n = try p.createGroup("note", nxClass: "NXnote")
+            try n.writeString("type", "text/plain")
+            try n.writeString("description", derived)
+        }
         if let src = sources.first {
             let input = try p.createGroup("input", nxClass: "NXnote")
             try input.writeString("type", "file")
@@ -264,6 +282,11 @@ public enum NeXusWriter: FormatWriter {
 
     static func writeNotes(_ file: OpenedFile, sources: [(String, Int64, String)], into entry: HDF5Group,
                            context: WriteContext, now: Timestamp) throws {
+        // NXem `profiling` (NXcs_profiling): the command line and the program that wrote the file.
+        let profiling = try entry.createGroup("profiling", nxClass: "NXcs_profiling")
+        try profiling.writeString("command_line_call", context.provenance.commandLine)
+        let program = try profiling.createGroup("program1", nxClass: "NXprogram")
+        try program.writeString("program", "emconv").setAttribute("version", EMConvVersion.string)
         var n = 0
         for (path, size, sum) in sources {
             n += 1
@@ -273,11 +296,12 @@ public enum NeXusWriter: FormatWriter {
             try note.writeString("type", "application/octet-stream")
             try note.writeString("checksum", sum)
             try note.writeString("algorithm", "sha256")
-            try note.writeInts("file_size", [size], shape: [], units: "B")
-            try note.writeString("source_path", path)
-            try note.writeString("reader", "\(file.readerName) \(file.readerVersion)")
-            try note.writeString("command_line", context.provenance.commandLine)
             try note.writeString("date", now.iso8601)
+            // What NXnote does not document: in an NXcollection.
+            let own = try note.createGroup(collectionName, nxClass: "NXcollection")
+            try own.writeInts("file_size", [size], shape: [], units: "B")
+            try own.writeString("source_path", path)
+            try own.writeString("reader", "\(file.readerName) \(file.readerVersion)")
         }
         n += 1
         let meta = try entry.createGroup("note\(n)", nxClass: "NXnote")
@@ -306,6 +330,13 @@ struct NXLayout {
     let dataName: String
     let signalName: String
     let axisNames: [String]
+    /// The @units written on each axis field (the axis' own units except where NXem needs a
+    /// category an uncalibrated axis cannot give).
+    let axisUnits: [String]
+
+    /// Written instead of '' on uncalibrated axes where NXem asks for NX_LENGTH (NXspectrum's
+    /// axis_i/j/k): a pixel index (pynxtools and `emconv validate` accept it as a length).
+    static let indexLengthUnit = "pixel"
 
     init(_ ds: Dataset) {
         let rank = ds.rank
@@ -315,13 +346,20 @@ struct NXLayout {
         let lastUnits = ds.axes.last?.units ?? ""
         let spectral = signalRank == 1 && ["spectrum", "eels", "eds", "cl"].contains(ds.signalKind)
             && Units.isParsable(lastUnits) && Units.matches(lastUnits, category: "NX_ENERGY")
-        isSpectrum = spectral && rank <= 4
+        // NXspectrum's other axes are NX_LENGTH: lengths, or uncalibrated (written as pixel
+        // indices); a spectrum over time or angle is an NXimage (axes NX_ANY).
+        let positional = ds.axes.dropLast().allSatisfy { $0.units.isEmpty || Units.matchesNXDL($0.units, category: "NX_LENGTH") }
+        isSpectrum = spectral && rank <= 4 && positional
         isFourD = rank == 4 && ds.frameRank == 2
         if isSpectrum {
             dataName = "spectrum_\(rank - 1)d"
             signalName = "intensity"
             axisNames = Array(["axis_k", "axis_j", "axis_i"].suffix(rank - 1)) + ["axis_energy"]
-        } else if rank <= 4 {
+            axisUnits = ds.axes.dropLast().map { $0.units.isEmpty ? NXLayout.indexLengthUnit : $0.units } + [lastUnits]
+            return
+        }
+        axisUnits = ds.axes.map(\.units)
+        if rank <= 4 {
             dataName = "image_\(rank)d"
             signalName = "real"
             axisNames = Array(["axis_m", "axis_k", "axis_j", "axis_i"].suffix(rank))
