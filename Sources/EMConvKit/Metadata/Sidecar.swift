@@ -382,7 +382,7 @@ public struct Sidecar: Sendable {
       atom_types:              # REQUIRED: element symbols, list [Sr, Ti, O] or "Sr, Ti, O"
       preparation_date:        # REQUIRED: ISO 8601 with offset, e.g. 2024-05-01T10:00:00+02:00
       is_simulation: false     # REQUIRED: true for simulated data
-      physical_form:           # recommended: bulk | foil | thin_film | powder
+      physical_form:           # recommended: bulk | foil | thin_film | powder (open list: other forms are kept)
       identifier:              # recommended: a persistent sample identifier
       identifier_type:         # e.g. DOI, IGSN, local
       description:
