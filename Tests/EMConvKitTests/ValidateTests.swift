@@ -342,6 +342,10 @@ final class DerivedMetadataTests: XCTestCase {
         let f = try HDF5File(reading: out)
         let v = try XCTUnwrap(f.root.openDataset("entry1/measurement/instrument/fabrication/vendor"))
         XCTAssertEqual(v.readStrings(), ["FEI"])
-        XCTAssertEqual(v.stringAttribute("derived"), "true")
+        // Marked in the group's NXcollection (NXem documents no @derived).
+        XCTAssertNil(v.stringAttribute("derived"))
+        let own = try XCTUnwrap(f.root.openGroup("entry1/measurement/instrument/fabrication/emconv"))
+        XCTAssertEqual(own.stringAttribute("NX_class"), "NXcollection")
+        XCTAssertNotNil(own.openDataset("vendor_derived"))
     }
 }

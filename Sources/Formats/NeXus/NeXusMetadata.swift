@@ -16,8 +16,9 @@ import CHDF5
 ///   `ebeam_column/scan_controller/{scan_schema, dwell_time}` (NXscan_controller), `optics`
 ///   (NXem_optical_system: camera_length, magnification, semi_convergence_angle, probe_current,
 ///   rotation), `detector1` (operation_mode, count_time, frame_time, threshold_energy).
-/// Only what the source (or the sidecar) states is written; values emconv derived carry
-/// `@derived`. Units are written as the reader gave them (ASCII).
+/// Only what the source (or the sidecar) states is written; a value emconv derived is marked by
+/// `emconv/FIELD_derived` in its group (an NXcollection: NXem documents no such attribute).
+/// Units are written as the reader gave them (ASCII).
 public enum NeXusMetadata {
     /// `NormalizedMetadata.entries` key → path (relative to the NXentry) of the field holding it.
     /// Used by the writer's tests to check that `info` and the NeXus output agree.
@@ -55,16 +56,23 @@ public enum NeXusMetadata {
         file.datasets.contains { $0.metadata.derived.contains(key) }
     }
 
+    /// Marks field `name` of `g` as derived by emconv when the metadata say so.
+    static func markDerived(_ g: HDF5Group, _ name: String, file: OpenedFile, key: String) throws {
+        guard isDerived(file, key) else { return }
+        let own = try g.openGroup(NeXusWriter.collectionName) ?? g.createGroup(NeXusWriter.collectionName, nxClass: "NXcollection")
+        try own.writeString("\(name)_derived", "derived by emconv, not stated by the source")
+    }
+
     @discardableResult
     static func string(_ g: HDF5Group, _ name: String, _ value: String, file: OpenedFile, key: String) throws -> HDF5Dataset {
         let d = try g.writeString(name, value)
-        if isDerived(file, key) { try d.setAttribute("derived", "true") }
+        try markDerived(g, name, file: file, key: key)
         return d
     }
 
     static func quantity(_ g: HDF5Group, _ name: String, _ q: Quantity, file: OpenedFile, key: String) throws {
-        let d = try g.writeDoubles(name, [q.value], shape: [], units: q.units)
-        if isDerived(file, key) { try d.setAttribute("derived", "true") }
+        try g.writeDoubles(name, [q.value], shape: [], units: q.units)
+        try markDerived(g, name, file: file, key: key)
     }
 
     // MARK: Entry level
@@ -196,8 +204,8 @@ public enum NeXusMetadata {
             let optics = try inst.createGroup("optics", nxClass: "NXem_optical_system")
             if let cameraLength { try quantity(optics, "camera_length", cameraLength, file: file, key: "camera_length") }
             if let magnification {
-                let d = try optics.writeDoubles("magnification", [magnification], shape: [])
-                if isDerived(file, "magnification") { try d.setAttribute("derived", "true") }
+                try optics.writeDoubles("magnification", [magnification], shape: [])
+                try markDerived(optics, "magnification", file: file, key: "magnification")
             }
             if let convergence { try quantity(optics, "semi_convergence_angle", convergence, file: file, key: "convergence_semi_angle") }
             if let probeCurrent { try quantity(optics, "probe_current", probeCurrent, file: file, key: "probe_current") }

@@ -48,14 +48,16 @@ public enum NeXusWriter: FormatWriter {
         // Sample, users and the documents that supplied them (NeXusMetadata.swift).
         try NeXusMetadata.writeEntryMetadata(file.supplement, into: entry)
         // NX_DATE_TIME needs a UTC offset: a time whose zone the source does not state is kept
-        // in the original metadata and as `start_time_local` (the sidecar's start_time fills the field).
+        // in the original metadata and as `emconv/start_time_local` (an NXcollection: NXentry does not
+        // document the field; the sidecar's start_time fills `start_time`).
         let allStarts = file.datasets.compactMap { $0.metadata.startTime }.sorted { $0.date < $1.date }
         let starts = allStarts.filter { $0.utcOffsetSeconds != nil }
         let ends = file.datasets.compactMap { $0.metadata.endTime }.filter { $0.utcOffsetSeconds != nil }.sorted { $0.date < $1.date }
         if let s = starts.first { try entry.writeString("start_time", s.iso8601) }
         if let e = ends.last { try entry.writeString("end_time", e.iso8601) }
         if starts.isEmpty, let local = allStarts.first {
-            try entry.writeString("start_time_local", local.raw ?? local.iso8601)
+            let own = try entry.createGroup(collectionName, nxClass: "NXcollection")
+            try own.writeString("start_time_local", local.raw ?? local.iso8601)
             report.warnings.append("the acquisition time \(local.raw ?? local.iso8601) has no time zone: NXem start_time not written (give start_time in a --metadata sidecar)")
         }
 
