@@ -122,13 +122,14 @@ final class StructureTests: TempDirectoryTestCase {
         return p
     }
 
-    /// The `command_line` an output records (wherever the writer keeps it).
+    /// The command line an output records (wherever the writer keeps it: NeXus has it as NXem's
+    /// `profiling/command_line_call`).
     func recordedCommandLine(_ nxs: String) throws -> String {
         let f = try HDF5File(reading: nxs)
         var found: String?
         func walk(_ g: HDF5Group) {
             for n in g.childNames where found == nil {
-                if n == "command_line", let v = g.openDataset(n)?.readStrings()?.first { found = v; return }
+                if n == "command_line" || n == "command_line_call", let v = g.openDataset(n)?.readStrings()?.first { found = v; return }
                 if let c = g.openGroup(n) { walk(c) }
             }
         }
