@@ -132,7 +132,7 @@ public enum NeXusReader: FormatReader {
         }
         if signalName == nil, g.openDataset("data") != nil { signalName = "data" }
         guard let signalName, let sig = g.openDataset(signalName) else { return nil }
-        // emconv's own facts: the NXcollection `emconv` in the NXdata (files before 0.x: @emconv_*
+        // emconv's own facts: the NXcollection `emconv` in the NXdata (files written before it: @emconv_*
         // attributes on the NXdata, its axes and its signal).
         let own = g.openGroup("emconv").flatMap { $0.stringAttribute("NX_class") == "NXcollection" ? $0 : nil }
         if own?.exists("derived") == true || sig.stringAttribute("derived") == "true" { return nil }
