@@ -96,6 +96,7 @@ struct Convert: ParsableCommand {
         o.overwrite = conversion.overwrite
         o.read = fa.read
         o.write = fa.write
+        o.process = fa.process
         o.progress = progress == "json" ? JSONProgress() : terminal
         o.outputChecksum = json && !noOutputChecksum
         if let sc = try conversion.sidecar() {
@@ -226,6 +227,8 @@ struct Formats: ParsableCommand {
                 for o in d.options { print("             \(o.helpLine)") }
                 if !d.notes.isEmpty { print("             \(d.notes)") }
             }
+            print("processing options (convert and batch, every format; recorded in the output):")
+            for o in Processing.options { print("             \(o.helpLine)") }
         }
     }
 }

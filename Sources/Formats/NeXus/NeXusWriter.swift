@@ -80,6 +80,7 @@ public enum NeXusWriter: FormatWriter {
         var previews: [(Dataset, [Double])] = []
         for original in file.datasets {
             let (ds, storedAs) = storageForm(of: original)
+            ds.processing = original.processing
             let layout = NXLayout(ds)
             let groupName: String
             if layout.isSpectrum { spectrumIndex += 1; groupName = "spectrum\(spectrumIndex)" } else { imageIndex += 1; groupName = "image\(imageIndex)" }
@@ -279,6 +280,19 @@ public enum NeXusWriter: FormatWriter {
             try input.writeString("checksum", src.2)
             try input.writeString("algorithm", "sha256")
             try input.writeString("context", context.provenance.readerContext)
+        }
+        // What emconv did to the values (crop, bin …): one NXprocess per step, in order.
+        for (n, step) in ds.processing.enumerated() {
+            let s = try g.createGroup("processing\(n + 1)", nxClass: "NXprocess")
+            try s.writeInts("sequence_index", [Int64(n + 1)], shape: [])
+            try s.writeString("program", step.program)
+            try s.writeString("version", step.version)
+            try s.writeString("date", now.iso8601)
+            try s.writeString("description", step.description)
+            let p = try s.createGroup("parameters", nxClass: "NXnote")
+            try p.writeString("type", "application/json")
+            try p.writeString("description", "parameters of the '\(step.name)' step")
+            try p.writeBinaryText("data", MetaValue.object([("step", .string(step.name)), ("parameters", step.parameters)]).json())
         }
     }
 

@@ -149,7 +149,9 @@ enum ZspyLayout {
             ("reader", .string(context.provenance.readerContext)),
             ("sources", .array(sources)),
             ("warnings", .array(file.warnings.map { .string($0) })),
-        ])
+        ] + (file.datasets.allSatisfy { $0.processing.isEmpty } ? [] : [
+            ("processing", .object(file.datasets.map { ($0.name, .array($0.processing.map(\.metaValue))) })),
+        ]))
         try sink.put(".zattrs", MetaValue.object([("file_format", .string("ZSpy")), ("file_format_version", .string(formatVersion)),
                                                    ("emconv", provenance)]).json())
         try sink.finish()

@@ -1,0 +1,234 @@
+@testable import EMConvKit
+import EMConvTestSupport
+import Foundation
+import XCTest
+
+/// Values held in memory, one frame at a time (C order over the leading axes).
+final class ArrayFrameSource<T>: FrameSource, @unchecked Sendable {
+    let values: [T]
+    let frameElements: Int
+    init(_ values: [T], frameElements: Int) {
+        self.values = values
+        self.frameElements = frameElements
+    }
+    func readFrame(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
+        values.withUnsafeBytes { src in
+            let n = frameElements * MemoryLayout<T>.stride
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[(index * n)..<((index + 1) * n)]))
+        }
+    }
+}
+
+/// Issue 16: --dataset, --crop, --bin (and their records in the outputs).
+final class ProcessingTests: TempDirectoryTestCase {
+    let fm = FileManager.default
+
+    /// A 4-D uint16 dataset of `shape` whose value at (a,b,c,d) is a fixed pseudo-random function.
+    func value(_ i: Int) -> UInt16 { UInt16(truncatingIfNeeded: (i &* 2_654_435_761) >> 7) }
+
+    func fourD(_ shape: [Int]) -> Dataset {
+        let n = shape.reduce(1, *)
+        let axes = [Axis(name: "scan_y", size: shape[0], role: .navigation, units: "nm", calibration: .uniform(offset: 10, scale: 2)),
+                    Axis(name: "scan_x", size: shape[1], role: .navigation, units: "nm", calibration: .uniform(offset: -5, scale: 0.5)),
+                    Axis(name: "det_y", size: shape[2], role: .signal, units: "1/nm", calibration: .uniform(offset: -3, scale: 0.1)),
+                    Axis(name: "det_x", size: shape[3], role: .signal, units: "1/nm", calibration: .uniform(offset: -4, scale: 0.1))]
+        return Dataset(name: "scan", axes: axes, elementType: .uint16, frameRank: 2, signalKind: "4d-stem",
+                       source: ArrayFrameSource((0..<n).map(value), frameElements: shape[2] * shape[3]))
+    }
+
+    /// The crop-then-bin sum computed directly from the definition, one output element at a time.
+    func naive(_ shape: [Int], lo: [Int], count: [Int], f: [Int]) -> (shape: [Int], values: [Int64]) {
+        let out = zip(count, f).map { $0 / $1 }
+        var v: [Int64] = []
+        for a in 0..<out[0] { for b in 0..<out[1] { for c in 0..<out[2] { for d in 0..<out[3] {
+            var s: Int64 = 0
+            for i in 0..<f[0] { for j in 0..<f[1] { for k in 0..<f[2] { for l in 0..<f[3] {
+                let y = lo[0] + a * f[0] + i, x = lo[1] + b * f[1] + j, p = lo[2] + c * f[2] + k, q = lo[3] + d * f[3] + l
+                s += Int64(value(((y * shape[1] + x) * shape[2] + p) * shape[3] + q))
+            } } } }
+            v.append(s)
+        } } } }
+        return (out, v)
+    }
+
+    func readAll<T>(_ ds: Dataset, as: T.Type) throws -> [T] {
+        var out: [T] = []
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: ds.frameBytes, alignment: 16)
+        defer { buf.deallocate() }
+        for i in 0..<ds.frameCount {
+            try ds.source.readFrame(i, into: buf)
+            out += Array(buf.bindMemory(to: T.self).prefix(ds.frameElements))
+        }
+        return out
+    }
+
+    func file(_ datasets: [Dataset]) -> OpenedFile {
+        OpenedFile(path: "mem", format: "raw", variant: "", datasets: datasets, files: [], original: .object([]),
+                   readerName: "test", readerVersion: "0")
+    }
+
+    func testCropAndBinSumEqualsTheDefinitionInAWideEnoughType() throws {
+        let shape = [5, 6, 7, 9]
+        let f = file([fourD(shape)])
+        var o = OptionValues()
+        try o.set("crop", "scan_x=1:6", spec: Processing.options[1])
+        try o.set("crop", "3=0:8", spec: Processing.options[1])  // det_x by index
+        try o.set("bin", "scan_y=2,det_y=3", spec: Processing.options[2])
+        try o.set("bin", "det_x=2", spec: Processing.options[2])
+        let warnings = try Processing.apply(o, to: f)
+        let ds = f.datasets[0]
+        let want = naive(shape, lo: [0, 1, 0, 0], count: [5, 5, 7, 8], f: [2, 1, 3, 2])
+        XCTAssertEqual(ds.shape, want.shape)
+        XCTAssertEqual(ds.elementType, .uint32)
+        XCTAssertEqual(try readAll(ds, as: UInt32.self).map(Int64.init), want.values)
+        // Dropped incomplete bins are said; the records name both steps in order.
+        XCTAssertTrue(warnings.contains { $0.contains("scan_y=2") && $0.contains("last 1") }, "\(warnings)")
+        XCTAssertEqual(ds.processing.map(\.name), ["crop", "bin"])
+        XCTAssertEqual(ds.processing[1].parameters["output_element_type"], .string("uint32"))
+        // Calibrations follow: offset of the first kept index, bins centred, scale times the factor.
+        XCTAssertEqual(ds.axes[1].offset, -5 + 1 * 0.5, accuracy: 1e-12)
+        XCTAssertEqual(ds.axes[0].scale, 4, accuracy: 1e-12)
+        XCTAssertEqual(ds.axes[0].offset, 10 + 0.5 * 2, accuracy: 1e-12)
+        XCTAssertEqual(ds.axes[2].scale, 0.3, accuracy: 1e-12)
+        XCTAssertEqual(ds.axes[2].offset, -3 + 1 * 0.1, accuracy: 1e-12)
+    }
+
+    func testBinMeanIsFloat32AndCropAloneKeepsTheType() throws {
+        let shape = [4, 4, 6, 6]
+        let f = file([fourD(shape)])
+        try Processing.apply(OptionValues(["bin": "det_y=2,det_x=3", "bin-mode": "mean"]), to: f)
+        XCTAssertEqual(f.datasets[0].elementType, .float32)
+        let want = naive(shape, lo: [0, 0, 0, 0], count: shape, f: [1, 1, 2, 3])
+        let got = try readAll(f.datasets[0], as: Float.self)
+        XCTAssertEqual(got, want.values.map { Float(Double($0) / 6) })
+
+        let g = file([fourD(shape)])
+        try Processing.apply(OptionValues(["crop": "scan_x=0:3,det_y=1:5"]), to: g)
+        XCTAssertEqual(g.datasets[0].elementType, .uint16)
+        XCTAssertEqual(g.datasets[0].shape, [4, 3, 4, 6])
+        let crop = naive(shape, lo: [0, 0, 1, 0], count: [4, 3, 4, 6], f: [1, 1, 1, 1])
+        XCTAssertEqual(try readAll(g.datasets[0], as: UInt16.self).map(Int64.init), crop.values)
+    }
+
+    func testSumTypeNeverOverflows() {
+        XCTAssertEqual(CropBinFrameSource.binnedType(.uint16, count: 4, mode: .sum), .uint32)
+        XCTAssertEqual(CropBinFrameSource.binnedType(.uint16, count: 1 << 17, mode: .sum), .uint64)
+        XCTAssertEqual(CropBinFrameSource.binnedType(.int16, count: 4, mode: .sum), .int32)
+        XCTAssertEqual(CropBinFrameSource.binnedType(.uint32, count: 4, mode: .sum), .uint64)
+        XCTAssertEqual(CropBinFrameSource.binnedType(.float32, count: 4, mode: .sum), .float64)
+        XCTAssertNil(CropBinFrameSource.binnedType(.uint64, count: 4, mode: .sum))
+        XCTAssertEqual(CropBinFrameSource.binnedType(.uint64, count: 4, mode: .mean), .float32)
+        XCTAssertNil(CropBinFrameSource.binnedType(.complex64, count: 4, mode: .mean))
+    }
+
+    func testBadCropAndBinAreOneLineUsageErrors() throws {
+        let shape = [2, 2, 4, 4]
+        XCTAssertThrowsError(try Processing.apply(OptionValues(["crop": "det_x=0:5"]), to: file([fourD(shape)]))) {
+            XCTAssertEqual(($0 as? EMError)?.code, .usage)
+            XCTAssertTrue("\($0)".contains("has 4 values"), "\($0)")
+        }
+        XCTAssertThrowsError(try Processing.apply(OptionValues(["bin": "energy=2"]), to: file([fourD(shape)]))) {
+            XCTAssertTrue("\($0)".contains("scan_y, scan_x, det_y, det_x"), "\($0)")
+        }
+        var o = OptionValues()
+        XCTAssertThrowsError(try o.set("crop", "det_x=3:1", spec: Processing.options[1]))
+        XCTAssertThrowsError(try o.set("bin", "det_x=0", spec: Processing.options[2]))
+    }
+
+    // MARK: Through the converter and the CLI
+
+    /// A raw 4-D uint16 file with calibrated axes (JSON descriptor beside it).
+    func makeRaw(_ shape: [Int], in dir: String) throws -> String {
+        let p = dir + "/scan.raw"
+        let n = shape.reduce(1, *)
+        let v = (0..<n).map(value)
+        try Data(v.withUnsafeBytes { Array($0) }).write(to: URL(fileURLWithPath: p))
+        let axes = [("scan_y", 10.0, 2.0), ("scan_x", -5, 0.5), ("det_y", -3, 0.1), ("det_x", -4, 0.1)].map {
+            #"{"name": "\#($0.0)", "units": "nm", "offset": \#($0.1), "scale": \#($0.2)}"#
+        }
+        let json = #"{"dtype": "<u2", "shape": [\#(shape.map(String.init).joined(separator: ","))], "signal_rank": 2, "axes": [\#(axes.joined(separator: ","))]}"#
+        try json.write(toFile: p + ".json", atomically: true, encoding: .utf8)
+        return p
+    }
+
+    func testConvertCropsBinsAndRecordsNXprocessSteps() throws {
+        let shape = [4, 5, 6, 8]
+        let raw = try makeRaw(shape, in: try dir("in"))
+        let out = tmp + "/o.nxs"
+        let r = try CLIRunner.run(["convert", raw, "-o", out, "--crop", "scan_x=0:4", "--bin", "det_y=2,det_x=2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("uint16 → 4x4x3x4 uint32"), r.stderr)
+        let ds = try Catalog.open(out).datasets[0]
+        let want = naive(shape, lo: [0, 0, 0, 0], count: [4, 4, 6, 8], f: [1, 1, 2, 2])
+        XCTAssertEqual(ds.shape, want.shape)
+        XCTAssertEqual(try readAll(ds, as: UInt32.self).map(Int64.init), want.values)
+        XCTAssertEqual(ds.axes[3].offset, -4 + 0.05, accuracy: 1e-9)
+
+        let h5 = try HDF5File(reading: out)
+        let g = try XCTUnwrap(h5.root.openGroup("entry1/measurement/event1/image1"))
+        for (n, name) in ["crop", "bin"].enumerated() {
+            let p = try XCTUnwrap(g.openGroup("processing\(n + 1)"), "no processing\(n + 1)")
+            XCTAssertEqual(p.stringAttribute("NX_class"), "NXprocess")
+            XCTAssertEqual(try XCTUnwrap(p.openDataset("sequence_index")).readDoubles(), [Double(n + 1)])
+            XCTAssertEqual(p.openDataset("program")?.readStrings(), ["emconv"])
+            let json = try MetaValue.parseJSON(try XCTUnwrap(p.openGroup("parameters")?.openDataset("data")?.readStringValues()?.first))
+            XCTAssertEqual(json["step"], .string(name))
+        }
+        // Without the options: no processing record, the values a copy.
+        let plain = tmp + "/p.nxs"
+        XCTAssertEqual(try CLIRunner.run(["convert", raw, "-o", plain]).status, 0)
+        XCTAssertNil(try HDF5File(reading: plain).root.openGroup("entry1/measurement/event1/image1/processing1"))
+    }
+
+    func twoImages() throws -> String {
+        func image(_ name: String, _ seed: Int) -> Dataset {
+            let axes = [Axis(name: "y", size: 3, role: .signal), Axis(name: "x", size: 4, role: .signal)]
+            return Dataset(name: name, axes: axes, elementType: .uint16, frameRank: 2, signalKind: "image",
+                           source: ArrayFrameSource((0..<12).map { UInt16($0 * seed) }, frameElements: 12))
+        }
+        let f = file([image("haadf", 1), image("bf", 3)])
+        let p = tmp + "/two.nxs"
+        _ = try NeXusWriter.write(f, to: p, context: .standalone(f))
+        return p
+    }
+
+    func testTIFFWritesOneFilePerDatasetAndDatasetSelectsByNameOrIndex() throws {
+        let two = try twoImages()
+        XCTAssertEqual(try Catalog.open(two).datasets.map(\.name), ["haadf", "bf"])
+        let r = try CLIRunner.run(["convert", two, "-o", tmp + "/all.tif", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(fm.fileExists(atPath: tmp + "/all_haadf.tif"))
+        XCTAssertTrue(fm.fileExists(atPath: tmp + "/all_bf.tif"))
+        XCTAssertFalse(fm.fileExists(atPath: tmp + "/all.tif"))
+        XCTAssertTrue(r.stdout.contains("all_bf.tif"), r.stdout)
+
+        let one = try CLIRunner.run(["convert", two, "-o", tmp + "/one.tif", "--dataset", "1"])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        XCTAssertTrue(fm.fileExists(atPath: tmp + "/one.tif"))
+        let nx = tmp + "/sel.nxs"
+        XCTAssertEqual(try CLIRunner.run(["convert", two, "-o", nx, "--dataset", "bf", "--dataset", "haadf"]).status, 0)
+        XCTAssertEqual(try Catalog.open(nx).datasets.map(\.name), ["bf", "haadf"])
+
+        let bad = try CLIRunner.run(["convert", two, "-o", tmp + "/x.tif", "--dataset", "eels"])
+        XCTAssertEqual(bad.status, 64, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("0 haadf, 1 bf"), bad.stderr)
+        XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
+    }
+
+    func testBatchHandsProcessingOptionsToItsChildrenAndDocsListThem() throws {
+        let inDir = try dir("in")
+        _ = try makeRaw([2, 3, 4, 4], in: inDir)
+        let b = try CLIRunner.run(["batch", inDir, "-o", tmp + "/out", "--progress", "none", "--crop", "det_x=0:2", "--bin", "scan_x=3", "--bin-mode", "mean"])
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let ds = try Catalog.open(tmp + "/out/scan.nxs").datasets[0]
+        XCTAssertEqual(ds.shape, [2, 1, 4, 2])
+        XCTAssertEqual(ds.elementType, .float32)
+        let formats = try CLIRunner.run(["formats"]).stdout
+        let help = try CLIRunner.run(["convert", "--help"]).stdout
+        for o in Processing.options {
+            XCTAssertTrue(formats.contains(o.flag), "emconv formats lacks \(o.flag)")
+            XCTAssertTrue(help.contains(o.flag), "convert --help lacks \(o.flag)")
+            XCTAssertTrue(Catalog.markdownOptions().contains("`\(o.flag)`"))
+        }
+    }
+}
