@@ -180,6 +180,7 @@ public enum Converter {
             outSize += OutputTree.size(name)
             if options.outputChecksum { hashes.append(try OutputTree.sha256(name)) }
         }
+        reportWarnings += Processing.findings(file)
         let inSize = file.files.compactMap { (try? fm.attributesOfItem(atPath: $0)[.size] as? NSNumber)?.int64Value }.reduce(0, +)
         return ConversionResult(input: input, output: parts[0].1, outputs: parts.map(\.1), format: writer.descriptor.name, inputBytes: inSize,
                                 outputBytes: outSize, outputSHA256: hashes.first ?? "", seconds: Date().timeIntervalSince(start),

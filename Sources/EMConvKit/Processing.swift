@@ -20,7 +20,14 @@ public enum Processing {
         OptionSpec("bin-mode", .choice(BinMode.allCases.map(\.rawValue)), valueName: "sum|mean",
                    help: "sum (integers in a type wide enough never to overflow, e.g. uint16 → uint32; floats in float64) or mean (float32)",
                    default: "sum"),
+        OptionSpec("cast", .choice(castTypes.map(\.rawValue)), valueName: "TYPE",
+                   help: "store the values as TYPE (e.g. float32 for Fiji, which cannot open 32-bit integer TIFFs), after crop and bin; floats become integers rounded to nearest and clamped; the first value that changes is named in a warning",
+                   default: "the source's type"),
+        OptionSpec("cast-exact", .flag, help: "with --cast: fail (exit 65, nothing written) when any value would change"),
     ]
+
+    /// The types --cast accepts.
+    public static let castTypes: [ElementType] = [.int8, .uint8, .int16, .uint16, .int32, .uint32, .int64, .uint64, .float32, .float64]
 
     /// Applies the options to an opened file, in place: selects datasets, then crops and bins.
     /// Returns the warnings to show.
@@ -49,7 +56,40 @@ public enum Processing {
         } else if values.string("bin-mode") != nil {
             warnings.append("--bin-mode does nothing without --bin; ignored")
         }
+        if let name = values.string("cast") {
+            guard let type = ElementType(rawValue: name.lowercased()), castTypes.contains(type) else {
+                throw EMError(.usage, at: "--cast", "takes one of \(castTypes.map(\.rawValue).joined(separator: ", ")) (got '\(name)')")
+            }
+            let exact = values.flag("cast-exact")
+            for (i, ds) in file.datasets.enumerated() where ds.elementType != type {
+                guard ds.elementType.isNumericScalar else {
+                    throw EMError(.unsupported, file: file.path, "--cast \(type.rawValue): '\(ds.name)' holds \(ds.elementType.rawValue) values, which have no numeric cast")
+                }
+                let out = ds.reshaped(axes: ds.axes, elementType: type, frameRank: ds.frameRank,
+                                      source: CastFrameSource(ds, to: type, exact: exact, file: file.path))
+                out.processing.append(ProcessingStep(
+                    name: "cast",
+                    parameters: .object([("from", .string(ds.elementType.rawValue)), ("to", .string(type.rawValue)),
+                                         ("exact", .bool(exact)),
+                                         ("rule", .string("floats to integers: rounded to nearest, ties to even, clamped to the type's range, NaN to 0; to floats: the nearest value the type holds"))]),
+                    description: "values cast from \(ds.elementType.rawValue) to \(type.rawValue)\(exact ? " (checked: no value changed)" : "")"))
+                file.datasets[i] = out
+            }
+        } else if values.flag("cast-exact") {
+            warnings.append("--cast-exact does nothing without --cast; ignored")
+        }
         return warnings
+    }
+
+    /// What the steps found while the data streamed (the values a cast changed), once the writer
+    /// has read every frame.
+    public static func findings(_ file: OpenedFile) -> [String] {
+        file.datasets.compactMap { ds in
+            guard let cast = ds.source as? CastFrameSource else { return nil }
+            let (first, count) = cast.losses
+            guard let first else { return nil }
+            return "--cast \(cast.outputType.rawValue): \(count) value\(count == 1 ? "" : "s") of '\(ds.name)' changed; the first, \(first.original) at \(CastFrameSource.where(first, in: ds)), is stored as \(first.stored) (--cast-exact refuses)"
+        }
     }
 
     /// The datasets named by `wanted` (names or indices), in the order given, each once.

@@ -231,4 +231,55 @@ final class ProcessingTests: TempDirectoryTestCase {
             XCTAssertTrue(Catalog.markdownOptions().contains("`\(o.flag)`"))
         }
     }
+
+    // MARK: --cast
+
+    func writeRaw<T>(_ values: [T], dtype: String, shape: [Int], name: String) throws -> String {
+        let p = tmp + "/" + name
+        try Data(values.withUnsafeBytes { Array($0) }).write(to: URL(fileURLWithPath: p))
+        try #"{"dtype": "\#(dtype)", "shape": [\#(shape.map(String.init).joined(separator: ","))]}"#
+            .write(toFile: p + ".json", atomically: true, encoding: .utf8)
+        return p
+    }
+
+    func testCastNamesTheFirstValueThatChangesAndCastExactRefuses() throws {
+        // Two 3x4 frames; frame 1 holds 16777217 at (2, 1), which float32 cannot hold.
+        var v: [UInt32] = (0..<24).map { UInt32($0 * 1000) }
+        v[12 + 2 * 4 + 1] = 16_777_217
+        v[12 + 2 * 4 + 3] = 16_777_219
+        let raw = try writeRaw(v, dtype: "<u4", shape: [2, 3, 4], name: "u32.raw")
+        let out = tmp + "/c.tif"
+        let r = try CLIRunner.run(["convert", raw, "-o", out, "--cast", "float32", "--stack"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("2 values of 'data' changed; the first, 16777217 at (2, 1) of frame 1, is stored as 16777216"), r.stderr)
+        let nx = tmp + "/c.nxs"
+        XCTAssertEqual(try CLIRunner.run(["convert", raw, "-o", nx, "--cast", "float32"]).status, 0)
+        let ds = try Catalog.open(nx).datasets[0]
+        XCTAssertEqual(ds.elementType, .float32)
+        XCTAssertEqual(try readAll(ds, as: Float.self), v.map { Float($0) })
+        let step = try XCTUnwrap(HDF5File(reading: nx).root.openGroup("entry1/measurement/event1/image1/processing1"))
+        XCTAssertEqual(try MetaValue.parseJSON(try XCTUnwrap(step.openDataset("parameters/data")?.readStringValues()?.first))["parameters"]?["to"], .string("float32"))
+
+        let exact = try CLIRunner.run(["convert", raw, "-o", tmp + "/e.nxs", "--cast", "float32", "--cast-exact"])
+        XCTAssertEqual(exact.status, 65, exact.stderr)
+        XCTAssertTrue(exact.stderr.contains("value 16777217 at (2, 1) of frame 1 would be stored as 16777216 in float32"), exact.stderr)
+        XCTAssertEqual(exact.stderr.split(separator: "\n").count, 1, exact.stderr)
+        XCTAssertFalse(fm.fileExists(atPath: tmp + "/e.nxs"))
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: tmp).filter { $0.hasPrefix(".e.nxs") }, [])
+    }
+
+    func testCastRoundsFloatsToNearestAndClamps() throws {
+        let v: [Float] = [0, 1.5, 2.5, -3.7, 40000, -1e9, .nan, 7]
+        let raw = try writeRaw(v, dtype: "<f4", shape: [2, 4], name: "f.raw")
+        let nx = tmp + "/i.nxs"
+        let r = try CLIRunner.run(["convert", raw, "-o", nx, "--cast", "int16"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("6 values of 'data' changed; the first, 1.5 at (0, 1), is stored as 2"), r.stderr)
+        XCTAssertEqual(try readAll(try Catalog.open(nx).datasets[0], as: Int16.self), [0, 2, 2, -4, 32767, -32768, 0, 7])
+        // Values that survive: --cast-exact passes and says so in the record.
+        let ok = try writeRaw([Float](arrayLiteral: 1, 2, -3, 4), dtype: "<f4", shape: [2, 2], name: "g.raw")
+        let r2 = try CLIRunner.run(["convert", ok, "-o", tmp + "/g.nxs", "--cast", "int8", "--cast-exact"])
+        XCTAssertEqual(r2.status, 0, r2.stderr)
+        XCTAssertFalse(r2.stderr.contains("changed"), r2.stderr)
+    }
 }

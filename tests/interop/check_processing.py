@@ -128,6 +128,23 @@ def case(tmp, emconv, data, crop, factors, mode, label):
         check(steps == [], f"{label}: no NXprocess step without options")
 
 
+def cast_case(tmp, emconv):
+    """--cast int16 of floats: NumPy's round-half-even, clamped, NaN to 0; the warning names the first change."""
+    folder = tempfile.mkdtemp(dir=tmp)
+    data = np.array([[0, 1.5, 2.5, -3.7], [40000, -1e9, np.nan, 7]], dtype=np.float32).reshape(1, 1, 2, 4)
+    raw = make_raw(folder, data)
+    nxs = os.path.join(folder, "c.nxs")
+    r = run(emconv, ["convert", raw, "-o", nxs, "--cast", "int16"])
+    check(r.returncode == 0, "cast: convert")
+    want = np.clip(np.rint(np.nan_to_num(data, nan=0.0)), -32768, 32767).astype(np.int16)
+    got, _, steps = nxs_data(nxs)
+    check(got.dtype == np.int16 and np.array_equal(got, want), f"cast: values {got.ravel()} == {want.ravel()}")
+    check("the first, 1.5 at (0, 1), is stored as 2" in r.stderr, f"cast: warning names the first change ({r.stderr.strip()})")
+    check([s["params"]["step"] for s in steps] == ["cast"], "cast: NXprocess step")
+    r = run(emconv, ["convert", raw, "-o", os.path.join(folder, "e.nxs"), "--cast", "int16", "--cast-exact"])
+    check(r.returncode == 65 and not os.path.exists(os.path.join(folder, "e.nxs")), "cast-exact: exit 65, nothing written")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--emconv", required=True)
@@ -142,6 +159,7 @@ def main():
     case(tmp, a.emconv, u16, {1: (1, 7), 2: (1, 10)}, {0: 4, 2: 3, 3: 5}, "sum", "u16 crop + uneven bins sum")
     case(tmp, a.emconv, u16, {}, {0: 2, 1: 2, 2: 2, 3: 2}, "mean", "u16 4-axis mean")
     case(tmp, a.emconv, f32, {3: (2, 9)}, {1: 3, 3: 2}, "sum", "f32 crop + sum")
+    cast_case(tmp, a.emconv)
     print(check.summary())
     return 0 if check.failed == 0 else 1
 
