@@ -20,6 +20,8 @@ public struct OptionSpec: Sendable, Equatable {
         case compression
         /// Free text (a NumPy dtype, a path).
         case text
+        /// One of a fixed set of words, or positive integers separated by commas (`--chunks balanced`, `--chunks 8,8,32,32`).
+        case wordOrInts([String])
         /// `AXIS=A:B` pairs separated by commas; AXIS is an axis name or index (`scan_x=0:255`).
         case axisRanges
         /// `AXIS=N` pairs separated by commas, N >= 1 (`det_y=2,det_x=2`).
@@ -69,6 +71,12 @@ public struct OptionSpec: Sendable, Equatable {
             _ = try Compression.parse(value)
         case .text:
             guard !value.isEmpty else { throw bad("needs a value") }
+        case let .wordOrInts(words):
+            if !words.contains(value.lowercased()) {
+                guard (try? OptionValues.parseInts(value, flag)) != nil, !value.contains("x"), !value.contains(" ") else {
+                    throw bad("takes \(words.joined(separator: ", ")) or positive integers N,N,…")
+                }
+            }
         case .axisRanges:
             _ = try OptionValues.parseAxisPairs(value, flag) { try OptionValues.parseRange($0, flag) }
         case .axisFactors:

@@ -282,4 +282,58 @@ final class ProcessingTests: TempDirectoryTestCase {
         XCTAssertEqual(r2.status, 0, r2.stderr)
         XCTAssertFalse(r2.stderr.contains("changed"), r2.stderr)
     }
+
+    // MARK: --chunks
+
+    func testBalancedChunksCutNavigationAndDetectorAlikeWithinTheTileBudget() {
+        func ds(_ shape: [Int]) -> Dataset {
+            Dataset(name: "d", axes: shape.enumerated().map { Axis(name: "a\($0.offset)", size: $0.element, role: $0.offset < 2 ? .navigation : .signal) },
+                    elementType: .uint16, frameRank: 2, signalKind: "4d-stem", source: ArrayFrameSource([UInt16](), frameElements: 0))
+        }
+        // The issue's 64x128 scan of 256x256 frames: one frame and one pixel over the scan touch 64 chunks each.
+        let a = TileChunkPlan.balancedShape(ds([64, 128, 256, 256]), targetBytes: 2 << 20)
+        XCTAssertEqual(a, [8, 16, 32, 32])
+        XCTAssertEqual((64 / a[0]) * (128 / a[1]), (256 / a[2]) * (256 / a[3]))
+        // 256x256 of 256x256: the navigation tile stays within the budget (64 MiB of frames).
+        let b = TileChunkPlan.balancedShape(ds([256, 256, 256, 256]), targetBytes: 2 << 20)
+        XCTAssertLessThanOrEqual(b[0] * b[1] * 256 * 256 * 2, ChunkChoice.tileBudget)
+        XCTAssertLessThanOrEqual(b.reduce(1, *) * 2, 2 << 20)
+        XCTAssertEqual(try ChunkChoice.parse(nil), .frame)
+        XCTAssertEqual(try ChunkChoice.parse("4,4,16,16"), .explicit([4, 4, 16, 16]))
+        XCTAssertThrowsError(try ChunkChoice.parse("4,x"))
+    }
+
+    func testChunksBalancedAndExplicitKeepTheValuesAndFrameStaysTheDefault() throws {
+        let shape = [5, 7, 12, 10]
+        let raw = try makeRaw(shape, in: try dir("in"))
+        let want = naive(shape, lo: [0, 0, 0, 0], count: shape, f: [1, 1, 1, 1]).values
+        var chunkOf: [String: [Int]] = [:]
+        for choice in ["", "frame", "balanced", "2,3,5,4"] {
+            let out = tmp + "/c\(choice.replacingOccurrences(of: ",", with: "_")).nxs"
+            let r = try CLIRunner.run(["convert", raw, "-o", out] + (choice.isEmpty ? [] : ["--chunks", choice]))
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(try readAll(try Catalog.open(out).datasets[0], as: UInt16.self).map(Int64.init), want, choice)
+            chunkOf[choice] = try HDF5File(reading: out).root.openDataset("entry1/measurement/event1/image1/image_4d/real")?.chunkShape
+        }
+        XCTAssertEqual(chunkOf[""], [1, 7, 12, 10])
+        XCTAssertEqual(chunkOf["frame"], chunkOf[""])
+        XCTAssertEqual(chunkOf["2,3,5,4"], [2, 3, 5, 4])
+        XCTAssertNotEqual(chunkOf["balanced"], chunkOf[""])
+
+        let rank = try CLIRunner.run(["convert", raw, "-o", tmp + "/r.nxs", "--chunks", "2,2"])
+        XCTAssertEqual(rank.status, 64, rank.stderr)
+        XCTAssertTrue(rank.stderr.contains("gives 2 sizes for 'data', which has 4 axes"), rank.stderr)
+    }
+
+    func testExplicitChunksBeyondTheTileBudgetAreRefused() throws {
+        let axes = [Axis(name: "scan_y", size: 64, role: .navigation), Axis(name: "scan_x", size: 64, role: .navigation),
+                    Axis(name: "det_y", size: 256, role: .signal), Axis(name: "det_x", size: 256, role: .signal)]
+        let ds = Dataset(name: "big", axes: axes, elementType: .uint16, frameRank: 2, signalKind: "4d-stem",
+                         source: ArrayFrameSource([UInt16](), frameElements: 0))
+        XCTAssertThrowsError(try TileChunkPlan(ds, chunk: [64, 64, 16, 16])) {
+            XCTAssertEqual(($0 as? EMError)?.code, .usage)
+            XCTAssertTrue("\($0)".contains("512 MiB, more than 64 MiB"), "\($0)")
+        }
+        XCTAssertNoThrow(try TileChunkPlan(ds, chunk: [16, 16, 64, 64]))
+    }
 }

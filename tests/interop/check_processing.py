@@ -5,7 +5,7 @@ converted with the emconv binary; h5py (NeXus) and HyperSpy (zspy) read the outp
 computes the right answer on its own (slicing, reshape + sum/mean): values, dtypes, axis
 coordinates and the NXprocess records. Prints 'N passed, M failed'.
 """
-import argparse, json, os, tempfile, warnings
+import argparse, json, os, subprocess, tempfile, warnings
 
 import h5py
 import numpy as np
@@ -141,8 +141,44 @@ def cast_case(tmp, emconv):
     check(got.dtype == np.int16 and np.array_equal(got, want), f"cast: values {got.ravel()} == {want.ravel()}")
     check("the first, 1.5 at (0, 1), is stored as 2" in r.stderr, f"cast: warning names the first change ({r.stderr.strip()})")
     check([s["params"]["step"] for s in steps] == ["cast"], "cast: NXprocess step")
-    r = run(emconv, ["convert", raw, "-o", os.path.join(folder, "e.nxs"), "--cast", "int16", "--cast-exact"])
+    r = subprocess.run([emconv, "convert", raw, "-o", os.path.join(folder, "e.nxs"), "--cast", "int16", "--cast-exact"],
+                       capture_output=True, text=True)  # expected to fail
     check(r.returncode == 65 and not os.path.exists(os.path.join(folder, "e.nxs")), "cast-exact: exit 65, nothing written")
+
+
+def chunks_case(tmp, emconv):
+    """--chunks balanced / explicit: the same values as frame chunks, the chunk shape as asked."""
+    folder = tempfile.mkdtemp(dir=tmp)
+    rng = np.random.default_rng(4)
+    data = rng.integers(0, 4096, size=(13, 17, 24, 20), dtype=np.uint16)  # edges not multiples of the chunks
+    raw = make_raw(folder, data)
+    for choice, want_chunks in [("frame", (1, 17, 24, 20)), ("balanced", None), ("4,8,16,5", (4, 8, 16, 5))]:
+        out = os.path.join(folder, f"{choice.replace(',', '_')}.nxs")
+        r = run(emconv, ["convert", raw, "-o", out, "--quiet", "--chunks", choice])
+        check(r.returncode == 0, f"chunks {choice}: convert")
+        if r.returncode != 0:
+            continue
+        with h5py.File(out, "r") as h:
+            g = h["entry1/measurement/event1/image1"]
+            d = g[g.attrs["default"]]["real"]
+            check(np.array_equal(d[()], data), f"chunks {choice}: values bit-exact")
+            if want_chunks:
+                check(d.chunks == want_chunks, f"chunks {choice}: chunk shape {d.chunks} == {want_chunks}")
+            else:
+                check(d.chunks[0] < 13 or d.chunks[1] < 17, f"chunks balanced: navigation axes cut ({d.chunks})")
+            check(np.array_equal(d[:, :, 5, 7], data[:, :, 5, 7]), f"chunks {choice}: one detector pixel over the scan")
+            p = h["entry1/measurement/event1/image2/image_2d/real"][()]
+            check(np.array_equal(p, data.sum(axis=(2, 3), dtype=np.float64)), f"chunks {choice}: preview sums")
+        z = os.path.join(folder, f"{choice.replace(',', '_')}.zspy")
+        r = run(emconv, ["convert", raw, "-o", z, "--quiet", "--chunks", choice])
+        if r.returncode == 0:
+            s = hs.load(z)
+            check(np.array_equal(np.asarray(s.data), data), f"chunks {choice}: zspy values")
+            if want_chunks:
+                with open(os.path.join(z, "Experiments", os.listdir(os.path.join(z, "Experiments"))[0], "data", ".zarray")) as f:
+                    check(tuple(json.load(f)["chunks"]) == want_chunks, f"chunks {choice}: zspy chunk shape")
+        else:
+            check(False, f"chunks {choice}: convert to zspy")
 
 
 def main():
@@ -160,6 +196,7 @@ def main():
     case(tmp, a.emconv, u16, {}, {0: 2, 1: 2, 2: 2, 3: 2}, "mean", "u16 4-axis mean")
     case(tmp, a.emconv, f32, {3: (2, 9)}, {1: 3, 3: 2}, "sum", "f32 crop + sum")
     cast_case(tmp, a.emconv)
+    chunks_case(tmp, a.emconv)
     print(check.summary())
     return 0 if check.failed == 0 else 1
 

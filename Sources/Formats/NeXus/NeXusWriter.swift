@@ -16,17 +16,19 @@ public enum NeXusWriter: FormatWriter {
                        help: "compression: none | gzip[:1-9] | zstd[:1-22] | bitshuffle-lz4",
                        default: "gzip:1 with shuffle, readable everywhere; zstd is HDF5 filter 32015, bitshuffle-lz4 filter 32008 (h5py needs hdf5plugin)"),
             OptionSpec("no-preview", .flag, help: "do not add the derived sum image of 4D data"),
+            ChunkChoice.option,
         ],
         notes: "Default output. Layout: /entry1/measurement/event1/imageN/image_Nd (NXdata, signal 'real')."
     )
 
-    /// Target size of one chunk (whole frames are never split).
+    /// Target size of one chunk (whole frames are never split, unless --chunks asks).
     static let targetChunkBytes = 2 << 20
 
     public static func check(_ file: OpenedFile, context: WriteContext) throws {
         guard !file.datasets.isEmpty else {
             throw EMError(.badInput, file: file.path, "the file holds no dataset to convert")
         }
+        _ = try ChunkChoice.parse(context.options.string("chunks"))
     }
 
     public static func write(_ file: OpenedFile, to path: String, context: WriteContext) throws -> WriteReport {
@@ -166,6 +168,15 @@ public enum NeXusWriter: FormatWriter {
             }
         }
         let plan = ChunkPlan(ds, targetBytes: targetChunkBytes)
+        // --chunks balanced or N,N,…: chunks cut from navigation tiles (TileChunkPlan); frame: `plan`.
+        let tiles: TileChunkPlan?
+        switch try ChunkChoice.parse(context.options.string("chunks")) {
+        case .frame: tiles = nil
+        case .balanced: tiles = try TileChunkPlan(ds, chunk: TileChunkPlan.balancedShape(ds, targetBytes: targetChunkBytes))
+        case let .explicit(sizes): tiles = try TileChunkPlan(ds, chunk: sizes)
+        }
+        let chunkShape = tiles?.chunkShape ?? plan.chunkShape
+        let chunkOffset = { (i: Int) in tiles?.chunkOffset(i) ?? plan.chunkOffset(i) }
         let compression = try context.compression(default: .defaultValue)
         // HDF5's shuffle filter unshuffles by the stored type's size (8 for complex64, 3 for rgb8).
         let shuffleSize = ds.elementType.size
@@ -175,8 +186,8 @@ public enum NeXusWriter: FormatWriter {
         let componentType: ElementType = ds.elementType == .complex128 ? .float64 : .float32
         let storedType = isComplex ? componentType : ds.elementType
         let signal = try g.createChunkedDataset(layout.signalName, type: storedType, shape: ds.shape,
-                                                chunk: plan.chunkShape, compression: compression, shuffle: storedType.size > 1)
-        let imag = isComplex ? try g.createChunkedDataset("imag", type: componentType, shape: ds.shape, chunk: plan.chunkShape,
+                                                chunk: chunkShape, compression: compression, shuffle: storedType.size > 1)
+        let imag = isComplex ? try g.createChunkedDataset("imag", type: componentType, shape: ds.shape, chunk: chunkShape,
                                                             compression: compression, shuffle: true) : nil
         if isComplex { try own.writeString("complex", "real+imag") }
         let units = Units.isParsable(ds.quantityUnits) ? ds.quantityUnits : ""
@@ -200,10 +211,18 @@ public enum NeXusWriter: FormatWriter {
         try sums.withUnsafeMutableBufferPointer { sumsPtr in
             let sumsBase = sumsPtr.baseAddress
             try ChunkPipeline.run(
-                count: plan.chunkCount, chunkBytes: plan.chunkBytes, workers: context.threads, producerSetup: { ds.source.prepareReadingThread() },
-                produce: { i, buf in try plan.read(chunk: i, of: ds, into: buf) },
+                count: tiles?.chunkCount ?? plan.chunkCount, chunkBytes: tiles?.chunkBytes ?? plan.chunkBytes, workers: context.threads,
+                producerSetup: { ds.source.prepareReadingThread() },
+                produce: { i, buf in
+                    if let tiles {
+                        // Frames pass through the producer once, as their tile is read: the preview sums them there.
+                        try tiles.read(chunk: i, of: ds, into: buf, onFrame: wantPreview ? { f, bytes in sumsBase?[f] = frameSum(bytes, elementType) } : nil)
+                    } else {
+                        try plan.read(chunk: i, of: ds, into: buf)
+                    }
+                },
                 transform: { i, slot in
-                    if wantPreview, let sumsBase {
+                    if wantPreview, tiles == nil, let sumsBase {
                         let (first, n) = plan.frames(ofChunk: i)
                         for k in 0..<n {
                             let fr = UnsafeRawBufferPointer(rebasing: slot.input.raw[(k * frameBytes)..<((k + 1) * frameBytes)])
@@ -221,14 +240,14 @@ public enum NeXusWriter: FormatWriter {
                     if let imag {
                         let split = splitLock.withLock { splits.removeValue(forKey: i)! }
                         try HDF5.lock.withLock {
-                            try signal.writeChunk(offset: plan.chunkOffset(i), data: UnsafeRawBufferPointer(rebasing: out.bytes[0..<split]))
-                            try imag.writeChunk(offset: plan.chunkOffset(i), data: UnsafeRawBufferPointer(rebasing: out.bytes[split...]))
+                            try signal.writeChunk(offset: chunkOffset(i), data: UnsafeRawBufferPointer(rebasing: out.bytes[0..<split]))
+                            try imag.writeChunk(offset: chunkOffset(i), data: UnsafeRawBufferPointer(rebasing: out.bytes[split...]))
                         }
                     } else {
-                        try HDF5.lock.withLock { try signal.writeChunk(offset: plan.chunkOffset(i), data: out.bytes) }
+                        try HDF5.lock.withLock { try signal.writeChunk(offset: chunkOffset(i), data: out.bytes) }
                     }
                     writeback.wrote(Int64(out.count))
-                    progress(Int64(plan.frames(ofChunk: i).count) * Int64(frameBytes))
+                    progress(tiles?.sourceBytes(ofChunk: i) ?? Int64(plan.frames(ofChunk: i).count) * Int64(frameBytes))
                 })
         }
         return wantPreview ? sums : nil
