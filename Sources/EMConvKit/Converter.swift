@@ -166,7 +166,12 @@ public enum Converter {
         for (one, name) in parts {
             try OutputSafety.refuseReplacingInputs(output: name, inputs: file.files + [input])
             let provenance = Provenance(file: one, outputName: (name as NSString).lastPathComponent, commandLine: options.commandLine)
-            try writer.check(one, context: WriteContext(options: options.write, threads: options.threads, progress: options.progress, provenance: provenance))
+            do {
+                try writer.check(one, context: WriteContext(options: options.write, threads: options.threads, progress: options.progress, provenance: provenance))
+            } catch var e as EMError where parts.count > 1 {
+                e.message = "dataset '\(one.datasets[0].name)': " + e.message + "; choose the datasets to write with --dataset (this file has \(file.datasets.map(\.name).joined(separator: ", ")))"
+                throw e
+            }
         }
         let compressed = (((try? options.write.compression()) ?? nil) ?? .defaultValue) != .none
         try OutputSpace.ensureRoom(estimatedBytes: OutputSpace.estimate(file, compressed: compressed), forOutput: output)

@@ -336,4 +336,59 @@ final class ProcessingTests: TempDirectoryTestCase {
         }
         XCTAssertNoThrow(try TileChunkPlan(ds, chunk: [16, 16, 64, 64]))
     }
+
+    // MARK: Shared instrument files
+
+    func testSharedVeloxFilesGoToTIFFOneFilePerDatasetOrTheOneChosen() throws {
+        guard let root = SharedTestData.root else { print(SharedTestData.skipMessage); return }
+        let si = root + "/emd_velox/fei_emd_si.emd"
+        let r = try CLIRunner.run(["convert", si, "-o", tmp + "/si.tif", "--stack"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(fm.fileExists(atPath: tmp + "/si_haadf.tif") && fm.fileExists(atPath: tmp + "/si_eds.tif"), r.stderr)
+        // A dataset TIFF cannot hold: the error names the way out.
+        let spectra = try CLIRunner.run(["convert", root + "/emd_velox/Test SI 16x16 215 kx.emd", "-o", tmp + "/t.tif"])
+        XCTAssertEqual(spectra.status, 65, spectra.stderr)
+        XCTAssertTrue(spectra.stderr.contains("choose the datasets to write with --dataset"), spectra.stderr)
+        let one = try CLIRunner.run(["convert", root + "/emd_velox/Test SI 16x16 215 kx.emd", "-o", tmp + "/haadf.tif", "--dataset", "haadf"])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        // DPC: nine images, one complex (TIFF cannot hold it, and the error names it); three chosen, three files.
+        let all = try CLIRunner.run(["convert", root + "/emd_velox/fei_example_dpc_titles.emd", "-o", tmp + "/dpc.tif"])
+        XCTAssertEqual(all.status, 65, all.stderr)
+        XCTAssertTrue(all.stderr.contains("dataset 'dpc': TIFF cannot hold complex data"), all.stderr)
+        let dpc = try CLIRunner.run(["convert", root + "/emd_velox/fei_example_dpc_titles.emd", "-o", tmp + "/dpc.tif",
+                                     "--dataset", "b-d", "--dataset", "idpc", "--dataset", "6"])
+        XCTAssertEqual(dpc.status, 0, dpc.stderr)
+        XCTAssertEqual(Set(try fm.contentsOfDirectory(atPath: tmp).filter { $0.hasPrefix("dpc") }), ["dpc_b-d.tif", "dpc_idpc.tif", "dpc_a-c.tif"])
+    }
+
+    func testSharedMIBBinnedAndCroppedEqualsTheDefinition() throws {
+        guard let root = SharedTestData.root else { print(SharedTestData.skipMessage); return }
+        let mib = root + "/mib/Quad_9_Frames_CounterDepth_1_Rows_256RAW.mib"
+        var ro = OptionValues()
+        ro.set("scan-shape", "3,3")
+        let plain = try Catalog.open(mib, options: ro).datasets[0]
+        XCTAssertEqual(plain.rank, 4)
+        let shape = plain.shape
+        let v: [Int64] = try {
+            switch plain.elementType {
+            case .uint8: return try readAll(plain, as: UInt8.self).map(Int64.init)
+            case .uint16: return try readAll(plain, as: UInt16.self).map(Int64.init)
+            default: throw XCTSkip("unexpected type \(plain.elementType)")
+            }
+        }()
+        let out = tmp + "/b.nxs"
+        let r = try CLIRunner.run(["convert", mib, "-o", out, "--scan-shape", "3,3", "--crop", "scan_x=0:2", "--bin", "det_y=4,det_x=4"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let ds = try Catalog.open(out).datasets[0]
+        let want = [shape[0], 2, shape[2] / 4, shape[3] / 4]
+        XCTAssertEqual(ds.shape, want)
+        var expected: [Int64] = []
+        for a in 0..<want[0] { for b in 0..<want[1] { for c in 0..<want[2] { for d in 0..<want[3] {
+            var s: Int64 = 0
+            for k in 0..<4 { for l in 0..<4 { s += v[((a * shape[1] + b) * shape[2] + c * 4 + k) * shape[3] + d * 4 + l] } }
+            expected.append(s)
+        } } } }
+        XCTAssertEqual(ds.elementType, .uint32)
+        XCTAssertEqual(try readAll(ds, as: UInt32.self).map(Int64.init), expected)
+    }
 }
