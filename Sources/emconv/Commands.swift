@@ -117,14 +117,15 @@ struct Convert: ParsableCommand {
         terminal.finish()
         if json {
             Tools.printJSON(.object([
-                ("input", .string(r.input)), ("output", .string(r.output)), ("format", .string(r.format)),
+                ("input", .string(r.input)), ("output", .string(r.output)), ("outputs", .array(r.outputs.map { .string($0) })),
+                ("format", .string(r.format)),
                 ("input_bytes", .int(r.inputBytes)), ("output_bytes", .int(r.outputBytes)),
                 ("output_sha256", .string(r.outputSHA256)), ("seconds", .double((r.seconds * 1000).rounded() / 1000)),
                 ("datasets", .array(r.datasets.map { .string($0) })), ("warnings", .array(r.warnings.map { .string($0) })),
             ]))
         } else {
             for w in r.warnings { log.warn(w) }
-            log.info("wrote \(r.output) (\(human(r.outputBytes)) from \(human(r.inputBytes)) in \(String(format: "%.2f", r.seconds)) s)")
+            log.info("wrote \(r.outputs.joined(separator: ", ")) (\(human(r.outputBytes)) from \(human(r.inputBytes)) in \(String(format: "%.2f", r.seconds)) s)")
             log.detail("datasets: \(r.datasets.joined(separator: ", ")); output format \(r.format)")
         }
     }

@@ -174,6 +174,10 @@ final class ProcessingTests: TempDirectoryTestCase {
             let json = try MetaValue.parseJSON(try XCTUnwrap(p.openGroup("parameters")?.openDataset("data")?.readStringValues()?.first))
             XCTAssertEqual(json["step"], .string(name))
         }
+        // Each step is a complete NXem process (detector, source file with checksum): validation finds nothing there.
+        let v = try CLIRunner.run(["validate", out])
+        XCTAssertFalse(v.stdout.contains("/processing"), v.stdout)
+        XCTAssertNotNil(g.openGroup("processing2/input")?.openDataset("checksum"))
         // Without the options: no processing record, the values a copy.
         let plain = tmp + "/p.nxs"
         XCTAssertEqual(try CLIRunner.run(["convert", raw, "-o", plain]).status, 0)
@@ -200,7 +204,8 @@ final class ProcessingTests: TempDirectoryTestCase {
         XCTAssertTrue(fm.fileExists(atPath: tmp + "/all_haadf.tif"))
         XCTAssertTrue(fm.fileExists(atPath: tmp + "/all_bf.tif"))
         XCTAssertFalse(fm.fileExists(atPath: tmp + "/all.tif"))
-        XCTAssertTrue(r.stdout.contains("all_bf.tif"), r.stdout)
+        let json = try MetaValue.parseJSON(r.stdout)
+        XCTAssertEqual(json["outputs"], .array([.string(tmp + "/all_haadf.tif"), .string(tmp + "/all_bf.tif")]), r.stdout)
 
         let one = try CLIRunner.run(["convert", two, "-o", tmp + "/one.tif", "--dataset", "1"])
         XCTAssertEqual(one.status, 0, one.stderr)

@@ -292,7 +292,8 @@ public enum NeXusWriter: FormatWriter {
             try n.writeString("type", "text/plain")
             try n.writeString("description", derived)
         }
-        if let src = sources.first {
+        func writeInput(_ p: HDF5Group) throws {
+            guard let src = sources.first else { return }
             let input = try p.createGroup("input", nxClass: "NXnote")
             try input.writeString("type", "file")
             try input.writeString("file_name", (src.0 as NSString).lastPathComponent)
@@ -300,17 +301,21 @@ public enum NeXusWriter: FormatWriter {
             try input.writeString("algorithm", "sha256")
             try input.writeString("context", context.provenance.readerContext)
         }
-        // What emconv did to the values (crop, bin …): one NXprocess per step, in order.
+        try writeInput(p)
+        // What emconv did to the values (crop, bin …): one NXprocess per step, in order, each
+        // naming the detector and the source file (with its checksum) as NXem asks of a process.
         for (n, step) in ds.processing.enumerated() {
             let s = try g.createGroup("processing\(n + 1)", nxClass: "NXprocess")
             try s.writeInts("sequence_index", [Int64(n + 1)], shape: [])
+            try s.writeString("detector_identifier", ds.metadata.detectorName ?? ds.name)
+            try writeInput(s)
             try s.writeString("program", step.program)
             try s.writeString("version", step.version)
             try s.writeString("date", now.iso8601)
-            try s.writeString("description", step.description)
+            // What the step did goes to the NXnote with its parameters (NXprocess has no description field).
             let p = try s.createGroup("parameters", nxClass: "NXnote")
             try p.writeString("type", "application/json")
-            try p.writeString("description", "parameters of the '\(step.name)' step")
+            try p.writeString("description", step.description)
             try p.writeBinaryText("data", MetaValue.object([("step", .string(step.name)), ("parameters", step.parameters)]).json())
         }
     }
