@@ -256,6 +256,16 @@ def main():
         print(f"hostile_inputs: skipped: {args.testdata} not found", file=sys.stderr)
         return 0
     work = tempfile.mkdtemp(prefix="emconv-hostile-")
+    try:
+        return campaign(args, work)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"mutants kept in {work}")
+
+
+def campaign(args, work):
     rng = random.Random(args.seed)
     t0 = time.time()
     bases = base_files(args.testdata, work, args.emconv, args.max_bytes)
@@ -280,6 +290,8 @@ def main():
     with concurrent.futures.ThreadPoolExecutor(args.workers) as ex:
         for r in ex.map(lambda j: one_mutant(*j), jobs):
             results.append(r)
+            if len(results) % 100 == 0:
+                print(f"hostile_inputs: {len(results)}/{len(jobs)} mutants, {time.time() - t0:.0f} s", file=sys.stderr)
     elapsed = time.time() - t0
 
     print(f"emconv hostile-input campaign: {args.emconv}, {args.per_family} mutants per family, seed {args.seed}, "
@@ -306,10 +318,6 @@ def main():
         shown = [r for r in problems if r["family"] == fam][:args.details]
         for r in shown:
             print(f"  {fam} {r['kind']} of {r['file']}: " + "; ".join(r["notes"]))
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print(f"mutants kept in {work}")
     return 1 if problems else 0
 
 

@@ -46,7 +46,13 @@ build() {
     tail -30 "$OUT.log" >&2; echo "fuzz: library build failed (log: $OUT.log)" >&2; exit 2
   fi
   mkdir -p "$BIN"
-  local objs=("$OUT/$CONFIG/EMConvKit.build/"*.o "$OUT/$CONFIG/EMConvTestSupport.build/"*.o) opt=-O
+  # Objects of every library module EMConvTestSupport pulls in (not executables, tests, plug-ins).
+  local objs=() d opt=-O
+  for d in "$OUT/$CONFIG/"*.build; do
+    case "$(basename "$d")" in *-tool.build|*Tests.build|*PackageTests.build|*PackageDiscoveredTests.build|ArgumentParser*|generate_*) continue ;; esac
+    [ -e "$d/main.swift.o" ] && continue
+    compgen -G "$d/*.o" >/dev/null && objs+=("$d"/*.o)
+  done
   [ "$CONFIG" = debug ] && opt=-Onone
   for t in $ALL_TARGETS; do
     local exe="$BIN/fuzz-$t"
