@@ -146,27 +146,41 @@ def mutate(family, data, rng):
 # ---------------------------------------------------------------------------------------------
 # Running emconv
 
+TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
 def run(cmd, cwd, timeout, log):
-    """Runs cmd; returns (exit code or -signal, killed by timeout, peak RSS KiB, stdout, stderr)."""
+    """Runs cmd; returns (exit code or -signal, killed by timeout, peak RSS KiB, stdout, stderr).
+
+    Peak RSS comes from /usr/bin/time when present: a child's ru_maxrss also counts the memory of
+    the process that forked it, so it is measured from the small `time` process, not from Python.
+    """
+    rss_file = log + ".rss"
+    full = ([TIME, "-q", "-f", "%M", "-o", rss_file] if TIME else []) + cmd
     with open(log + ".out", "wb") as out, open(log + ".err", "wb") as err:
-        p = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                             env=dict(os.environ, SWIFT_BACKTRACE="enable=no"))
-        deadline = time.monotonic() + timeout
+        p = subprocess.Popen(full, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                             env=dict(os.environ, SWIFT_BACKTRACE="enable=no"), start_new_session=True)
         killed = False
-        while True:
-            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline and not killed:
-                p.send_signal(signal.SIGKILL)
-                killed = True
-            time.sleep(0.01)
-        p.returncode = os.waitstatus_to_exitcode(status)   # reaped here: keep Popen from waiting
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            killed = True
+            p.wait()
+    code = p.returncode
+    rss = 0
+    if TIME and os.path.exists(rss_file):
+        text = open(rss_file).read()
+        m = re.search(r"(\d+)\s*$", text)
+        rss = int(m.group(1)) if m else 0
+        s = re.search(r"terminated by signal (\d+)", text)
+        if s:
+            code = -int(s.group(1))
     with open(log + ".out", "rb") as f:
         so = f.read()
     with open(log + ".err", "rb") as f:
         se = f.read().decode("utf-8", "replace")
-    return p.returncode, killed, usage.ru_maxrss, so, se
+    return code, killed, rss, so, se
 
 
 def classify(code, killed, se):
@@ -182,7 +196,10 @@ def classify(code, killed, se):
     return "messy"
 
 
-def one_mutant(args, family, index, base, companions, kind, payload, mutate_companion, canary, work):
+def one_mutant(args, family, index, base, companions, mutate_companion, seed, work):
+    rng = random.Random(seed)
+    kind, payload = mutate(family, open(mutate_companion or base, "rb").read(), rng)
+    canary = b"EMCONV-CANARY-" + bytes(rng.randrange(65, 91) for _ in range(48))
     d = tempfile.mkdtemp(prefix=f"{family}-{index}-", dir=work)
     inner = os.path.join(d, "in")
     logs = os.path.join(d, "logs")
@@ -277,15 +294,11 @@ def campaign(args, work):
             continue
         for i in range(args.per_family):
             base, comps = bases[fam][i % len(bases[fam])]
-            data_path = base
             mutate_companion = None
-            # A tenth of the MIB and EMPAD mutants change the companion (.hdr / .raw) instead.
+            # Some MIB (a tenth) and EMPAD (0.4) mutants change the companion (.hdr / .raw) instead.
             if comps and rng.random() < (0.1 if fam == "mib" else 0.4):
-                mutate_companion = data_path = comps[0]
-            data = open(data_path, "rb").read()
-            kind, payload = mutate(fam, data, rng)
-            canary = b"EMCONV-CANARY-" + bytes(rng.randrange(65, 91) for _ in range(48))
-            jobs.append((args, fam, i, base, comps, kind, payload, mutate_companion, canary, work))
+                mutate_companion = comps[0]
+            jobs.append((args, fam, i, base, comps, mutate_companion, rng.randrange(1 << 62), work))
     results = []
     with concurrent.futures.ThreadPoolExecutor(args.workers) as ex:
         for r in ex.map(lambda j: one_mutant(*j), jobs):
@@ -314,6 +327,7 @@ def campaign(args, work):
     print(f"{'total':<13}" + "".join(f"{total[c]:>10}" for c in COLUMNS))
     print("(a mutant is counted once per column; 'clean'/'ok' may both count when info reads and convert refuses)")
     problems = [r for r in results if r["classes"] & set(BAD)]
+    problems.sort(key=lambda r: min(BAD.index(c) for c in r["classes"] & set(BAD)))
     for fam in families:
         shown = [r for r in problems if r["family"] == fam][:args.details]
         for r in shown:

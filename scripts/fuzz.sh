@@ -40,10 +40,11 @@ max_len() {
 }
 
 build() {
+  mkdir -p "$OUT"
   echo "fuzz: building the instrumented library ($CONFIG)…"
   local t0=$SECONDS
-  if ! swift build -c "$CONFIG" --build-path "$OUT" --target EMConvTestSupport -Xswiftc -sanitize=fuzzer,address >"$OUT.log" 2>&1; then
-    tail -30 "$OUT.log" >&2; echo "fuzz: library build failed (log: $OUT.log)" >&2; exit 2
+  if ! swift build -c "$CONFIG" --build-path "$OUT" --target EMConvTestSupport -Xswiftc -sanitize=fuzzer,address >"$OUT/build.log" 2>&1; then
+    tail -30 "$OUT/build.log" >&2; echo "fuzz: library build failed (log: $OUT/build.log)" >&2; exit 2
   fi
   mkdir -p "$BIN"
   # Objects of every library module EMConvTestSupport pulls in (not executables, tests, plug-ins).

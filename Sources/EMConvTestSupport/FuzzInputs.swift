@@ -80,9 +80,9 @@ public enum FuzzInputs {
     }
 
     /// Identifies and opens `path` as emconv does, then reads every frame of every dataset.
-    public static func openAndReadAll(_ path: String, options: ReadOptions = ReadOptions()) -> Error? {
+    public static func openAndReadAll(_ path: String) -> Error? {
         do {
-            let file = try Registry.open(path, options: options)
+            let file = try Catalog.open(path)
             for ds in file.datasets {
                 let size = ds.frameBytes
                 guard size >= 0, size <= frameBudget else {
