@@ -52,7 +52,12 @@ build() {
   for d in "$OUT/$CONFIG/"*.build; do
     case "$(basename "$d")" in *-tool.build|*Tests.build|*PackageTests.build|*PackageDiscoveredTests.build|ArgumentParser*|generate_*) continue ;; esac
     [ -e "$d/main.swift.o" ] && continue
-    compgen -G "$d/*.o" >/dev/null && objs+=("$d"/*.o)
+    # Only the objects of the module's current sources (a moved file leaves its old object behind).
+    [ -f "$d/output-file-map.json" ] || continue
+    while IFS= read -r o; do objs+=("$o"); done < <(python3 -c '
+import json, os, sys
+for src, out in json.load(open(sys.argv[1])).items():
+    if src and os.path.exists(out.get("object", "")): print(out["object"])' "$d/output-file-map.json")
   done
   [ "$CONFIG" = debug ] && opt=-Onone
   for t in $ALL_TARGETS; do
