@@ -198,7 +198,12 @@ def classify(code, killed, se):
 
 def one_mutant(args, family, index, base, companions, mutate_companion, seed, work):
     rng = random.Random(seed)
-    kind, payload = mutate(family, open(mutate_companion or base, "rb").read(), rng)
+    original = open(mutate_companion or base, "rb").read()
+    kind, payload = mutate(family, original, rng)
+    # A cut that removes only padding (spaces, NULs, line ends: a Merlin .hdr after 'End', DM's
+    # closing zeros) loses nothing: it is not a truncation for the 'silent' column.
+    if kind == "truncate" and not original[len(payload):].strip(b" \t\r\n\x00"):
+        kind = "truncate-padding"
     canary = b"EMCONV-CANARY-" + bytes(rng.randrange(65, 91) for _ in range(48))
     d = tempfile.mkdtemp(prefix=f"{family}-{index}-", dir=work)
     inner = os.path.join(d, "in")
