@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 EMCONV_RELEASE := .build/release/emconv
 
-.PHONY: setup build release demo test interop docs bench clean install
+.PHONY: setup build release demo test interop docs bench clean install fuzz fuzz-smoke test-sanitize
 
 setup:
 	@bash scripts/setup.sh
@@ -23,6 +23,22 @@ test: setup
 	swift build --build-tests
 	swift test
 	bash scripts/interop.sh
+	$(MAKE) fuzz-smoke
+
+# Coverage-guided fuzzing (libFuzzer + ASan) of every reader and the metadata sidecar, each target
+# for FUZZ_SECONDS (see scripts/fuzz.sh; findings in .build-fuzz/findings, exit 1 on any).
+FUZZ_SECONDS ?= 300
+fuzz: setup
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# The short run `make test` ends with: 20 s per target, fails on any crash, hang or bomb.
+fuzz-smoke: setup
+	FUZZ_JOBS=2 bash scripts/fuzz.sh 20
+
+# The unit tests under AddressSanitizer (own build folder .build-asan; slow, not part of
+# `make test`; Swift on Linux has no UBSan for Swift code, see the script).
+test-sanitize: setup
+	bash scripts/test-sanitize.sh
 
 interop: build
 	bash scripts/interop.sh
@@ -35,7 +51,7 @@ bench: release
 	bash benchmarks/mib_convert.sh
 
 clean:
-	rm -rf .build out
+	rm -rf .build .build-fuzz .build-asan out
 
 # Installs emconv, its man pages (generated from the argument parser) and shell completions.
 PREFIX ?= /usr/local

@@ -77,7 +77,7 @@ public final class ActiveWork: @unchecked Sendable {
         if !first { _ = ": ".withCString { write(2, $0, 2) } }
     }
 
-    /// Installs handlers for SIGSEGV/SIGBUS/SIGFPE/SIGILL on an alternate stack: a library fault
+    /// Installs handlers for SIGSEGV/SIGBUS/SIGFPE/SIGILL/SIGABRT on an alternate stack: a library fault
     /// while reading a corrupt file (HDF5 1.10 can crash on damaged metadata) becomes the usual
     /// one-line error naming the file, the partial output is removed, and the exit status is 65.
     public static func installFaultHandlers() {
@@ -87,7 +87,9 @@ public final class ActiveWork: @unchecked Sendable {
         ss.ss_size = size
         ss.ss_flags = 0
         sigaltstack(&ss, nil)
-        for s in [SIGSEGV, SIGBUS, SIGFPE, SIGILL] {
+        // SIGABRT too: glibc aborts when libhdf5 corrupts the heap on a damaged file ("malloc():
+        // unaligned tcache chunk detected"; fuzz finding, fixtures/regressions/hdf5-library).
+        for s in [SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT] {
             var sa = sigaction()
             sa.__sigaction_handler.sa_handler = { _ in
                 ActiveWork.shared.removeOutputs()

@@ -73,7 +73,8 @@ do {
             var hash: String
             if let diskLE {
                 var b = diskLE
-                if img.dataType == 8 || img.dataType == 23 { for i in stride(from: 0, to: b.count, by: 4) { b.swapAt(i, i + 2) } }
+                let dataType = img.dataType
+                if dataType == 8 || dataType == 23 { for i in stride(from: 0, to: b.count, by: 4) { b.swapAt(i, i + 2) } }
                 hash = SHA256Digest.hex(b)
             } else {
                 hash = try DataHash.sha256(Catalog.open(path).datasets[0])

@@ -184,8 +184,12 @@ public enum EMPADReader: FormatReader {
     static func parseXML(_ path: String) throws -> MetaValue {
         let f = try RandomAccessFile(path: path)
         guard f.size < 64 << 20 else { throw EMError.bad(path, offset: 0, "xml larger than 64 MiB; not an EMPAD description") }
-        let data = Data(try f.read(at: 0, count: Int(f.size), what: "xml"))
-        let parser = XMLParser(data: data)
+        let bytes = try f.read(at: 0, count: Int(f.size), what: "xml")
+        // Foundation's XMLParser traps on element names that are not UTF-8: refuse them first.
+        if let bad = firstInvalidUTF8(bytes) {
+            throw EMError.bad(path, offset: Int64(bad), "xml is not UTF-8 text")
+        }
+        let parser = XMLParser(data: Data(bytes))
         let builder = XMLTreeBuilder()
         parser.delegate = builder
         guard parser.parse(), let root = builder.root else {
@@ -193,6 +197,20 @@ public enum EMPADReader: FormatReader {
             throw EMError(.badInput, file: path, at: "line \(line)", "not well-formed XML: \(parser.parserError?.localizedDescription ?? "parse error")")
         }
         return root
+    }
+}
+
+/// Offset of the first byte that is not part of a valid UTF-8 sequence, nil when all are.
+func firstInvalidUTF8(_ bytes: [UInt8]) -> Int? {
+    var it = bytes.makeIterator()
+    var parser = Unicode.UTF8.ForwardParser()
+    var offset = 0
+    while true {
+        switch parser.parseScalar(from: &it) {
+        case .valid(let s): offset += s.count
+        case .emptyInput: return nil
+        case .error: return offset
+        }
     }
 }
 

@@ -128,17 +128,23 @@ struct MIBHeader {
 struct MIBHdrFile {
     var path: String
     var entries: [(String, String)]
+    /// False when the text stops before its `End` line (a truncated or damaged .hdr).
+    var complete = true
 
     static func read(_ path: String) throws -> MIBHdrFile {
         let f = try RandomAccessFile(path: path)
         guard f.size <= 1 << 20 else { throw EMError.bad(path, offset: 0, ".hdr file is larger than 1 MiB; not a Merlin header") }
         let bytes = try f.read(at: 0, count: Int(f.size), what: ".hdr")
-        let text = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        // Merlin writes a NUL inside some values (`Dead Time File: Dummy (C:\<NUL>\)`): drop NULs
+        // rather than stop there, or every line after it (frame counts, End) would be lost.
+        let text = String(decoding: bytes.filter { $0 != 0 }, as: UTF8.self)
         guard text.hasPrefix("HDR") else { throw EMError.bad(path, offset: 0, "not a Merlin .hdr file (expected 'HDR,')") }
         var entries: [(String, String)] = []
+        var sawEnd = false
         // Merlin writes CRLF; "\r\n" is one Character in Swift, so it must be named too.
         for raw in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" }) {
             let line = String(raw)
+            if line.hasPrefix("End") { sawEnd = true }
             if line.hasPrefix("HDR") || line.hasPrefix("End") { continue }
             guard let tab = line.firstIndex(of: "\t") else { continue }
             var key = String(line[..<tab]).trimmingCharacters(in: .whitespaces)
@@ -146,7 +152,7 @@ struct MIBHdrFile {
             let value = String(line[line.index(after: tab)...]).trimmingCharacters(in: .whitespaces)
             entries.append((key, value))
         }
-        return MIBHdrFile(path: path, entries: entries)
+        return MIBHdrFile(path: path, entries: entries, complete: sawEnd)
     }
 
     /// Value of the first key that starts with `prefix` (keys carry hints in parentheses).

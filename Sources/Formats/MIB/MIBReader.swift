@@ -115,6 +115,9 @@ public enum MIBReader: FormatReader {
         var warnings: [String] = []
         let hdrPathFound = hdrPath(for: primary.path) ?? hdrPath(for: path)
         let hdr: MIBHdrFile? = try hdrPathFound.map { try MIBHdrFile.read($0) }
+        if let hdr, !hdr.complete {
+            warnings.append("\((hdr.path as NSString).lastPathComponent): ends before its 'End' line (truncated?); acquisition values after its last line are unknown")
+        }
         let h0 = primary.first
         let depth = h0.counterDepth ?? hdr?.int("Counter Depth") ?? inferDepth(primary)
         let decoder = try MIBDecoder(header: h0, depth: depth, file: primary.path)

@@ -1,0 +1,101 @@
+import EMConvKit
+import Foundation
+
+/// The fuzz targets (fuzz/targets/<name>.swift) and how each turns a byte string into files:
+/// shared by the libFuzzer harnesses and by the replay of fixtures/regressions in the unit tests.
+public enum FuzzTarget: String, CaseIterable, Sendable {
+    /// The bytes are a .mib; first byte odd: a fixed .hdr (9 frames, 2x2 quad, 12-bit raw) beside it.
+    case mib
+    /// First byte even: the rest is the .xml beside a fixed 2x2 raw file; odd: the rest is that raw
+    /// file beside a fixed xml naming it.
+    case empad
+    /// The bytes are a .dm4 (the reader tells DM3 from DM4 by content).
+    case dm
+    /// The bytes are an HDF5 file named .emd (Velox or Berkeley).
+    case emd
+    /// The bytes are an HDF5 file named .nxs.
+    case nexus
+    /// The bytes are the JSON descriptor `<file>.raw.json` beside a fixed 12 KiB data file.
+    case raw
+    /// The bytes are a metadata sidecar (YAML or JSON by content), loaded as `--metadata` does.
+    case sidecar
+}
+
+public enum FuzzInputs {
+    /// A result the fuzzer must report (the library accepted a size it must refuse first).
+    public struct Finding: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Frames larger than this are not read: the library must refuse such sizes before.
+    public static let frameBudget = 512 << 20
+
+    /// Companion files, from the package root (`EMCONV_ROOT` overrides).
+    nonisolated(unsafe) private static var cache: [String: [UInt8]] = [:]
+    static func fixture(_ relative: String) -> [UInt8] {
+        if let c = cache[relative] { return c }
+        let root = ProcessInfo.processInfo.environment["EMCONV_ROOT"] ?? SharedTestData.packageRoot
+        guard let d = FileManager.default.contents(atPath: root + "/" + relative) else {
+            fatalError("fuzz: fixture \(relative) not found under \(root) (set EMCONV_ROOT to the package root)")
+        }
+        cache[relative] = [UInt8](d)
+        return [UInt8](d)
+    }
+
+    /// Writes the input of `target` into the empty folder `dir` and runs it: open and read every
+    /// frame of every dataset (sidecar: load it). Returns what the library threw (nil: it read
+    /// the input in full); a ``Finding`` when it declared frames beyond ``frameBudget``.
+    @discardableResult
+    public static func run(_ target: FuzzTarget, _ bytes: UnsafeRawBufferPointer, in dir: String) -> Error? {
+        func put(_ b: UnsafeRawBufferPointer, _ name: String) -> String {
+            let path = dir + "/" + name
+            unlink(path)
+            FileManager.default.createFile(atPath: path, contents: Data(b))
+            return path
+        }
+        func put(_ b: [UInt8], _ name: String) -> String { b.withUnsafeBytes { put($0, name) } }
+        let rest = bytes.count > 0 ? UnsafeRawBufferPointer(rebasing: bytes[1...]) : bytes
+        let odd = bytes.first.map { $0 & 1 == 1 } ?? false
+        switch target {
+        case .mib:
+            if odd { _ = put(fixture("fixtures/mib/quad_r64_12bit.hdr"), "input.hdr") }
+            return openAndReadAll(put(bytes, "input.mib"))
+        case .empad:
+            guard !bytes.isEmpty else { return nil }
+            if odd {
+                _ = put(rest, "scan_x2_y2.raw")
+                return openAndReadAll(put(fixture("fixtures/empad/map_2x2.xml"), "input.xml"))
+            }
+            _ = put(fixture("fixtures/empad/scan_x2_y2.raw"), "scan_x2_y2.raw")
+            return openAndReadAll(put(rest, "input.xml"))
+        case .dm: return openAndReadAll(put(bytes, "input.dm4"))
+        case .emd: return openAndReadAll(put(bytes, "input.emd"))
+        case .nexus: return openAndReadAll(put(bytes, "input.nxs"))
+        case .raw:
+            _ = put(bytes, "input.raw.json")
+            return openAndReadAll(put(fixture("fixtures/raw/stack_u16.raw"), "input.raw"))
+        case .sidecar:
+            do { _ = try Sidecar.load(put(bytes, "metadata.yaml")); return nil } catch { return error }
+        }
+    }
+
+    /// Identifies and opens `path` as emconv does, then reads every frame of every dataset.
+    public static func openAndReadAll(_ path: String) -> Error? {
+        do {
+            let file = try Catalog.open(path)
+            for ds in file.datasets {
+                let size = ds.frameBytes
+                guard size >= 0, size <= frameBudget else {
+                    return Finding(description: "dataset '\(ds.name)' declares \(size)-byte frames")
+                }
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 16)
+                defer { buffer.deallocate() }
+                let frame = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<size])
+                for i in 0..<ds.frameCount { try ds.source.readFrame(i, into: frame) }
+            }
+            return nil
+        } catch {
+            return error
+        }
+    }
+}
