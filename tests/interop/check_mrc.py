@@ -27,13 +27,21 @@ def close(a, b):
 
 
 def nexus_conventions(path):
-    """Attributes named emconv_* on the dataset the NeXus default path leads to."""
+    """The reader conventions recorded for the NXdata the NeXus default path leads to: fields
+    `convention_KEY` of its `emconv` NXcollection (older files: @emconv_* on the signal)."""
     with h5py.File(path, "r") as f:
         g = f
         while "default" in g.attrs:
             g = g[g.attrs["default"]]
         d = g[g.attrs["signal"]]
-        return {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in d.attrs.items() if k.startswith("emconv_")}
+        out = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in d.attrs.items() if k.startswith("emconv_")}
+        c = g.get("emconv")
+        if c is not None:
+            for k in c:
+                if k.startswith("convention_"):
+                    v = c[k][()]
+                    out[k[len("convention_"):]] = v.decode() if isinstance(v, bytes) else str(v)
+        return out
 
 
 def compare_axes(label, s, expected, navigate=True):
