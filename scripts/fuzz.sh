@@ -60,11 +60,14 @@ for src, out in json.load(open(sys.argv[1])).items():
     if src and os.path.exists(out.get("object", "")): print(out["object"])' "$d/output-file-map.json")
   done
   [ "$CONFIG" = debug ] && opt=-Onone
+  # Every system-library module map (Sources/C*), so a new one needs no edit here.
+  local cmods=() c
+  for c in Sources/C*/; do cmods+=(-I "${c%/}"); done
   for t in $ALL_TARGETS; do
     local exe="$BIN/fuzz-$t"
     if [ -x "$exe" ] && [ -z "$(find "${objs[@]}" fuzz/support fuzz/targets/$t.swift -newer "$exe" 2>/dev/null | head -1)" ]; then continue; fi
     if ! swiftc $opt -sanitize=fuzzer,address -parse-as-library -module-name "fuzz_$t" \
-        -I "$OUT/$CONFIG/Modules" -I Sources/CHDF5 -I Sources/CZstd -I Sources/CDeflate -I Sources/CCrypto -I Sources/CTIFF \
+        -I "$OUT/$CONFIG/Modules" "${cmods[@]}" \
         -Xcc -I/usr/include/hdf5/serial fuzz/support/*.swift "fuzz/targets/$t.swift" "${objs[@]}" \
         -lhdf5_serial -lzstd -ldeflate -lcrypto -ltiff -llz4 -o "$exe" 2>&1 | grep -v "Cannot export local symbol" >&2; then :; fi
     [ -x "$exe" ] || { echo "fuzz: linking $exe failed" >&2; exit 2; }
