@@ -116,7 +116,16 @@ public enum Converter {
         if outputIsDirectory, let why = OutputSafety.replaceRefusal(ofFolder: output) {
             throw EMError(.outputExists, file: output, "not replaced: \(why)")
         }
-        let file = try Catalog.open(input, options: options.read)
+        return try convert(opened: try Catalog.open(input, options: options.read), input: input, output: output,
+                           options: options, start: start)
+    }
+
+    /// Converts an already opened file (a live recording amends it before it is written).
+    public static func convert(opened file: OpenedFile, input: String, output: String, options: ConversionOptions,
+                               start: Date = Date()) throws -> ConversionResult {
+        let writer = try outputFormat(for: output, explicit: options.format)
+        let fm = FileManager.default
+        let outputIsDirectory = isDirectory(output)
         try OutputSafety.refuseReplacingInputs(output: output, inputs: file.files + [input])
         var warnings = unusedOptions(options, reader: Catalog.readers.first { $0.reader.descriptor.name == file.format }?.reader.descriptor
                                      ?? FormatDescriptor(name: file.format, longName: file.format, extensions: [], reads: true, writes: false),
