@@ -142,4 +142,30 @@ final class MerlinRecordTests: TempDirectoryTestCase {
             XCTAssertTrue(line.contains(key), String(line))
         }
     }
+
+    /// A stream larger than the memory bound, sent as fast as loopback goes: record spools it
+    /// frame by frame (TCP back-pressure), so its peak RSS stays far below the stream's size.
+    func testFastStreamLargerThanTheMemoryBoundIsRecordedCompletelyInBoundedMemory() throws {
+        var s = MIBSpec(quad: false, format: .u16, depth: 12, rows: 256, frames: 1)
+        s.scanX = 60; s.scanY = 40; s.framesInAcquisition = 2400
+        var stream = MerlinTestServer.message(s.hdrText())
+        let frame = MerlinTestServer.message(s.frameBytes(0))
+        stream.reserveCapacity(stream.count + 2400 * frame.count)
+        for _ in 0..<2400 { stream += frame }
+        XCTAssertGreaterThan(stream.count, 300_000_000)
+        let server = try MerlinTestServer(stream: stream)
+        let out = tmp + "/big.nxs"
+        // Peak RSS from /usr/bin/time (a child forked from this process would inherit its 315 MB).
+        let rss = tmp + "/rss.txt"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/time")
+        p.arguments = ["-f", "%M", "-o", rss, try XCTUnwrap(CLIRunner.binary), "record", server.url, "-o", out,
+                       "--compression", "none", "--progress", "none", "-q"]
+        try p.run()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        XCTAssertEqual(try DataHash.sha256(nexus: out, name: "merlin").1, [40, 60, 256, 256])
+        let kib = Int(try String(contentsOfFile: rss, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? .max
+        XCTAssertLessThan(kib, 256 * 1024, "peak RSS of record (KiB) must stay under 256 MiB for a 315 MB stream")
+    }
 }
