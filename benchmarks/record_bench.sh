@@ -19,7 +19,7 @@ import socket, sys
 src, n, w = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 frame = open(src + ".mib", "rb").read()
 hdr = open(src + ".hdr", "rb").read().replace(b"Frames in Acquisition (Number):\t1", b"Frames in Acquisition (Number):\t%d" % n)
-msg = lambda b: b"MPX,%010d," % len(b) + b
+msg = lambda b: b"MPX,%010d," % (len(b) + 1) + b
 fm = msg(frame)
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 0)); s.listen(1)
 open(w + "/port", "w").write(str(s.getsockname()[1]))

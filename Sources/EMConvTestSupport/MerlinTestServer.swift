@@ -25,9 +25,9 @@ public final class MerlinTestServer: @unchecked Sendable {
     /// Bytes the server managed to send.
     public private(set) var bytesSent = 0
 
-    /// One `MPX,` message.
+    /// One `MPX,` message (the length counts the comma after it, as a Merlin sends it).
     public static func message(_ payload: [UInt8]) -> [UInt8] {
-        Array(String(format: "MPX,%010d,", payload.count).utf8) + payload
+        Array(String(format: "MPX,%010d,", payload.count + 1).utf8) + payload
     }
 
     /// The stream of one acquisition: its header, then every frame, as written by MIBWriter.
@@ -67,7 +67,7 @@ public final class MerlinTestServer: @unchecked Sendable {
             // Find frame k's prefix by walking the messages.
             var off = 0, frame = -1
             while off + 15 <= s.count {
-                let n = Int(String(decoding: s[(off + 4)..<(off + 14)], as: UTF8.self)) ?? 0
+                let n = (Int(String(decoding: s[(off + 4)..<(off + 14)], as: UTF8.self)) ?? 1) - 1
                 if s[(off + 15)..<(off + 19)].elementsEqual("MQ1,".utf8) { frame += 1 }
                 if frame == k { s.replaceSubrange((off + 4)..<(off + 14), with: Array("12x4567890".utf8)); break }
                 off += 15 + n

@@ -1,9 +1,10 @@
 import EMCore
 import Foundation
 
-/// The Merlin data-port stream (TCP 6342): messages `MPX,` + 10-digit decimal length + `,`, then
-/// that many bytes: the acquisition header (`HDR,…`, the text of the `.hdr` file) or one frame
-/// (its `MQ1` header and pixels, exactly as in a `.mib` file). See FORMAT.md.
+/// The Merlin data-port stream (TCP 6342): messages `MPX,` + 10-digit decimal length, then that
+/// many bytes counted from the `,` after the digits: the comma, then the acquisition header
+/// (`HDR,…`, the text of the `.hdr` file) or one frame (its `MQ1` header and pixels, exactly as in
+/// a `.mib` file). So the payload after the 15-byte prefix is length − 1 bytes. See FORMAT.md.
 public enum MIBStream {
     /// Bytes of a message prefix (`MPX,0000123456,`).
     public static let prefixBytes = 15
@@ -13,16 +14,17 @@ public enum MIBStream {
 
     public enum Kind: Sendable, Equatable { case acquisitionHeader, frame }
 
-    /// The payload length announced by a message prefix; `source` and `offset` name the place in errors.
+    /// The payload bytes after a message prefix (the announced length minus its comma); `source`
+    /// and `offset` name the place in errors.
     public static func messageLength(_ prefix: [UInt8], source: String, offset: Int64) throws -> Int {
         guard prefix.count == prefixBytes, prefix[0] == 0x4D, prefix[1] == 0x50, prefix[2] == 0x58, prefix[3] == 0x2C,
               prefix[14] == 0x2C else {
             throw EMError.bad(source, offset: offset, "not a Merlin stream message (expected 'MPX,' + 10 digits + ',', got '\(String(decoding: prefix.prefix(15), as: UTF8.self))')")
         }
-        guard let n = Int(String(decoding: prefix[4..<14], as: UTF8.self)), n > 0, n <= maxMessageBytes else {
-            throw EMError.bad(source, offset: offset, "message length '\(String(decoding: prefix[4..<14], as: UTF8.self))' is not a number in 1...\(maxMessageBytes)")
+        guard let n = Int(String(decoding: prefix[4..<14], as: UTF8.self)), n > 1, n <= maxMessageBytes else {
+            throw EMError.bad(source, offset: offset, "message length '\(String(decoding: prefix[4..<14], as: UTF8.self))' is not a number in 2...\(maxMessageBytes)")
         }
-        return n
+        return n - 1
     }
 
     /// What a message payload holds; a frame's header must parse as a Merlin frame header.
