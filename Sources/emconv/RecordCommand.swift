@@ -13,6 +13,14 @@ private final class StopFlag: @unchecked Sendable {
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
 
+/// The signal sources of the reception phase (cancelled once, from either thread).
+private final class SignalSources: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [DispatchSourceSignal]
+    init(_ list: [DispatchSourceSignal]) { self.list = list }
+    func cancel() { lock.lock(); list.forEach { $0.cancel() }; list = []; lock.unlock() }
+}
+
 struct Record: ParsableCommand {
     static var configuration: CommandConfiguration {
         CommandConfiguration(
@@ -92,19 +100,24 @@ struct Record: ParsableCommand {
         let stop = StopFlag()
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
-        let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+        let sources = SignalSources([SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler { stop.set() }
             s.resume()
             return s
-        }
-        defer { sources.forEach { $0.cancel() } }
+        })
+        defer { sources.cancel() }
 
         var o = MerlinRecorder.Options(url: url, output: output, conversion: c)
         o.frames = frames
         o.timeout = timeout
         o.keepSpool = keepSpool
         o.shouldStop = { stop.isSet }
+        // During the conversion a signal removes the partial output, as for convert.
+        o.receptionEnded = {
+            sources.cancel()
+            ActiveWork.installSignalHandlers()
+        }
         let mode = log.quiet ? "none" : progress
         let tty = isatty(2) != 0
         o.progress = { p in

@@ -48,6 +48,9 @@ public enum MerlinRecorder {
         /// Asked every poll slice (0.2 s): true stops reception (Ctrl-C).
         public var shouldStop: @Sendable () -> Bool = { false }
         public var progress: (@Sendable (RecordProgress) -> Void)?
+        /// Called once reception is over, before the conversion starts (the CLI hands Ctrl-C back
+        /// to the handlers that remove a partial output).
+        public var receptionEnded: (@Sendable () -> Void)?
 
         public init(url: String, output: String, conversion: ConversionOptions) {
             self.url = url
@@ -156,6 +159,7 @@ public enum MerlinRecorder {
         let receiveSeconds = Date().timeIntervalSince(start)
         report(force: true)
         conn.close()
+        o.receptionEnded?()
         close(spool)
         spoolOpen = false
         guard frames > 0 else {
