@@ -41,6 +41,8 @@ run() {
 run "$VENV/bin/python" tests/interop/check_nexus.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
 # Differential check of 'emconv validate --profile nxem' against pynxtools (NXem).
 run "$VENV/bin/python" tests/interop/check_validate.py --emconv "$BIN" --testdata ../shared/testdata
+# Crop, bin and dataset selection against NumPy's own answer (issue 16).
+run "$VENV/bin/python" tests/interop/check_processing.py --emconv "$BIN"
 run "$VENV/bin/python" tests/interop/check_writers.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
 # TIA (SER/EMI) and TIFF cases: NeXus and zspy outputs loaded in HyperSpy against the references.
 run "$VENV/bin/python" tests/interop/check_tia_tiff.py --emconv "$BIN" --testdata ../shared/testdata

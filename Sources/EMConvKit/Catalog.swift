@@ -85,6 +85,11 @@ public enum Catalog {
     /// Every writer option, once, with the writers that declare it.
     public static var writerOptions: [DeclaredOption] { collect(writers.map { $0.descriptor }) }
 
+    /// The converter's processing options (``Processing/options``), for every input and output.
+    public static var processingOptions: [DeclaredOption] {
+        Processing.options.map { DeclaredOption(spec: $0, formats: ["all"], defaults: $0.defaultText.map { [("all", $0)] } ?? []) }
+    }
+
     // MARK: Choosing a reader
 
     /// The readers that may read `path`, best first.
@@ -185,7 +190,7 @@ public enum Catalog {
     public static func markdownOptions() -> String {
         let cell = { (s: String) in s.replacingOccurrences(of: "|", with: "\\|") }
         var s = "| option | value | formats | what it does | default |\n|---|---|---|---|---|\n"
-        for (side, list) in [("read", readerOptions), ("write", writerOptions)] {
+        for (side, list) in [("read", readerOptions), ("write", writerOptions), ("processing", processingOptions)] {
             for o in list {
                 s += "| `\(o.spec.flag)` | \(o.spec.valueName.isEmpty ? "" : "`\(o.spec.valueName)`") | \(o.formats.joined(separator: ", ")) (\(side)) | \(cell(o.spec.help)) | \(cell(o.defaultText)) |\n"
             }

@@ -13,6 +13,8 @@ public struct ConversionOptions: Sendable {
     public var read = OptionValues()
     /// Values of writer options (declared in the writers' descriptors).
     public var write = OptionValues()
+    /// Values of processing options (``Processing/options``: dataset selection, crop, bin).
+    public var process = OptionValues()
     /// Worker threads for compression (default: all cores).
     public var threads: Int
     /// The command line recorded in provenance.
@@ -37,7 +39,10 @@ public struct ConversionOptions: Sendable {
 /// Result of one conversion, as `convert --json` prints it.
 public struct ConversionResult: Sendable {
     public var input: String
+    /// The output (the first file, when a one-dataset-per-file writer wrote several).
     public var output: String
+    /// Every file written: one, or one per dataset (`{stem}_{dataset}.tif`).
+    public var outputs: [String]
     public var format: String
     public var inputBytes: Int64
     public var outputBytes: Int64
@@ -101,6 +106,23 @@ public enum Converter {
         return present.subtracting(writer.holds).sorted()
     }
 
+    /// `{stem}_{dataset}.ext` for each dataset: names made of letters, digits, `_`, `-` and `.`,
+    /// numbered when two would collide.
+    public static func perDatasetOutputs(_ output: String, datasets: [String]) -> [String] {
+        let ns = output as NSString
+        let ext = ns.pathExtension
+        let stem = ext.isEmpty ? output : ns.deletingPathExtension
+        var used: Set<String> = [], out: [String] = []
+        for (i, name) in datasets.enumerated() {
+            var clean = String(name.map { $0.isLetter || $0.isNumber || "_-.".contains($0) ? $0 : "_" })
+            if clean.isEmpty { clean = String(i) }
+            if used.contains(clean) { clean += "_\(i)" }
+            used.insert(clean)
+            out.append(stem + "_" + clean + (ext.isEmpty ? "" : "." + ext))
+        }
+        return out
+    }
+
     public static func convert(input: String, output: String, options: ConversionOptions = ConversionOptions()) throws -> ConversionResult {
         let start = Date()
         let writer = try outputFormat(for: output, explicit: options.format)
@@ -109,11 +131,10 @@ public enum Converter {
         if fm.fileExists(atPath: output) && !options.overwrite {
             throw EMError(.outputExists, file: output, "output exists (use --overwrite to replace it)")
         }
-        let outputIsDirectory = isDirectory(output)
-        if outputIsDirectory && !(writer.writesDirectory && options.overwrite) {
+        if isDirectory(output) && !(writer.writesDirectory && options.overwrite) {
             throw EMError(.outputExists, file: output, "output is a directory")
         }
-        if outputIsDirectory, let why = OutputSafety.replaceRefusal(ofFolder: output) {
+        if isDirectory(output), let why = OutputSafety.replaceRefusal(ofFolder: output) {
             throw EMError(.outputExists, file: output, "not replaced: \(why)")
         }
         return try convert(opened: try Catalog.open(input, options: options.read), input: input, output: output,
@@ -126,10 +147,10 @@ public enum Converter {
         let writer = try outputFormat(for: output, explicit: options.format)
         let fm = FileManager.default
         let outputIsDirectory = isDirectory(output)
-        try OutputSafety.refuseReplacingInputs(output: output, inputs: file.files + [input])
         var warnings = unusedOptions(options, reader: Catalog.readers.first { $0.reader.descriptor.name == file.format }?.reader.descriptor
                                      ?? FormatDescriptor(name: file.format, longName: file.format, extensions: [], reads: true, writes: false),
                                      writer: writer.descriptor)
+        warnings += try Processing.apply(options.process, to: file)
         if let sc = options.sidecar {
             warnings += SidecarMerge.apply(sc, to: file, preferSidecar: options.preferSidecar)
             file.supplement = sc.supplement(preferSidecar: options.preferSidecar)
@@ -138,26 +159,80 @@ public enum Converter {
         if !missing.isEmpty {
             warnings.append("\(writer.descriptor.longName) output leaves out: \(missing.map(\.rawValue).joined(separator: ", ")) (NeXus keeps them)")
         }
-        let provenance = Provenance(file: file, outputName: (output as NSString).lastPathComponent, commandLine: options.commandLine)
-        let context = WriteContext(options: options.write, threads: options.threads, progress: options.progress, provenance: provenance)
-        try writer.check(file, context: context)
-        let compressed = ((try? context.compression(default: .defaultValue)) ?? .defaultValue) != .none
+        // One file per dataset for writers that hold one (TIFF), each written like a single output.
+        var parts: [(OpenedFile, String)] = [(file, output)]
+        if writer.descriptor.oneDatasetPerFile && file.datasets.count > 1 {
+            let names = perDatasetOutputs(output, datasets: file.datasets.map(\.name))
+            parts = zip(file.datasets, names).map { ds, name in
+                let one = OpenedFile(path: file.path, format: file.format, variant: file.variant, datasets: [ds], files: file.files,
+                                     original: file.original, warnings: file.warnings, readerName: file.readerName,
+                                     readerVersion: file.readerVersion, handles: file.handles)
+                one.supplement = file.supplement
+                return (one, name)
+            }
+            for (_, name) in parts where fm.fileExists(atPath: name) && !options.overwrite {
+                throw EMError(.outputExists, file: name, "output exists (use --overwrite to replace it)")
+            }
+            warnings.append("\(writer.descriptor.longName) holds one dataset per file: writing \(parts.count) files, \(parts.map { ($0.1 as NSString).lastPathComponent }.joined(separator: ", "))")
+        }
+        for (one, name) in parts {
+            try OutputSafety.refuseReplacingInputs(output: name, inputs: file.files + [input])
+            let provenance = Provenance(file: one, outputName: (name as NSString).lastPathComponent, commandLine: options.commandLine)
+            do {
+                try writer.check(one, context: WriteContext(options: options.write, threads: options.threads, progress: options.progress, provenance: provenance))
+            } catch var e as EMError where parts.count > 1 {
+                e.message = "dataset '\(one.datasets[0].name)': " + e.message + "; choose the datasets to write with --dataset (this file has \(file.datasets.map(\.name).joined(separator: ", ")))"
+                throw e
+            }
+        }
+        let compressed = (((try? options.write.compression()) ?? nil) ?? .defaultValue) != .none
         try OutputSpace.ensureRoom(estimatedBytes: OutputSpace.estimate(file, compressed: compressed), forOutput: output)
         try MemoryBudget.checkDeclared(file)
+        var outSize: Int64 = 0, hashes: [String] = [], reportWarnings: [String] = []
+        for (one, name) in parts {
+            let provenance = Provenance(file: one, outputName: (name as NSString).lastPathComponent, commandLine: options.commandLine)
+            let context = WriteContext(options: options.write, threads: options.threads, progress: options.progress, provenance: provenance)
+            let report = try writeOne(one, to: name, writer: writer, context: context, overwrite: options.overwrite)
+            reportWarnings += report.warnings
+            outSize += OutputTree.size(name)
+            if options.outputChecksum { hashes.append(try OutputTree.sha256(name)) }
+        }
+        reportWarnings += Processing.findings(file)
+        let inSize = file.files.compactMap { (try? fm.attributesOfItem(atPath: $0)[.size] as? NSNumber)?.int64Value }.reduce(0, +)
+        return ConversionResult(input: input, output: parts[0].1, outputs: parts.map(\.1), format: writer.descriptor.name, inputBytes: inSize,
+                                outputBytes: outSize, outputSHA256: hashes.first ?? "", seconds: Date().timeIntervalSince(start),
+                                warnings: file.warnings + warnings + reportWarnings, datasets: file.datasets.map(\.name))
+    }
 
+    /// Writes one output to a temporary name beside it, syncs it and renames it into place.
+    static func writeOne(_ file: OpenedFile, to output: String, writer: FormatWriter.Type, context: WriteContext,
+                         overwrite: Bool) throws -> WriteReport {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: output) && !overwrite {
+            throw EMError(.outputExists, file: output, "output exists (use --overwrite to replace it)")
+        }
+        let outputIsDirectory = isDirectory(output)
+        if outputIsDirectory && !(writer.writesDirectory && overwrite) {
+            throw EMError(.outputExists, file: output, "output is a directory")
+        }
+        if outputIsDirectory, let why = OutputSafety.replaceRefusal(ofFolder: output) {
+            throw EMError(.outputExists, file: output, "not replaced: \(why)")
+        }
         let dir = (output as NSString).deletingLastPathComponent
         let base = (output as NSString).lastPathComponent
         let tmp = OutputSafety.temporaryName(for: output)
         if !dir.isEmpty, !fm.fileExists(atPath: dir) {
             throw EMError(.writeError, file: output, "the output directory does not exist")
         }
-        warnings += OutputSafety.removeStaleTemporaries(for: [output]).map { "removed stale partial output \($0) of an interrupted conversion" }
+        var report = WriteReport()
+        report.warnings += OutputSafety.removeStaleTemporaries(for: [output]).map { "removed stale partial output \($0) of an interrupted conversion" }
         OutputTree.remove(tmp)
         let token = ActiveWork.shared.beginOutput(tmp)
         defer { token.end() }
-        var report: WriteReport
         do {
-            report = try writer.write(file, to: tmp, context: context)
+            let written = try writer.write(file, to: tmp, context: context)
+            report.bytesWritten = written.bytesWritten
+            report.warnings += written.warnings
             let fd = open(tmp, O_RDONLY)
             // A directory tree (zarr store) is flushed with one syncfs instead of an fsync per file.
             if fd >= 0 { if writer.writesDirectory { OutputTree.syncFilesystem(fd) } else { fsync(fd) }; close(fd) }
@@ -171,7 +246,7 @@ public enum Converter {
                 }
                 old = aside
             }
-            do { try OutputSafety.moveIntoPlace(tmp, output, replace: options.overwrite) } catch {
+            do { try OutputSafety.moveIntoPlace(tmp, output, replace: overwrite) } catch {
                 if let old { rename(old, output) }
                 throw error
             }
@@ -181,11 +256,6 @@ public enum Converter {
             OutputTree.remove(tmp)
             throw restated
         }
-        let outSize = OutputTree.size(output)
-        let outHash = options.outputChecksum ? try OutputTree.sha256(output) : ""
-        let inSize = file.files.compactMap { (try? fm.attributesOfItem(atPath: $0)[.size] as? NSNumber)?.int64Value }.reduce(0, +)
-        return ConversionResult(input: input, output: output, format: writer.descriptor.name, inputBytes: inSize,
-                                outputBytes: outSize, outputSHA256: outHash, seconds: Date().timeIntervalSince(start),
-                                warnings: file.warnings + warnings + report.warnings, datasets: file.datasets.map(\.name))
+        return report
     }
 }

@@ -101,6 +101,9 @@ public final class Dataset {
     /// Detector tables kept beside the data (flat field, pixel mask), by NXdetector field name.
     public var auxiliary: [String: AuxiliaryArray] = [:]
     public let source: FrameSource
+    /// What emconv did to the values on the way (crop, bin, cast …), in order; empty for a
+    /// faithful copy. Writers record every step (NeXus: one NXprocess each).
+    public var processing: [ProcessingStep] = []
 
     public init(name: String, title: String = "", axes: [Axis], elementType: ElementType,
                 sourceByteOrder: ByteOrder = .little, frameRank: Int, quantity: String = "intensity",

@@ -37,10 +37,15 @@ public struct FormatDescriptor: Sendable {
     public var signature: String
     /// Writers: what the output can hold besides the data.
     public var holds: Set<MetadataFacet>
+    /// Writers: one output file holds one dataset; the converter writes a file per dataset
+    /// (`{stem}_{dataset}.ext`) when the input has several.
+    public var oneDatasetPerFile: Bool
 
     public init(name: String, longName: String, aliases: [String] = [], extensions: [String], reads: Bool,
                 writes: Bool, companions: String? = nil, options: [OptionSpec] = [], notes: String = "",
-                container: String? = nil, signature: String = "", holds: Set<MetadataFacet> = Set(MetadataFacet.allCases)) {
+                container: String? = nil, signature: String = "", holds: Set<MetadataFacet> = Set(MetadataFacet.allCases),
+                oneDatasetPerFile: Bool = false) {
+        self.oneDatasetPerFile = oneDatasetPerFile
         self.name = name
         self.longName = longName
         self.aliases = aliases

@@ -20,6 +20,12 @@ public struct OptionSpec: Sendable, Equatable {
         case compression
         /// Free text (a NumPy dtype, a path).
         case text
+        /// One of a fixed set of words, or positive integers separated by commas (`--chunks balanced`, `--chunks 8,8,32,32`).
+        case wordOrInts([String])
+        /// `AXIS=A:B` pairs separated by commas; AXIS is an axis name or index (`scan_x=0:255`).
+        case axisRanges
+        /// `AXIS=N` pairs separated by commas, N >= 1 (`det_y=2,det_x=2`).
+        case axisFactors
     }
 
     /// The option's name without dashes: `scan-shape`. The CLI spells it `--scan-shape`.
@@ -30,9 +36,13 @@ public struct OptionSpec: Sendable, Equatable {
     public var help: String
     /// What happens when the option is not given, in words ("from the .hdr").
     public var defaultText: String?
+    /// May be given several times; the values accumulate (`--dataset a --dataset b`).
+    public var repeatable: Bool
 
-    public init(_ key: String, _ kind: Kind, valueName: String = "", help: String, default defaultText: String? = nil) {
+    public init(_ key: String, _ kind: Kind, valueName: String = "", help: String, default defaultText: String? = nil,
+                repeatable: Bool = false) {
         self.key = key
+        self.repeatable = repeatable
         self.kind = kind
         self.valueName = valueName
         self.help = help
@@ -61,6 +71,19 @@ public struct OptionSpec: Sendable, Equatable {
             _ = try Compression.parse(value)
         case .text:
             guard !value.isEmpty else { throw bad("needs a value") }
+        case let .wordOrInts(words):
+            if !words.contains(value.lowercased()) {
+                guard (try? OptionValues.parseInts(value, flag)) != nil, !value.contains("x"), !value.contains(" ") else {
+                    throw bad("takes \(words.joined(separator: ", ")) or positive integers N,N,…")
+                }
+            }
+        case .axisRanges:
+            _ = try OptionValues.parseAxisPairs(value, flag) { try OptionValues.parseRange($0, flag) }
+        case .axisFactors:
+            _ = try OptionValues.parseAxisPairs(value, flag) { v -> Int in
+                guard let n = Int(v), n >= 1 else { throw bad("takes AXIS=N with N >= 1") }
+                return n
+            }
         }
     }
 
@@ -90,7 +113,49 @@ public struct OptionValues: Sendable, Equatable {
     /// Sets `key` after checking `value` against its declaration.
     public mutating func set(_ key: String, _ value: String, spec: OptionSpec) throws {
         try spec.check(value)
-        values[key] = spec.kind == .flag ? "true" : value
+        if spec.repeatable, let old = values[key] {
+            values[key] = old + Self.separator + value
+        } else {
+            values[key] = spec.kind == .flag ? "true" : value
+        }
+    }
+
+    /// Joins the values of a repeated option.
+    public static let separator = "\n"
+
+    /// Every value of a repeatable option, in the order given.
+    public func strings(_ key: String) -> [String] {
+        values[key].map { $0.components(separatedBy: Self.separator) } ?? []
+    }
+
+    /// `AXIS=A:B,…` values (all repetitions), in the order given.
+    public func axisRanges(_ key: String) throws -> [(axis: String, range: Range<Int>)] {
+        try strings(key).flatMap { v in try Self.parseAxisPairs(v, "--" + key) { try Self.parseRange($0, "--" + key) } }
+            .map { (axis: $0.0, range: $0.1) }
+    }
+
+    /// `AXIS=N,…` values (all repetitions), in the order given.
+    public func axisFactors(_ key: String) throws -> [(axis: String, factor: Int)] {
+        try strings(key).flatMap { v in
+            try Self.parseAxisPairs(v, "--" + key) { s -> Int in
+                guard let n = Int(s), n >= 1 else { throw EMError(.usage, at: "--" + key, "takes AXIS=N with N >= 1 (got '\(v)')") }
+                return n
+            }
+        }.map { (axis: $0.0, factor: $0.1) }
+    }
+
+    /// Splits `name=value,name=value` (also one pair per line), parsing each value.
+    public static func parseAxisPairs<T>(_ s: String, _ option: String, _ parse: (String) throws -> T) throws -> [(String, T)] {
+        var out: [(String, T)] = []
+        for part in s.split(whereSeparator: { $0 == "," || $0 == "\n" }) {
+            let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard kv.count == 2, !kv[0].isEmpty, !kv[1].isEmpty else {
+                throw EMError(.usage, at: option, "takes AXIS=VALUE pairs separated by commas, AXIS a name (scan_x) or an index (got '\(s)')")
+            }
+            out.append((kv[0], try parse(kv[1])))
+        }
+        guard !out.isEmpty else { throw EMError(.usage, at: option, "needs AXIS=VALUE (got '\(s)')") }
+        return out
     }
 
     /// Sets without checking (library callers that build options in code).
@@ -131,6 +196,8 @@ public struct OptionValues: Sendable, Equatable {
             guard let spec = specs.first(where: { $0.key == k }) else { continue }
             if spec.kind == .flag {
                 if flag(k) { out.append(spec.flag) }
+            } else if spec.repeatable {
+                for v in strings(k) { out += [spec.flag, v] }
             } else if let v = values[k] {
                 out += [spec.flag, v]
             }

@@ -173,6 +173,7 @@ struct Batch: ParsableCommand {
         var convertArgs: [String] = ["--format", format]
         convertArgs += fa.read.arguments(specs: Catalog.readerOptions.map(\.spec))
         convertArgs += fa.write.arguments(specs: Catalog.writerOptions.map(\.spec))
+        convertArgs += fa.process.arguments(specs: Catalog.processingOptions.map(\.spec))
         if let metadata = conversion.metadata {
             // Absolute: children (and array tasks) may run elsewhere; parse once here so a typo
             // fails the batch before any child starts.

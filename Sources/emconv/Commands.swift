@@ -96,6 +96,7 @@ struct Convert: ParsableCommand {
         o.overwrite = conversion.overwrite
         o.read = fa.read
         o.write = fa.write
+        o.process = fa.process
         o.progress = progress == "json" ? JSONProgress() : terminal
         o.outputChecksum = json && !noOutputChecksum
         if let sc = try conversion.sidecar() {
@@ -116,14 +117,15 @@ struct Convert: ParsableCommand {
         terminal.finish()
         if json {
             Tools.printJSON(.object([
-                ("input", .string(r.input)), ("output", .string(r.output)), ("format", .string(r.format)),
+                ("input", .string(r.input)), ("output", .string(r.output)), ("outputs", .array(r.outputs.map { .string($0) })),
+                ("format", .string(r.format)),
                 ("input_bytes", .int(r.inputBytes)), ("output_bytes", .int(r.outputBytes)),
                 ("output_sha256", .string(r.outputSHA256)), ("seconds", .double((r.seconds * 1000).rounded() / 1000)),
                 ("datasets", .array(r.datasets.map { .string($0) })), ("warnings", .array(r.warnings.map { .string($0) })),
             ]))
         } else {
             for w in r.warnings { log.warn(w) }
-            log.info("wrote \(r.output) (\(human(r.outputBytes)) from \(human(r.inputBytes)) in \(String(format: "%.2f", r.seconds)) s)")
+            log.info("wrote \(r.outputs.joined(separator: ", ")) (\(human(r.outputBytes)) from \(human(r.inputBytes)) in \(String(format: "%.2f", r.seconds)) s)")
             log.detail("datasets: \(r.datasets.joined(separator: ", ")); output format \(r.format)")
         }
     }
@@ -226,6 +228,8 @@ struct Formats: ParsableCommand {
                 for o in d.options { print("             \(o.helpLine)") }
                 if !d.notes.isEmpty { print("             \(d.notes)") }
             }
+            print("processing options (convert and batch, every format; recorded in the output):")
+            for o in Processing.options { print("             \(o.helpLine)") }
         }
     }
 }

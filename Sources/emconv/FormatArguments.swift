@@ -10,6 +10,8 @@ import Foundation
 struct FormatArguments: Sendable {
     var read = OptionValues()
     var write = OptionValues()
+    /// Processing options (``Processing/options``: --dataset, --crop, --bin …), convert and batch.
+    var process = OptionValues()
     /// The arguments left for swift-argument-parser.
     var remaining: [String] = []
 
@@ -37,6 +39,7 @@ struct FormatArguments: Sendable {
         }
         let command = args[cmdIndex]
         let readers = Catalog.readerOptions, writers = writerCommands.contains(command) ? Catalog.writerOptions : []
+        let processing = writerCommands.contains(command) ? Catalog.processingOptions : []
         out.remaining = Array(args[...cmdIndex])
         var i = cmdIndex + 1
         while i < args.count {
@@ -70,6 +73,17 @@ struct FormatArguments: Sendable {
                 let body = a.dropFirst(2)
                 let key = String(body.split(separator: "=", maxSplits: 1).first ?? "")
                 let inline: String? = body.contains("=") ? String(body.split(separator: "=", maxSplits: 1).last ?? "") : nil
+                if let spec = spec(key, in: processing) {
+                    var value = inline ?? ""
+                    if spec.takesValue && inline == nil {
+                        guard i + 1 < args.count else { throw EMError(.usage, at: a, "needs a value (\(spec.valueName))") }
+                        value = args[i + 1]
+                        i += 1
+                    }
+                    try out.process.set(key, value, spec: spec)
+                    i += 1
+                    continue
+                }
                 let found: (OptionSpec, Bool)? = spec(key, in: readers).map { ($0, true) } ?? spec(key, in: writers).map { ($0, false) }
                 if let (spec, isReader) = found {
                     var value = inline ?? ""
@@ -114,7 +128,10 @@ struct FormatArguments: Sendable {
             return s
         }
         var s = block("READER OPTIONS (declared by the formats; also --oo KEY=VALUE)", Catalog.readerOptions)
-        if writers { s += "\n" + block("WRITER OPTIONS (declared by the formats; also --co KEY=VALUE)", Catalog.writerOptions) }
+        if writers {
+            s += "\n" + block("WRITER OPTIONS (declared by the formats; also --co KEY=VALUE)", Catalog.writerOptions)
+            s += "\n" + block("PROCESSING OPTIONS (recorded in the output; without them it is a faithful copy)", Catalog.processingOptions)
+        }
         return s
     }
 }

@@ -111,6 +111,9 @@ final class StructureTests: TempDirectoryTestCase {
         case let .choice(words): return [spec.flag, words[0]]
         case .compression: return [spec.flag, "zstd:1"]
         case .text: return [spec.flag, "x"]
+        case let .wordOrInts(words): return [spec.flag, words[0]]
+        case .axisRanges: return [spec.flag, "det_x=0:4"]
+        case .axisFactors: return [spec.flag, "det_x=2"]
         }
     }
 

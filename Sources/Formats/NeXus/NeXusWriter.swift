@@ -16,17 +16,19 @@ public enum NeXusWriter: FormatWriter {
                        help: "compression: none | gzip[:1-9] | zstd[:1-22] | bitshuffle-lz4",
                        default: "gzip:1 with shuffle, readable everywhere; zstd is HDF5 filter 32015, bitshuffle-lz4 filter 32008 (h5py needs hdf5plugin)"),
             OptionSpec("no-preview", .flag, help: "do not add the derived sum image of 4D data"),
+            ChunkChoice.option,
         ],
         notes: "Default output. Layout: /entry1/measurement/event1/imageN/image_Nd (NXdata, signal 'real')."
     )
 
-    /// Target size of one chunk (whole frames are never split).
+    /// Target size of one chunk (whole frames are never split, unless --chunks asks).
     static let targetChunkBytes = 2 << 20
 
     public static func check(_ file: OpenedFile, context: WriteContext) throws {
         guard !file.datasets.isEmpty else {
             throw EMError(.badInput, file: file.path, "the file holds no dataset to convert")
         }
+        _ = try ChunkChoice.parse(context.options.string("chunks"))
     }
 
     public static func write(_ file: OpenedFile, to path: String, context: WriteContext) throws -> WriteReport {
@@ -80,6 +82,7 @@ public enum NeXusWriter: FormatWriter {
         var previews: [(Dataset, [Double])] = []
         for original in file.datasets {
             let (ds, storedAs) = storageForm(of: original)
+            ds.processing = original.processing
             let layout = NXLayout(ds)
             let groupName: String
             if layout.isSpectrum { spectrumIndex += 1; groupName = "spectrum\(spectrumIndex)" } else { imageIndex += 1; groupName = "image\(imageIndex)" }
@@ -165,6 +168,15 @@ public enum NeXusWriter: FormatWriter {
             }
         }
         let plan = ChunkPlan(ds, targetBytes: targetChunkBytes)
+        // --chunks balanced or N,N,…: chunks cut from navigation tiles (TileChunkPlan); frame: `plan`.
+        let tiles: TileChunkPlan?
+        switch try ChunkChoice.parse(context.options.string("chunks")) {
+        case .frame: tiles = nil
+        case .balanced: tiles = try TileChunkPlan(ds, chunk: TileChunkPlan.balancedShape(ds, targetBytes: targetChunkBytes))
+        case let .explicit(sizes): tiles = try TileChunkPlan(ds, chunk: sizes)
+        }
+        let chunkShape = tiles?.chunkShape ?? plan.chunkShape
+        let chunkOffset = { (i: Int) in tiles?.chunkOffset(i) ?? plan.chunkOffset(i) }
         let compression = try context.compression(default: .defaultValue)
         // HDF5's shuffle filter unshuffles by the stored type's size (8 for complex64, 3 for rgb8).
         let shuffleSize = ds.elementType.size
@@ -174,8 +186,8 @@ public enum NeXusWriter: FormatWriter {
         let componentType: ElementType = ds.elementType == .complex128 ? .float64 : .float32
         let storedType = isComplex ? componentType : ds.elementType
         let signal = try g.createChunkedDataset(layout.signalName, type: storedType, shape: ds.shape,
-                                                chunk: plan.chunkShape, compression: compression, shuffle: storedType.size > 1)
-        let imag = isComplex ? try g.createChunkedDataset("imag", type: componentType, shape: ds.shape, chunk: plan.chunkShape,
+                                                chunk: chunkShape, compression: compression, shuffle: storedType.size > 1)
+        let imag = isComplex ? try g.createChunkedDataset("imag", type: componentType, shape: ds.shape, chunk: chunkShape,
                                                             compression: compression, shuffle: true) : nil
         if isComplex { try own.writeString("complex", "real+imag") }
         let units = Units.isParsable(ds.quantityUnits) ? ds.quantityUnits : ""
@@ -199,10 +211,18 @@ public enum NeXusWriter: FormatWriter {
         try sums.withUnsafeMutableBufferPointer { sumsPtr in
             let sumsBase = sumsPtr.baseAddress
             try ChunkPipeline.run(
-                count: plan.chunkCount, chunkBytes: plan.chunkBytes, workers: context.threads, producerSetup: { ds.source.prepareReadingThread() },
-                produce: { i, buf in try plan.read(chunk: i, of: ds, into: buf) },
+                count: tiles?.chunkCount ?? plan.chunkCount, chunkBytes: tiles?.chunkBytes ?? plan.chunkBytes, workers: context.threads,
+                producerSetup: { ds.source.prepareReadingThread() },
+                produce: { i, buf in
+                    if let tiles {
+                        // Frames pass through the producer once, as their tile is read: the preview sums them there.
+                        try tiles.read(chunk: i, of: ds, into: buf, onFrame: wantPreview ? { f, bytes in sumsBase?[f] = frameSum(bytes, elementType) } : nil)
+                    } else {
+                        try plan.read(chunk: i, of: ds, into: buf)
+                    }
+                },
                 transform: { i, slot in
-                    if wantPreview, let sumsBase {
+                    if wantPreview, tiles == nil, let sumsBase {
                         let (first, n) = plan.frames(ofChunk: i)
                         for k in 0..<n {
                             let fr = UnsafeRawBufferPointer(rebasing: slot.input.raw[(k * frameBytes)..<((k + 1) * frameBytes)])
@@ -220,14 +240,14 @@ public enum NeXusWriter: FormatWriter {
                     if let imag {
                         let split = splitLock.withLock { splits.removeValue(forKey: i)! }
                         try HDF5.lock.withLock {
-                            try signal.writeChunk(offset: plan.chunkOffset(i), data: UnsafeRawBufferPointer(rebasing: out.bytes[0..<split]))
-                            try imag.writeChunk(offset: plan.chunkOffset(i), data: UnsafeRawBufferPointer(rebasing: out.bytes[split...]))
+                            try signal.writeChunk(offset: chunkOffset(i), data: UnsafeRawBufferPointer(rebasing: out.bytes[0..<split]))
+                            try imag.writeChunk(offset: chunkOffset(i), data: UnsafeRawBufferPointer(rebasing: out.bytes[split...]))
                         }
                     } else {
-                        try HDF5.lock.withLock { try signal.writeChunk(offset: plan.chunkOffset(i), data: out.bytes) }
+                        try HDF5.lock.withLock { try signal.writeChunk(offset: chunkOffset(i), data: out.bytes) }
                     }
                     writeback.wrote(Int64(out.count))
-                    progress(Int64(plan.frames(ofChunk: i).count) * Int64(frameBytes))
+                    progress(tiles?.sourceBytes(ofChunk: i) ?? Int64(plan.frames(ofChunk: i).count) * Int64(frameBytes))
                 })
         }
         return wantPreview ? sums : nil
@@ -272,13 +292,31 @@ public enum NeXusWriter: FormatWriter {
             try n.writeString("type", "text/plain")
             try n.writeString("description", derived)
         }
-        if let src = sources.first {
+        func writeInput(_ p: HDF5Group) throws {
+            guard let src = sources.first else { return }
             let input = try p.createGroup("input", nxClass: "NXnote")
             try input.writeString("type", "file")
             try input.writeString("file_name", (src.0 as NSString).lastPathComponent)
             try input.writeString("checksum", src.2)
             try input.writeString("algorithm", "sha256")
             try input.writeString("context", context.provenance.readerContext)
+        }
+        try writeInput(p)
+        // What emconv did to the values (crop, bin …): one NXprocess per step, in order, each
+        // naming the detector and the source file (with its checksum) as NXem asks of a process.
+        for (n, step) in ds.processing.enumerated() {
+            let s = try g.createGroup("processing\(n + 1)", nxClass: "NXprocess")
+            try s.writeInts("sequence_index", [Int64(n + 1)], shape: [])
+            try s.writeString("detector_identifier", ds.metadata.detectorName ?? ds.name)
+            try writeInput(s)
+            try s.writeString("program", step.program)
+            try s.writeString("version", step.version)
+            try s.writeString("date", now.iso8601)
+            // What the step did goes to the NXnote with its parameters (NXprocess has no description field).
+            let p = try s.createGroup("parameters", nxClass: "NXnote")
+            try p.writeString("type", "application/json")
+            try p.writeString("description", step.description)
+            try p.writeBinaryText("data", MetaValue.object([("step", .string(step.name)), ("parameters", step.parameters)]).json())
         }
     }
 

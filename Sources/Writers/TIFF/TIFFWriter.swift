@@ -19,7 +19,8 @@ public enum TIFFWriter: FormatWriter {
             OptionSpec("stack", .flag, help: "write any dataset (e.g. 4D-STEM) as a stack of its 2-D frames"),
         ],
         notes: "2-D images and image stacks; ImageJ hyperstack description (unit, spacing, slices/frames) and resolution tags. Complex data are refused.",
-        holds: [.axisCalibration]
+        holds: [.axisCalibration],
+        oneDatasetPerFile: true
     )
 
     static let defaultCompression = Compression.gzip(level: 1)
@@ -32,7 +33,7 @@ public enum TIFFWriter: FormatWriter {
         }
         guard file.datasets.count == 1 else {
             throw EMError(.unsupported, file: file.path,
-                          "TIFF holds one image or stack, but this file has \(file.datasets.count) datasets (\(file.datasets.map(\.name).joined(separator: ", "))); use zspy or NeXus")
+                          "TIFF holds one image or stack, but this file has \(file.datasets.count) datasets (\(file.datasets.map(\.name).joined(separator: ", "))); pick one with --dataset (emconv convert writes a file per dataset)")
         }
         let ds = file.datasets[0]
         let shape = ds.shape.map(String.init).joined(separator: "x")

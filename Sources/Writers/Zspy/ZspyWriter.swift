@@ -14,6 +14,7 @@ public enum ZspyWriter: FormatWriter {
             OptionSpec("compression", .compression, valueName: "codec[:level]",
                        help: "compression: none | gzip[:1-9] | zstd[:1-22]",
                        default: "zstd:1 (numcodecs 'zstd'; gzip is numcodecs 'zlib' with a 'shuffle' filter)"),
+            ChunkChoice.option,
         ],
         notes: "Directory tree read by hs.load / rsciio.zspy: Experiments/<title>/data (chunks of whole frames), axis-N, metadata, original_metadata.",
         holds: zspyHolds
@@ -40,6 +41,7 @@ public enum ZspyZipWriter: FormatWriter {
             OptionSpec("compression", .compression, valueName: "codec[:level]",
                        help: "compression: none | gzip[:1-9] | zstd[:1-22]",
                        default: "zstd:1 inside the archive (the archive stores its members uncompressed)"),
+            ChunkChoice.option,
         ],
         notes: "Single-file variant: a ZIP (stored, ZIP64 when needed) of the zspy tree; hs.load('x.zspy.zip', file_format='zspy') opens it with zarr's ZipStore (or write it as x.zspy with --format zspy-zip).",
         holds: zspyHolds
@@ -70,6 +72,7 @@ enum ZspyLayout {
         if try context.compression(default: defaultCompression) == .bitshuffleLZ4 {
             throw EMError(.usage, at: "--compression", "bitshuffle-lz4 is an HDF5 filter: zspy takes none, gzip or zstd (or write .nxs)")
         }
+        _ = try ChunkChoice.parse(context.options.string("chunks"))
         guard !file.datasets.isEmpty else {
             throw EMError(.badInput, file: file.path, "the file holds no dataset to convert")
         }
@@ -149,7 +152,9 @@ enum ZspyLayout {
             ("reader", .string(context.provenance.readerContext)),
             ("sources", .array(sources)),
             ("warnings", .array(file.warnings.map { .string($0) })),
-        ])
+        ] + (file.datasets.allSatisfy { $0.processing.isEmpty } ? [] : [
+            ("processing", .object(file.datasets.map { ($0.name, .array($0.processing.map(\.metaValue))) })),
+        ]))
         try sink.put(".zattrs", MetaValue.object([("file_format", .string("ZSpy")), ("file_format_version", .string(formatVersion)),
                                                    ("emconv", provenance)]).json())
         try sink.finish()
@@ -180,11 +185,18 @@ enum ZspyLayout {
     static func writeData(_ ds: Dataset, key: String, sink: ZarrSink, compression: Compression, context: WriteContext,
                           progress: (Int64) -> Void) throws {
         let plan = ChunkPlan(ds, targetBytes: targetChunkBytes)
+        // --chunks balanced or N,N,…: chunks cut from navigation tiles (TileChunkPlan); frame: `plan`.
+        let tiles: TileChunkPlan?
+        switch try ChunkChoice.parse(context.options.string("chunks")) {
+        case .frame: tiles = nil
+        case .balanced: tiles = try TileChunkPlan(ds, chunk: TileChunkPlan.balancedShape(ds, targetBytes: targetChunkBytes))
+        case let .explicit(sizes): tiles = try TileChunkPlan(ds, chunk: sizes)
+        }
         let shuffleSize = compression == .none ? 0 : ds.elementType.componentSize
         let filters: MetaValue = shuffleSize > 1
             ? .array([.object([("id", .string("shuffle")), ("elementsize", .int(Int64(shuffleSize)))])]) : .null
         let zarray: MetaValue = .object([
-            ("chunks", .array(plan.chunkShape.map { .int(Int64($0)) })),
+            ("chunks", .array((tiles?.chunkShape ?? plan.chunkShape).map { .int(Int64($0)) })),
             ("compressor", compressorJSON(compression)),
             ("dimension_separator", .string("/")),
             ("dtype", zarrDType(ds.elementType)),
@@ -196,19 +208,22 @@ enum ZspyLayout {
         ])
         try sink.put(key + "/.zarray", zarray.json())
         let frameBytes = ds.frameBytes
-        let chunkShape = plan.chunkShape
+        let chunkShape = tiles?.chunkShape ?? plan.chunkShape
         if ds.elementCount == 0 { return }
         try ChunkPipeline.run(
-            count: plan.chunkCount, chunkBytes: plan.chunkBytes, workers: context.threads, producerSetup: { ds.source.prepareReadingThread() },
-            produce: { i, buf in try plan.read(chunk: i, of: ds, into: buf) },
+            count: tiles?.chunkCount ?? plan.chunkCount, chunkBytes: tiles?.chunkBytes ?? plan.chunkBytes, workers: context.threads,
+            producerSetup: { ds.source.prepareReadingThread() },
+            produce: { i, buf in
+                if let tiles { try tiles.read(chunk: i, of: ds, into: buf) } else { try plan.read(chunk: i, of: ds, into: buf) }
+            },
             transform: { _, slot in
                 try slot.encode(compression: compression, shuffleElementSize: shuffleSize)
             },
             consume: { i, out in
-                let off = plan.chunkOffset(i)
+                let off = tiles?.chunkOffset(i) ?? plan.chunkOffset(i)
                 let idx = ds.rank == 0 ? ["0"] : zip(off, chunkShape).map { String($0 / $1) }
                 try sink.put(key + "/" + idx.joined(separator: "/"), out.bytes)
-                progress(Int64(plan.frames(ofChunk: i).count) * Int64(frameBytes))
+                progress(tiles?.sourceBytes(ofChunk: i) ?? Int64(plan.frames(ofChunk: i).count) * Int64(frameBytes))
             })
     }
 }
