@@ -50,6 +50,20 @@ run "$VENV/bin/python" tests/interop/check_tia_tiff.py --emconv "$BIN" --testdat
 run "$VENV/bin/python" tests/interop/check_mrc.py --emconv "$BIN" --testdata ../shared/testdata
 # Dectris acquisitions written by h5py + hdf5plugin; bitshuffle-lz4 output read back by hdf5plugin.
 run "$VENV/bin/python" tests/interop/check_dectris.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
+# emconv record against LiberTEM-live's Merlin simulator (issue 15), in its own venv (it pins numba
+# and numpy versions the readers above need not share) and under a time limit.
+LIVE_VENV=.venv-live
+if [ ! -x "$LIVE_VENV/bin/libertem-live-mib-sim" ]; then
+  python3 -m venv "$LIVE_VENV" >/dev/null 2>&1 || true
+  timeout 900 "$LIVE_VENV/bin/pip" install -q --disable-pip-version-check "libertem-live==0.3.0" >/tmp/emconv-pip-live.log 2>&1 || true
+fi
+if [ -x "$LIVE_VENV/bin/libertem-live-mib-sim" ]; then
+  run timeout 900 "$VENV/bin/python" tests/interop/check_record.py --emconv "$BIN" --sim "$LIVE_VENV/bin/libertem-live-mib-sim" --testdata ../shared/testdata
+elif [ "${CI:-}" = "true" ]; then
+  echo "interop: libertem-live did not install in CI (see /tmp/emconv-pip-live.log)" >&2; status=1
+else
+  echo "interop: record check skipped: libertem-live could not be installed (see /tmp/emconv-pip-live.log)"
+fi
 # DM files written by the test-support DMWriter must read correctly in RosettaSciIO.
 DMDIR=$(mktemp -d)
 "$DMGEN" "$DMDIR" interop >/dev/null

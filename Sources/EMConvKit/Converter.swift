@@ -134,7 +134,19 @@ public enum Converter {
         if isDirectory(output) && !(writer.writesDirectory && options.overwrite) {
             throw EMError(.outputExists, file: output, "output is a directory")
         }
-        let file = try Catalog.open(input, options: options.read)
+        if isDirectory(output), let why = OutputSafety.replaceRefusal(ofFolder: output) {
+            throw EMError(.outputExists, file: output, "not replaced: \(why)")
+        }
+        return try convert(opened: try Catalog.open(input, options: options.read), input: input, output: output,
+                           options: options, start: start)
+    }
+
+    /// Converts an already opened file (a live recording amends it before it is written).
+    public static func convert(opened file: OpenedFile, input: String, output: String, options: ConversionOptions,
+                               start: Date = Date()) throws -> ConversionResult {
+        let writer = try outputFormat(for: output, explicit: options.format)
+        let fm = FileManager.default
+        let outputIsDirectory = isDirectory(output)
         var warnings = unusedOptions(options, reader: Catalog.readers.first { $0.reader.descriptor.name == file.format }?.reader.descriptor
                                      ?? FormatDescriptor(name: file.format, longName: file.format, extensions: [], reads: true, writes: false),
                                      writer: writer.descriptor)

@@ -18,6 +18,9 @@ public struct EMError: Error, CustomStringConvertible, Equatable, Sendable {
         case writeError
         /// Interrupted by a signal.
         case interrupted
+        /// A live stream ended (closed, stalled past --timeout, corrupt, Ctrl-C) before the
+        /// acquisition was complete; the output holds every complete frame received.
+        case streamEndedEarly
         /// Anything else.
         case failure
 
@@ -30,6 +33,7 @@ public struct EMError: Error, CustomStringConvertible, Equatable, Sendable {
             case .outputExists: return 73
             case .writeError: return 74
             case .interrupted: return 130
+            case .streamEndedEarly: return 75
             case .failure: return 1
             }
         }

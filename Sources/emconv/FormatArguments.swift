@@ -4,7 +4,7 @@ import Foundation
 
 /// The readers' and writers' declared options on the command line. They are not declared to
 /// swift-argument-parser one by one (that would be a second, hand-kept list): before parsing, the
-/// arguments of `convert`, `batch`, `info` and `validate` are scanned for the catalog's options
+/// arguments of `convert`, `record`, `batch`, `info` and `validate` are scanned for the catalog's options
 /// (`--scan-shape 4,4`, `--scan-shape=4,4`, `--mib-flip-rows`) and for the generic forms
 /// `--oo KEY=VALUE` (reader) and `--co KEY=VALUE` (writer); what remains goes to the parser.
 struct FormatArguments: Sendable {
@@ -16,8 +16,8 @@ struct FormatArguments: Sendable {
     var remaining: [String] = []
 
     /// Subcommands that take reader options, and those that also take writer options.
-    static let readerCommands: Set<String> = ["convert", "batch", "info", "validate"]
-    static let writerCommands: Set<String> = ["convert", "batch"]
+    static let readerCommands: Set<String> = ["convert", "record", "batch", "info", "validate"]
+    static let writerCommands: Set<String> = ["convert", "record", "batch"]
 
     /// The arguments of this process, scanned once.
     static let current: Result<FormatArguments, EMError> = {

@@ -24,10 +24,11 @@ struct EMConv: ParsableCommand {
         EXIT STATUS
           0 success; 2 batch: some items failed; 3 validate: invalid; 64 usage
           error; 65 bad or unsupported input; 66 input missing; 73 output exists;
-          74 cannot write the output; 130/143 interrupted.
+          74 cannot write the output; 75 record: stream ended early (output
+          holds the frames received); 130/143 interrupted.
         """,
         version: Tools.versionLine,
-        subcommands: [Convert.self, Batch.self, Info.self, Validate.self, Formats.self]
+        subcommands: [Convert.self, Record.self, Batch.self, Info.self, Validate.self, Formats.self]
     )
 }
 

@@ -134,7 +134,11 @@ struct MIBHdrFile {
     static func read(_ path: String) throws -> MIBHdrFile {
         let f = try RandomAccessFile(path: path)
         guard f.size <= 1 << 20 else { throw EMError.bad(path, offset: 0, ".hdr file is larger than 1 MiB; not a Merlin header") }
-        let bytes = try f.read(at: 0, count: Int(f.size), what: ".hdr")
+        return try parse(try f.read(at: 0, count: Int(f.size), what: ".hdr"), path: path)
+    }
+
+    /// Parses `.hdr` text (a file's bytes, or the `HDR,` message of a live stream).
+    static func parse(_ bytes: [UInt8], path: String) throws -> MIBHdrFile {
         // Merlin writes a NUL inside some values (`Dead Time File: Dummy (C:\<NUL>\)`): drop NULs
         // rather than stop there, or every line after it (frame counts, End) would be lost.
         let text = String(decoding: bytes.filter { $0 != 0 }, as: UTF8.self)
