@@ -14,7 +14,7 @@ import argparse, glob, json, logging, os, tempfile, warnings
 import h5py
 import hyperspy.api as hs
 
-from common import Tally, run, sha_le
+from common import Tally, reference_cases, run, sha_le
 
 warnings.filterwarnings("ignore")
 logging.getLogger("hyperspy").setLevel(logging.ERROR)
@@ -59,18 +59,13 @@ def main():
     ap.add_argument("--emconv", required=True)
     ap.add_argument("--testdata", required=True)
     a = ap.parse_args()
-    refdir = os.path.join(a.testdata, "reference")
-    if not os.path.isdir(refdir):
-        print("interop: skipped MRC cases: ../shared/testdata not found")
+    cases = reference_cases(a.testdata, ("MRC",), "MRC cases")
+    if not cases:
         print(check.summary())
         return 0
     tmp = tempfile.mkdtemp(prefix="emconv-mrc-")
     n = 0
-    for p in sorted(glob.glob(os.path.join(refdir, "mrc__*.json"))):
-        ref = json.load(open(p))
-        src = os.path.join(a.testdata, ref["id"])
-        if ref.get("format") != "MRC" or not os.path.exists(src):
-            continue
+    for ref, src in cases:
         n += 1
         sig = ref["signals"][0]
         info = run(a.emconv, ["info", src, "--json"])

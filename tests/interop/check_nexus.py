@@ -12,7 +12,7 @@ import h5py
 import hdf5plugin  # noqa: F401  (registers the zstd filter 32015)
 import numpy as np
 
-from common import Tally, run as run_emconv, sha_le
+from common import Tally, reference_cases, run as run_emconv, sha_le
 
 check = Tally()
 
@@ -83,27 +83,21 @@ def main():
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="emconv-interop-")
     cases = []
-    refdir = os.path.join(a.testdata, "reference")
-    if os.path.isdir(refdir):
-        for p in sorted(glob.glob(os.path.join(refdir, "*.json"))):
-            ref = json.load(open(p))
-            src = os.path.join(a.testdata, ref["id"])
-            if not os.path.exists(src) or ref.get("ref_suffix"):
-                continue
-            h = None
-            if ref.get("format") in ("MIB", "EMPAD"):
-                # Bit-exact data check in emconv's on-disk order (the Swift tests check every
-                # other format against its reference; here the other formats get the structural checks).
-                h = (ref.get("generic_raw") or {}).get("frames_sha256_le")
-                if h is None and ref.get("alt_reference"):
-                    h = ref["alt_reference"]["signals"][0]["data_sha256"]
-            elif ref.get("format") not in ("DM3", "DM4", "EMD (Berkeley/NCEM)", "EMD (Velox)"):
-                continue
-            if ref.get("xml_only"):
-                continue
-            cases.append((src, h))
-    else:
-        print("interop: skipped shared cases: ../shared/testdata not found")
+    for ref, src in reference_cases(a.testdata):
+        if ref.get("ref_suffix"):
+            continue
+        h = None
+        if ref.get("format") in ("MIB", "EMPAD"):
+            # Bit-exact data check in emconv's on-disk order (the Swift tests check every
+            # other format against its reference; here the other formats get the structural checks).
+            h = (ref.get("generic_raw") or {}).get("frames_sha256_le")
+            if h is None and ref.get("alt_reference"):
+                h = ref["alt_reference"]["signals"][0]["data_sha256"]
+        elif ref.get("format") not in ("DM3", "DM4", "EMD (Berkeley/NCEM)", "EMD (Velox)"):
+            continue
+        if ref.get("xml_only"):
+            continue
+        cases.append((src, h))
     for src in sorted(glob.glob(os.path.join(a.fixtures, "**", "*.mib"), recursive=True)) + \
             sorted(glob.glob(os.path.join(a.fixtures, "**", "*.xml"), recursive=True)):
         cases.append((src, None))

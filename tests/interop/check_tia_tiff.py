@@ -16,7 +16,7 @@ import argparse, glob, json, os, sys, tempfile, warnings
 import numpy as np
 import hyperspy.api as hs
 
-from common import Tally, run, sha_le
+from common import Tally, reference_cases, run, sha_le
 
 warnings.filterwarnings("ignore")
 import logging  # noqa: E402
@@ -45,20 +45,13 @@ def main():
     ap.add_argument("--emconv", required=True)
     ap.add_argument("--testdata", required=True)
     a = ap.parse_args()
-    refdir = os.path.join(a.testdata, "reference")
-    if not os.path.isdir(refdir):
-        print("interop: skipped TIA/TIFF cases: ../shared/testdata not found")
+    cases = reference_cases(a.testdata, ("SER/EMI", "TIFF"), "TIA/TIFF cases")
+    if not cases:
         print(check.summary())
         return 0
     tmp = tempfile.mkdtemp(prefix="emconv-tia-tiff-")
     n = 0
-    for p in sorted(glob.glob(os.path.join(refdir, "*.json"))):
-        ref = json.load(open(p))
-        if ref.get("format") not in ("SER/EMI", "TIFF"):
-            continue
-        src = os.path.join(a.testdata, ref["id"])
-        if not os.path.exists(src):
-            continue
+    for ref, src in cases:
         n += 1
         info = run(a.emconv, ["info", src, "--json"])
         if info.returncode != 0:

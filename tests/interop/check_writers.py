@@ -14,7 +14,7 @@ import numpy as np
 import tifffile
 import hyperspy.api as hs
 
-from common import Tally, emconv_detail, run, sha_le
+from common import Tally, emconv_detail, reference_cases, run, sha_le
 
 warnings.filterwarnings("ignore")
 import logging  # noqa: E402
@@ -99,24 +99,16 @@ def main():
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="emconv-writers-")
     cases = []
-    refdir = os.path.join(a.testdata, "reference")
-    if os.path.isdir(refdir):
-        for p in sorted(glob.glob(os.path.join(refdir, "*.json"))):
-            ref = json.load(open(p))
-            if ref.get("format") not in ("MIB", "EMPAD") or ref.get("xml_only"):
-                continue
-            src = os.path.join(a.testdata, ref["id"])
-            if not os.path.exists(src):
-                continue
-            flip = ref.get("format") == "MIB"
-            h = ref["signals"][0].get("data_sha256") if ref.get("signals") else None
-            if h is None and ref.get("alt_reference"):
-                h = ref["alt_reference"].get("data_sha256_rows_flipped") or ref["alt_reference"]["signals"][0].get("data_sha256_rows_flipped")
-            if h is None:
-                continue
-            cases.append((src, h, flip))
-    else:
-        print("interop: skipped shared cases: ../shared/testdata not found")
+    for ref, src in reference_cases(a.testdata, ("MIB", "EMPAD")):
+        if ref.get("xml_only"):
+            continue
+        flip = ref.get("format") == "MIB"
+        h = ref["signals"][0].get("data_sha256") if ref.get("signals") else None
+        if h is None and ref.get("alt_reference"):
+            h = ref["alt_reference"].get("data_sha256_rows_flipped") or ref["alt_reference"]["signals"][0].get("data_sha256_rows_flipped")
+        if h is None:
+            continue
+        cases.append((src, h, flip))
     for i, (src, h, flip) in enumerate(cases):
         extra = ["--mib-flip-rows"] if flip else []
         info = run(a.emconv, ["info", src, "--json"] + extra)
@@ -153,78 +145,73 @@ def main():
     # NeXus output (whose equality with the independent references the Swift tests establish).
     others = 0
     tiffs = 0
-    if os.path.isdir(refdir):
-        import h5py
-        import hdf5plugin  # noqa: F401
-        for p in sorted(glob.glob(os.path.join(refdir, "*.json"))):
-            ref = json.load(open(p))
-            if ref.get("format") not in ("DM3", "DM4", "EMD (Velox)", "EMD (Berkeley/NCEM)") or ref.get("ref_suffix"):
+    import h5py
+    import hdf5plugin  # noqa: F401
+    for ref, src in reference_cases(a.testdata, ("DM3", "DM4", "EMD (Velox)", "EMD (Berkeley/NCEM)")):
+        if ref.get("ref_suffix"):
+            continue
+        info = run(a.emconv, ["info", src, "--json"])
+        if info.returncode != 0:
+            check(False, f"info {src}")
+            continue
+        ds = json.loads(info.stdout)["files"][0]["datasets"]
+        if len(ds) != 1:
+            continue
+        others += 1
+        z = os.path.join(tmp, f"o{others}.zspy")
+        n = os.path.join(tmp, f"o{others}.nxs")
+        ok = run(a.emconv, ["convert", src, "-o", z, "--quiet"]).returncode == 0
+        ok = ok and run(a.emconv, ["convert", src, "-o", n, "--quiet", "--no-preview"]).returncode == 0
+        check(ok, f"convert {src} -> zspy, nxs")
+        if not ok:
+            continue
+        with h5py.File(n, "r") as f:
+            g = f["entry1/measurement/event1"]
+            g = g[g.attrs["default"]]
+            g = g[g.attrs["default"]]
+            d = g[g.attrs["signal"]][()]
+            if emconv_detail(g, "complex") == "real+imag":
+                d = d + 1j * g["imag"][()]
+                d = d.astype(np.complex64 if g["imag"].dtype == np.float32 else np.complex128)
+            kind = emconv_detail(g, "element_type")
+        try:
+            sz = hs.load(z)
+            zd = sz.data
+            if kind in ("rgb8", "rgba8"):
+                zd = np.ascontiguousarray(zd).view(np.uint8).reshape(d.shape)
+            elif kind == "bool":
+                zd = zd.astype(np.uint8)
+            check(zd.shape == d.shape and zd.dtype == d.dtype and np.array_equal(zd, d),
+                  f"{src}: zspy data equal to the NeXus data ({zd.shape} {zd.dtype} vs {d.shape} {d.dtype})")
+            check_zspy_axes(z, sz, ds[0]["axes"], kind)
+        except Exception as e:  # noqa: BLE001
+            check(False, f"{z}: hs.load failed: {e}")
+        # 2-D images (the Fiji case): TIFF data equal to the NeXus data, pixel size in ImageJ
+        # metadata and in the resolution tags.
+        axes = ds[0]["axes"]
+        if len(axes) == 2 and ds[0]["dtype"] not in ("complex64", "complex128") and all("scale" in x for x in axes):
+            t = os.path.join(tmp, f"o{others}.tif")
+            if run(a.emconv, ["convert", src, "-o", t, "--quiet"]).returncode != 0:
+                check(False, f"convert {src} -> tiff")
                 continue
-            src = os.path.join(a.testdata, ref["id"])
-            if not os.path.exists(src):
-                continue
-            info = run(a.emconv, ["info", src, "--json"])
-            if info.returncode != 0:
-                check(False, f"info {src}")
-                continue
-            ds = json.loads(info.stdout)["files"][0]["datasets"]
-            if len(ds) != 1:
-                continue
-            others += 1
-            z = os.path.join(tmp, f"o{others}.zspy")
-            n = os.path.join(tmp, f"o{others}.nxs")
-            ok = run(a.emconv, ["convert", src, "-o", z, "--quiet"]).returncode == 0
-            ok = ok and run(a.emconv, ["convert", src, "-o", n, "--quiet", "--no-preview"]).returncode == 0
-            check(ok, f"convert {src} -> zspy, nxs")
-            if not ok:
-                continue
-            with h5py.File(n, "r") as f:
-                g = f["entry1/measurement/event1"]
-                g = g[g.attrs["default"]]
-                g = g[g.attrs["default"]]
-                d = g[g.attrs["signal"]][()]
-                if emconv_detail(g, "complex") == "real+imag":
-                    d = d + 1j * g["imag"][()]
-                    d = d.astype(np.complex64 if g["imag"].dtype == np.float32 else np.complex128)
-                kind = emconv_detail(g, "element_type")
-            try:
-                sz = hs.load(z)
-                zd = sz.data
+            with tifffile.TiffFile(t) as tf:
+                td = tf.asarray()
                 if kind in ("rgb8", "rgba8"):
-                    zd = np.ascontiguousarray(zd).view(np.uint8).reshape(d.shape)
+                    td = td.reshape(d.shape)
                 elif kind == "bool":
-                    zd = zd.astype(np.uint8)
-                check(zd.shape == d.shape and zd.dtype == d.dtype and np.array_equal(zd, d),
-                      f"{src}: zspy data equal to the NeXus data ({zd.shape} {zd.dtype} vs {d.shape} {d.dtype})")
-                check_zspy_axes(z, sz, ds[0]["axes"], kind)
-            except Exception as e:  # noqa: BLE001
-                check(False, f"{z}: hs.load failed: {e}")
-            # 2-D images (the Fiji case): TIFF data equal to the NeXus data, pixel size in ImageJ
-            # metadata and in the resolution tags.
-            axes = ds[0]["axes"]
-            if len(axes) == 2 and ds[0]["dtype"] not in ("complex64", "complex128") and all("scale" in x for x in axes):
-                t = os.path.join(tmp, f"o{others}.tif")
-                if run(a.emconv, ["convert", src, "-o", t, "--quiet"]).returncode != 0:
-                    check(False, f"convert {src} -> tiff")
-                    continue
-                with tifffile.TiffFile(t) as tf:
-                    td = tf.asarray()
-                    if kind in ("rgb8", "rgba8"):
-                        td = td.reshape(d.shape)
-                    elif kind == "bool":
-                        td = td.astype(np.uint8)
-                    check(td.shape == d.shape and np.array_equal(td, d), f"{t}: TIFF data equal to the NeXus data")
-                    x = axes[-1]
-                    if x["units"]:
-                        xr = tf.pages[0].tags["XResolution"].value
-                        check(abs(xr[0] / xr[1] - 1 / x["scale"]) <= 1e-6 / x["scale"], f"{t}: XResolution = 1/pixel size")
-                        check((tf.imagej_metadata or {}).get("unit") == ij_unit(x["units"]), f"{t}: ImageJ unit {ij_unit(x['units'])}")
+                    td = td.astype(np.uint8)
+                check(td.shape == d.shape and np.array_equal(td, d), f"{t}: TIFF data equal to the NeXus data")
+                x = axes[-1]
                 if x["units"]:
-                    try:
-                        check_tiff_units_in_hyperspy(t, x, axes[-2])
-                    except Exception as e:  # noqa: BLE001
-                        check(False, f"{t}: hs.load failed: {e}")
-                tiffs += 1
+                    xr = tf.pages[0].tags["XResolution"].value
+                    check(abs(xr[0] / xr[1] - 1 / x["scale"]) <= 1e-6 / x["scale"], f"{t}: XResolution = 1/pixel size")
+                    check((tf.imagej_metadata or {}).get("unit") == ij_unit(x["units"]), f"{t}: ImageJ unit {ij_unit(x['units'])}")
+            if x["units"]:
+                try:
+                    check_tiff_units_in_hyperspy(t, x, axes[-2])
+                except Exception as e:  # noqa: BLE001
+                    check(False, f"{t}: hs.load failed: {e}")
+            tiffs += 1
     print(f"interop writers: {len(cases)} MIB/EMPAD inputs x (zspy, zspy.zip, nxs->zspy, tiff); {others} DM/EMD inputs -> zspy, {tiffs} of them also -> TIFF")
     print(check.summary())
     sys.exit(1 if check.failed else 0)

@@ -46,3 +46,24 @@ def emconv_detail(group, name):
         return v.decode() if isinstance(v, bytes) else v
     v = group.attrs.get("emconv_" + name)
     return v.decode() if isinstance(v, bytes) else v
+
+
+def reference_cases(testdata, formats=None, what="shared cases"):
+    """(reference, source path) for each reference JSON of ../shared/testdata whose source exists,
+    in name order, keeping the formats named (all when None). Returns [] and says so when the
+    testdata folder is absent."""
+    import glob
+    import json
+    import os
+    refdir = os.path.join(testdata, "reference")
+    if not os.path.isdir(refdir):
+        print(f"interop: skipped {what}: ../shared/testdata not found")
+        return []
+    cases = []
+    for p in sorted(glob.glob(os.path.join(refdir, "*.json"))):
+        with open(p) as f:
+            ref = json.load(f)
+        src = os.path.join(testdata, ref["id"])
+        if (formats is None or ref.get("format") in formats) and os.path.exists(src):
+            cases.append((ref, src))
+    return cases
