@@ -386,14 +386,13 @@ final class DMTests: TempDirectoryTestCase {
         for version in [3, 4] {
             let path = try smallFile(version, extraTags: [("Microscope Info", .group([("Voltage", .float64(2e5))]))])
             let full = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-            var seed: UInt64 = 7
+            var g = Mutants.LCG(seed: 7)
             var opened = 0, refused = 0
             for _ in 0..<400 {
                 var b = full
                 for _ in 0..<3 {
-                    seed = seed &* 6364136223846793005 &+ 1442695040888963407
-                    let pos = Int(seed >> 33) % b.count
-                    b[pos] = UInt8(truncatingIfNeeded: seed >> 13)
+                    let s = g.next()
+                    b[Int(s >> 33) % b.count] = UInt8(truncatingIfNeeded: s >> 13)
                 }
                 let p = tmp + "/fuzz.dm\(version)"
                 try Data(b).write(to: URL(fileURLWithPath: p))

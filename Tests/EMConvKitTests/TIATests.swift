@@ -275,16 +275,7 @@ final class TIATests: TempDirectoryTestCase {
             // Every .ser and the .emi of the case, each in turn damaged in a copy of the case.
             for victim in files {
                 let full = try [UInt8](Data(contentsOf: URL(fileURLWithPath: victim)))
-                var variants: [([UInt8], Bool)] = (1...20).map { (Array(full.prefix(full.count * $0 / 21)), true) }
-                var seed: UInt64 = 11
-                for _ in 0..<20 {
-                    var b = full
-                    for _ in 0..<3 {
-                        seed = seed &* 6364136223846793005 &+ 1442695040888963407
-                        b[Int(seed >> 33) % b.count] ^= UInt8(truncatingIfNeeded: seed >> 13) | 1
-                    }
-                    variants.append((b, false))
-                }
+                let variants = Mutants.sweep(full, seed: 11)
                 for (k, (bytes, truncated)) in variants.enumerated() {
                     let d = try dir("case\(converted + refused)")
                     for f in files where f != victim { try FileManager.default.copyItem(atPath: f, toPath: d + "/" + (f as NSString).lastPathComponent) }

@@ -269,16 +269,7 @@ final class TIFFReadTests: TempDirectoryTestCase {
         var converted = 0, refused = 0
         for input in inputs {
             let full = try [UInt8](Data(contentsOf: URL(fileURLWithPath: input)))
-            var variants: [([UInt8], Bool)] = (1...20).map { (Array(full.prefix(full.count * $0 / 21)), true) }
-            var seed: UInt64 = 5
-            for _ in 0..<20 {
-                var b = full
-                for _ in 0..<3 {
-                    seed = seed &* 6364136223846793005 &+ 1442695040888963407
-                    b[Int(seed >> 33) % b.count] ^= UInt8(truncatingIfNeeded: seed >> 13) | 1
-                }
-                variants.append((b, false))
-            }
+            let variants = Mutants.sweep(full, seed: 5)
             for (k, (bytes, truncated)) in variants.enumerated() {
                 let d = try dir("c\(converted + refused)")
                 let p = d + "/" + (input as NSString).lastPathComponent
