@@ -5,8 +5,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
-PKGS="h5py hdf5plugin numpy rosettasciio hyperspy zarr<3 tifffile imagecodecs pynxtools==0.16.0"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import h5py, hdf5plugin, numpy, rsciio, hyperspy, zarr, tifffile, imagecodecs, pynxtools' >/dev/null 2>&1; then
+# libertem: reads bitshuffle-LZ4 output back (issue 13); about 75 s to install here (numba, distributed, scikit-image).
+PKGS="h5py hdf5plugin numpy rosettasciio hyperspy zarr<3 tifffile imagecodecs pynxtools==0.16.0 libertem==0.16.0"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import h5py, hdf5plugin, numpy, rsciio, hyperspy, zarr, tifffile, imagecodecs, pynxtools, libertem' >/dev/null 2>&1; then
   python3 -m venv "$VENV" >/dev/null 2>&1 || true
   if ! "$VENV/bin/pip" install -q --disable-pip-version-check $PKGS >/tmp/emconv-pip.log 2>&1; then
     if [ "${CI:-}" = "true" ]; then echo "interop: pip install failed in CI" >&2; tail -5 /tmp/emconv-pip.log >&2; exit 1; fi
@@ -50,6 +51,8 @@ run "$VENV/bin/python" tests/interop/check_tia_tiff.py --emconv "$BIN" --testdat
 run "$VENV/bin/python" tests/interop/check_mrc.py --emconv "$BIN" --testdata ../shared/testdata
 # Dectris acquisitions written by h5py + hdf5plugin; bitshuffle-lz4 output read back by hdf5plugin.
 run "$VENV/bin/python" tests/interop/check_dectris.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
+# LiberTEM opens the bitshuffle-lz4 NeXus output and reads every frame as hdf5plugin does.
+run env PYTHONWARNINGS=ignore "$VENV/bin/python" tests/interop/check_libertem.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
 # emconv record against LiberTEM-live's Merlin simulator (issue 15), in its own venv (it pins numba
 # and numpy versions the readers above need not share) and under a time limit.
 LIVE_VENV=.venv-live
