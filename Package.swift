@@ -36,7 +36,11 @@ let package = Package(
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
 
-        .target(name: "EMCore", dependencies: ["CZstd", "CDeflate", "CCrypto", "CLZ4"]),
+        // The bit transposition of bitshuffle in C: SSE2/AVX2 intrinsics chosen at run time (Swift has
+        // no movemask or byte-unpack operations, which the vector transposition is built on).
+        .target(name: "CBitshuffle", path: "Sources/CBitshuffle"),
+
+        .target(name: "EMCore", dependencies: ["CZstd", "CDeflate", "CCrypto", "CLZ4", "CBitshuffle"]),
         .target(name: "EMHDF5", dependencies: [core, "CHDF5", "CZstd", "CDeflate"]),
 
         .target(name: "FormatMIB", dependencies: [core], path: "Sources/Formats/MIB", exclude: ["FORMAT.md"]),

@@ -52,17 +52,22 @@ build() {
   for d in "$OUT/$CONFIG/"*.build; do
     case "$(basename "$d")" in *-tool.build|*Tests.build|*PackageTests.build|*PackageDiscoveredTests.build|ArgumentParser*|generate_*) continue ;; esac
     [ -e "$d/main.swift.o" ] && continue
+    # C targets (CBitshuffle): their objects as they are.
+    if [ ! -f "$d/output-file-map.json" ]; then
+      for o in "$d"/*.c.o; do [ -f "$o" ] && objs+=("$o"); done
+      continue
+    fi
     # Only the objects of the module's current sources (a moved file leaves its old object behind).
-    [ -f "$d/output-file-map.json" ] || continue
     while IFS= read -r o; do objs+=("$o"); done < <(python3 -c '
 import json, os, sys
 for src, out in json.load(open(sys.argv[1])).items():
     if src and os.path.exists(out.get("object", "")): print(out["object"])' "$d/output-file-map.json")
   done
   [ "$CONFIG" = debug ] && opt=-Onone
-  # Every system-library module map (Sources/C*), so a new one needs no edit here.
+  # Every system-library module map (Sources/C*) and C target's headers (Sources/C*/include), so a
+  # new one needs no edit here.
   local cmods=() c
-  for c in Sources/C*/; do cmods+=(-I "${c%/}"); done
+  for c in Sources/C*/; do cmods+=(-I "${c%/}"); [ -d "${c}include" ] && cmods+=(-I "${c}include"); done
   for t in $ALL_TARGETS; do
     local exe="$BIN/fuzz-$t"
     if [ -x "$exe" ] && [ -z "$(find "${objs[@]}" fuzz/support fuzz/targets/$t.swift -newer "$exe" 2>/dev/null | head -1)" ]; then continue; fi

@@ -53,7 +53,8 @@ private let bitshuffleFilterCallback: H5Z_func_t = { flags, cdNelmts, cdValues, 
     var capacity: Int
     if flags & emc_Z_FLAG_REVERSE() != 0 {
         if lz4 {
-            guard let h = BitshuffleLZ4.header(src), h.total < (1 << 34) else { return 0 }
+            guard let h = BitshuffleLZ4.header(src), h.total < (1 << 34),
+                  h.total <= UInt64(BitshuffleLZ4.maxDecodedBytes(encodedBytes: nbytes)) else { return 0 }
             outSize = Int(h.total)
         } else {
             outSize = nbytes

@@ -7,6 +7,7 @@ import Foundation
 ///     swift run emconv-fixtures [DIR]              (default DIR: fixtures)
 ///     swift run -c release emconv-fixtures bench-mib OUT.mib [--scan 128x128] [--det 256] [--depth 12]
 ///     emconv-fixtures bench-emd-stream FILE THREADS    (spectrum-stream decoding throughput)
+///     swift run -c release emconv-fixtures bench-bitshuffle [SECONDS]   (bitshuffle-LZ4 codec, GB/s on one core)
 ///     swift run -c release emconv-fixtures bench-mrc OUT.mrc [--scan 128x128] [--det 256]   (4D-STEM MRC, FEI2 scan size)
 
 func usage() -> Never {
@@ -15,6 +16,7 @@ func usage() -> Never {
            emconv-fixtures bench-mib OUT.mib [--scan YxX] [--det 256|512] [--depth 1|6|12|24] [--radius N] [--seed N]
            emconv-fixtures bench-emd-stream FILE THREADS
            emconv-fixtures bench-mrc OUT.mrc [--scan YxX] [--det N]
+           emconv-fixtures bench-bitshuffle [SECONDS]
 
     """.utf8))
     exit(64)
@@ -33,6 +35,15 @@ if args.count == 3, args[0] == "bench-emd-stream", let t = Int(args[2]) {
         let r = try EMDStreamBench.run(path: args[1], threads: t)
         print(String(format: "threads=%d events=%d seconds=%.3f events_per_s=%.3e shape=%@ sha256=%@",
                      t, r.events, r.seconds, Double(r.events) / r.seconds, "\(r.shape)", r.sha256))
+    } catch {
+        fail(error)
+    }
+    exit(0)
+}
+
+if args.first == "bench-bitshuffle" {
+    do {
+        for line in try BitshuffleBench.run(seconds: args.count > 1 ? Double(args[1]) ?? 1 : 1) { print(line) }
     } catch {
         fail(error)
     }
