@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// System libraries (Debian: libhdf5-dev libzstd-dev libdeflate-dev libssl-dev libtiff-dev liblz4-dev pkg-config):
+// System libraries (Debian: libhdf5-dev libzstd-dev libdeflate-dev libssl-dev libtiff-dev liblz4-dev libblosc-dev pkg-config):
 // - libdeflate: zlib-format streams 2-3x faster than zlib, for HDF5's deflate filter on our own threads;
 // - libcrypto (OpenSSL): hardware-accelerated SHA-256 for provenance checksums of 100 GB inputs;
 // - libtiff: the TIFF writer (and TIFF read-back in tests); strips are compressed by emconv on
@@ -35,12 +35,14 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        // libblosc: Blosc 1 chunks (HDF5 filter 32001) as input; its six codecs and shuffles are one frame format.
+        .systemLibrary(name: "CBlosc", pkgConfig: "blosc", providers: [.apt(["libblosc-dev"])]),
 
         // The bit transposition of bitshuffle in C: SSE2/AVX2 intrinsics chosen at run time (Swift has
         // no movemask or byte-unpack operations, which the vector transposition is built on).
         .target(name: "CBitshuffle", path: "Sources/CBitshuffle"),
 
-        .target(name: "EMCore", dependencies: ["CZstd", "CDeflate", "CCrypto", "CLZ4", "CBitshuffle"]),
+        .target(name: "EMCore", dependencies: ["CZstd", "CDeflate", "CCrypto", "CLZ4", "CBitshuffle", "CBlosc"]),
         .target(name: "EMHDF5", dependencies: [core, "CHDF5", "CZstd", "CDeflate"]),
 
         .target(name: "FormatMIB", dependencies: [core], path: "Sources/Formats/MIB", exclude: ["FORMAT.md"]),
@@ -68,7 +70,7 @@ let package = Package(
         .executableTarget(name: "emconv-fixtures", dependencies: ["EMConvTestSupport"]),
         .executableTarget(name: "emconv-dmgen", dependencies: ["EMConvTestSupport"]),
         .testTarget(name: "EMConvKitTests", dependencies: [
-            "EMConvKit", "EMConvTestSupport", "CTIFF", "CZstd", "CDeflate", "CHDF5",
+            "EMConvKit", "EMConvTestSupport", "CTIFF", "CZstd", "CDeflate", "CHDF5", "CBlosc",
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -74,7 +74,7 @@ for src, out in json.load(open(sys.argv[1])).items():
     if ! swiftc $opt -sanitize=fuzzer,address -parse-as-library -module-name "fuzz_$t" \
         -I "$OUT/$CONFIG/Modules" "${cmods[@]}" \
         -Xcc -I/usr/include/hdf5/serial fuzz/support/*.swift "fuzz/targets/$t.swift" "${objs[@]}" \
-        -lhdf5_serial -lzstd -ldeflate -lcrypto -ltiff -llz4 -o "$exe" 2>&1 | grep -v "Cannot export local symbol" >&2; then :; fi
+        -lhdf5_serial -lzstd -ldeflate -lcrypto -ltiff -llz4 -lblosc -o "$exe" 2>&1 | grep -v "Cannot export local symbol" >&2; then :; fi
     [ -x "$exe" ] || { echo "fuzz: linking $exe failed" >&2; exit 2; }
   done
   echo "fuzz: built in $((SECONDS - t0)) s"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system libraries emconv links (Debian 12) when they are missing. Idempotent.
 set -euo pipefail
-pkgs=(libhdf5-dev libzstd-dev libdeflate-dev libssl-dev libtiff-dev liblz4-dev pkg-config hdf5-tools python3-venv time bc)
+pkgs=(libhdf5-dev libzstd-dev libdeflate-dev libssl-dev libtiff-dev liblz4-dev libblosc-dev pkg-config hdf5-tools python3-venv time bc)
 need=0
 if ! command -v pkg-config >/dev/null 2>&1; then need=1
-elif ! pkg-config --exists hdf5-serial libzstd libdeflate libcrypto libtiff-4 liblz4; then need=1
+elif ! pkg-config --exists hdf5-serial libzstd libdeflate libcrypto libtiff-4 liblz4 blosc; then need=1
 fi
 for b in h5ls bc /usr/bin/time; do command -v "$b" >/dev/null 2>&1 || need=1; done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need=1

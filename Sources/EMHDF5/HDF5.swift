@@ -19,6 +19,7 @@ public enum HDF5 {
         registerZstdFilter()
         HDF5Guard.registerBoundedDeflate()
         registerBitshuffleFilter()
+        registerBloscFilter()
     }()
 
     /// The HDF5 library on Debian is not thread-safe: any HDF5 call made while another thread may

@@ -40,6 +40,70 @@ extension HDF5 {
     }
 }
 
+extension HDF5 {
+    /// Names of filters from The HDF Group's registry that files in this field use, for errors.
+    public static let knownFilterNames: [Int: String] = [
+        1: "deflate", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit", 6: "scale-offset",
+        305: "LZO", 307: "bzip2", 32000: "LZF", 32001: "Blosc", 32004: "LZ4", 32008: "bitshuffle",
+        32013: "ZFP", 32015: "Zstandard", 32017: "SZ", 32018: "FCIDECOMP", 32026: "Blosc2",
+    ]
+
+    /// HDF5 filter id of Blosc 1.
+    public static let bloscFilterID = H5Z_filter_t(BloscChunk.filterID)
+
+    /// Blosc chunks (filter 32001) for every HDF5 read path. (HDF5 refuses to create a dataset
+    /// with a filter it cannot encode, so the encoder is there too; emconv's outputs do not use it.)
+    static func registerBloscFilter() {
+        let name = strdup("blosc; see https://www.blosc.org")
+        var cls = H5Z_class2_t()
+        cls.version = Int32(emc_Z_CLASS_T_VERS())
+        cls.id = bloscFilterID
+        cls.encoder_present = 1
+        cls.decoder_present = 1
+        cls.name = UnsafePointer(name)
+        cls.can_apply = nil
+        cls.set_local = nil
+        cls.filter = bloscFilterCallback
+        _ = H5Zregister(&cls)
+    }
+}
+
+/// HDF5 filter callback for Blosc. Decoding: the declared size must be the chunk's size
+/// (`cd_values[3]`, which every Blosc filter writes) before anything is allocated. Encoding:
+/// `cd_values` [2] element size, [4] level, [5] shuffle, [6] codec.
+private let bloscFilterCallback: H5Z_func_t = { flags, cdNelmts, cdValues, nbytes, bufSize, buf in
+    guard let buf, let bufSize, let input = buf.pointee else { return 0 }
+    let src = UnsafeRawBufferPointer(start: input, count: nbytes)
+    if flags & emc_Z_FLAG_REVERSE() == 0 {
+        let cd = (0..<7).map { i -> UInt32? in i < cdNelmts ? cdValues?[i] : nil }
+        guard let out = malloc(nbytes + BloscChunk.maxOverhead) else { return 0 }
+        let m = BloscChunk.encode(src, into: out, capacity: nbytes + BloscChunk.maxOverhead, elementSize: Int(cd[2] ?? 1),
+                                  level: Int(cd[4] ?? 5), shuffle: Int(cd[5] ?? 1), codec: Int(cd[6] ?? 0))
+        guard m > 0 else { free(out); return 0 }
+        free(input)
+        buf.pointee = out
+        bufSize.pointee = nbytes + BloscChunk.maxOverhead
+        return m
+    }
+    guard let n = BloscChunk.declaredSize(src) else { return 0 }
+    if cdNelmts > 3, let cd = cdValues, cd[3] > 0 {
+        guard n == Int(cd[3]) else { return 0 }
+    } else if n > 1 << 28 {
+        return 0  // no chunk size to compare with: a damaged header's size is not trusted past 256 MiB
+    }
+    guard let out = malloc(max(n, 1)) else { return 0 }
+    do {
+        try BloscChunk.decode(src, into: UnsafeMutableRawBufferPointer(start: out, count: n))
+    } catch {
+        free(out)
+        return 0
+    }
+    free(input)
+    buf.pointee = out
+    bufSize.pointee = max(n, 1)
+    return n
+}
+
 /// HDF5 filter callback for bitshuffle(-LZ4), both directions; buffers are malloc'ed as HDF5
 /// expects. A chunk's declared size is checked before anything is allocated.
 private let bitshuffleFilterCallback: H5Z_func_t = { flags, cdNelmts, cdValues, nbytes, bufSize, buf in

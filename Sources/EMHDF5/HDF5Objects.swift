@@ -466,8 +466,17 @@ public final class HDF5Dataset: HDF5Node {
         let (fs, ms) = try selection(start: start, count: count)
         let mt = memType(type)
         let r = H5Dread(id, mt.id, ms.id, fs.id, hid_t(H5P_DEFAULT), buffer.baseAddress)
-        if r < 0 { throw EMError(.badInput, file: filePath, at: path, HDF5Guard.readFailure("HDF5 could not read (a compression filter may be missing)")) }
+        if r < 0 { throw EMError(.badInput, file: filePath, at: path, HDF5Guard.readFailure(readFailureReason)) }
         Watchdog.beat()
+    }
+
+    /// Why a read failed, as far as the filter pipeline tells: a filter this emconv has no
+    /// decoder for, by id and registered name, else a damaged or undecodable chunk.
+    var readFailureReason: String {
+        let missing = unavailableFilters
+        guard !missing.isEmpty else { return "HDF5 could not read (a compression filter may be missing)" }
+        let names = missing.map { id in HDF5.knownFilterNames[id].map { "\(id) (\($0))" } ?? "\(id)" }
+        return "compressed with HDF5 filter \(names.joined(separator: ", ")), which emconv cannot decode"
     }
 
     /// Reads everything as doubles (small numeric datasets: axes, scalars).

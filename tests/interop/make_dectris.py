@@ -8,6 +8,10 @@ Cases (in OUT/):
   u32/    uint32, 96x96, 1 data file, counts up to 2**31
   chunk2/ uint32, 7 frames in chunks of 2 frames (the last chunk half empty)
   gzip/   uint16, gzip chunks (read through HDF5)
+  blosc-lz4-bit/ blosc-zstd-byte/ blosc-blosclz-none/ blosc-lz4hc-byte/
+          Blosc (filter 32001) chunks: codec and shuffle (bit, byte, none) as named; uint16,
+          uint32, uint8 and uint16 (decoded by emconv itself, like bitshuffle-LZ4)
+  blosc-chunk3/ uint16 Blosc (lz4, byte shuffle) chunks of 3 frames (the last one partial)
   missing/ uint16, the second data file deleted
   trunc/  uint16, the last data file cut inside its last chunks (keep the complete frames)
 Each case also gets expected.npy: the frames as h5py + hdf5plugin read them (before truncation).
@@ -35,6 +39,10 @@ def write_case(out, name, dtype, frame_shape, per_file, ntrigger=None, nimages=N
     np.save(os.path.join(d, "expected.npy"), frames)
     if compression == "bslz4":
         comp = hdf5plugin.Bitshuffle(nelems=nelems, cname="lz4")
+    elif compression.startswith("blosc-"):
+        _, cname, shuffle = compression.split("-")
+        mode = {"bit": hdf5plugin.Blosc.BITSHUFFLE, "byte": hdf5plugin.Blosc.SHUFFLE, "none": hdf5plugin.Blosc.NOSHUFFLE}[shuffle]
+        comp = hdf5plugin.Blosc(cname=cname, clevel=5, shuffle=mode)
     else:
         comp = {"compression": "gzip", "compression_opts": 4}
     start = 0
@@ -101,6 +109,11 @@ def main(out):
     write_case(out, "u32", np.uint32, (96, 96), [6], seed=3)
     write_case(out, "chunk2", np.uint32, (16, 24), [7], chunk_frames=2, seed=4)
     write_case(out, "gzip", np.uint16, (32, 32), [4, 3], compression="gzip", seed=5)
+    write_case(out, "blosc-lz4-bit", np.uint16, (64, 48), [5, 4], compression="blosc-lz4-bit", seed=8)
+    write_case(out, "blosc-zstd-byte", np.uint32, (40, 40), [6], compression="blosc-zstd-byte", seed=9)
+    write_case(out, "blosc-blosclz-none", np.uint8, (13, 11), [5], compression="blosc-blosclz-none", seed=10)
+    write_case(out, "blosc-lz4hc-byte", np.uint16, (32, 32), [4], compression="blosc-lz4hc-byte", seed=11)
+    write_case(out, "blosc-chunk3", np.uint16, (24, 20), [8], chunk_frames=3, compression="blosc-lz4-byte", seed=12)
     d = write_case(out, "missing", np.uint16, (8, 8), [3, 3], seed=6)
     os.remove(os.path.join(d, "missing_data_000002.h5"))
     d = write_case(out, "trunc", np.uint16, (64, 64), [4, 6], seed=7)

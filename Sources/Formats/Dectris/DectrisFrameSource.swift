@@ -9,8 +9,10 @@ struct DectrisPart {
         case raw
         /// … bitshuffle + LZ4 (filter 32008, `cd_values[4]` = 2) …
         case bitshuffleLZ4
-        /// … or bitshuffle alone with this block size (0: default).
+        /// … bitshuffle alone with this block size (0: default) …
         case bitshuffle(block: Int)
+        /// … or Blosc (filter 32001, any of its codecs and shuffles).
+        case blosc
         /// Anything else (gzip, chunks that split frames): HDF5 reads hyperslabs.
         case hdf5
     }
@@ -108,7 +110,12 @@ final class DectrisFrameSource: FrameSource, @unchecked Sendable {
             slots[i] = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkBytes, alignment: 64)
         }
         // The stored chunks, in file order, on this thread; each size checked before allocating.
-        let limit = part.codec == .bitshuffleLZ4 ? BitshuffleLZ4.compressBound(bytes: chunkBytes, elementSize: type.size) : chunkBytes
+        let limit: Int
+        switch part.codec {
+        case .bitshuffleLZ4: limit = BitshuffleLZ4.compressBound(bytes: chunkBytes, elementSize: type.size)
+        case .blosc: limit = chunkBytes + BloscChunk.maxOverhead
+        default: limit = chunkBytes
+        }
         var sizes: [Int] = []
         var masks: [UInt32] = []
         try HDF5.lock.withLock {
@@ -199,6 +206,8 @@ final class DectrisFrameSource: FrameSource, @unchecked Sendable {
                 try BitshuffleLZ4.decode(UnsafeRawBufferPointer(raw), elementSize: type.size, into: out)
             case let .bitshuffle(block):
                 try BitshuffleLZ4.unshuffleOnly(UnsafeRawBufferPointer(raw), elementSize: type.size, blockElements: block, into: out)
+            case .blosc:
+                try BloscChunk.decode(UnsafeRawBufferPointer(raw), into: out)
             case .raw, .hdf5:
                 break
             }

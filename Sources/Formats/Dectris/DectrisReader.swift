@@ -220,6 +220,7 @@ public enum DectrisReader: FormatReader {
             switch p.codec {
             case .bitshuffleLZ4: return "bitshuffle-LZ4"
             case .bitshuffle: return "bitshuffle"
+            case .blosc: return "Blosc"
             case .raw: return "uncompressed"
             case .hdf5: return "filters " + p.dataset.filters.map(String.init).joined(separator: "+")
             }
@@ -279,6 +280,8 @@ public enum DectrisReader: FormatReader {
                       Int(pipeline[0].cdValues[2]) == type.size {
                 let cd = pipeline[0].cdValues
                 codec = cd.count > 4 && cd[4] == BitshuffleLZ4.lz4Flag ? .bitshuffleLZ4 : .bitshuffle(block: cd.count > 3 ? Int(cd[3]) : 0)
+            } else if pipeline.count == 1, pipeline[0].id == BloscChunk.filterID {
+                codec = .blosc
             }
         }
         // Chunks of whole frames are written in order: the complete ones are a prefix. A file cut
