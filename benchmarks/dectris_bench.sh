@@ -2,8 +2,9 @@
 # bitshuffle-LZ4 benchmark (issue 13), two parts in one run:
 # 1. Writing: the 2 GiB Merlin MIB of mib_convert.sh (128x128 scan of 256x256 U16, sparse
 #    counting pattern) → NeXus, side by side: cp + sync (the durable-write limit), emconv
-#    --compression none, zstd:1 and bitshuffle-lz4, on 2 threads and 1. Wall time, ratio to
-#    cp+sync, peak RSS (GNU time), output size.
+#    --compression none, zstd:1, zstd:3 and bitshuffle-lz4, on 2 threads and 1. Wall time, ratio
+#    to cp+sync, peak RSS (GNU time), output size, and the 1-minute load average before each run
+#    (the machine is shared).
 # 2. Reading: an ARINA-style acquisition (benchmarks/make_arina.py: 320x320 scan of 192x192 uint32
 #    frames, bitshuffle-LZ4, >= 1 GiB of data files): emconv convert (to bitshuffle-lz4) vs
 #    h5py + hdf5plugin reading every frame, in frames/s, on 2 cores and on 1 (taskset -c 0).
@@ -25,10 +26,11 @@ ARINA="$WORK/arina"
 [ -f "$ARINA/arina_master.h5" ] || "$PY" benchmarks/make_arina.py "$ARINA" 320x320
 ASIZE=$(cat "$ARINA"/arina_data_*.h5 | wc -c)
 
-declare -A T R O
+declare -A T R O L
 measure() { # name, command…
   local name=$1; shift
   sync; sleep 1
+  L[$name]=$(cut -d' ' -f1 /proc/loadavg)
   local tf out
   tf=$(mktemp)
   /usr/bin/time -o "$tf" -f "%e %M" "$@" >/dev/null 2>&1 || echo "$name failed" >&2
@@ -40,7 +42,7 @@ measure() { # name, command…
 cat "$IN" > /dev/null
 measure cp+sync sh -c "cp '$IN' '$WORK/copy.mib' && sync '$WORK/copy.mib'"; O[cp+sync]=$SIZE; rm -f "$WORK/copy.mib"
 W=(cp+sync)
-for c in none zstd:1 bitshuffle-lz4; do
+for c in none zstd:1 zstd:3 bitshuffle-lz4; do
   for th in 2 1; do
     name="emconv $c -j$th"
     measure "$name" "$BIN" convert "$IN" -o "$WORK/out.nxs" --overwrite --quiet --threads "$th" --compression "$c"
@@ -72,16 +74,18 @@ RD=("emconv convert, 2 cores" "emconv convert, 1 core" "h5py+hdf5plugin read, 2 
 
 base=${T[cp+sync]}
 printf "\nwriting: %s (%.2f GiB), %s cores, %s\n" "$IN" "$(echo "$SIZE/1073741824" | bc -l)" "$(nproc)" "$($BIN --version)"
-printf "%-28s %8s %10s %9s %10s %12s %8s\n" case "wall s" "MB/s" "x cp+sync" "peak RSS" "output" "ratio"
+printf "%-28s %8s %10s %9s %10s %12s %8s %6s\n" case "wall s" "MB/s" "x cp+sync" "peak RSS" "output" "ratio" "load"
 for name in "${W[@]}"; do
   t=${T[$name]}; r=${R[$name]}; o=${O[$name]}
-  printf "%-28s %8.2f %10.0f %9.2f %6.0f MiB %8.1f MiB %7.1fx\n" "$name" "$t" "$(echo "$SIZE/1000000/($t+0.0001)" | bc -l)" \
-    "$(echo "$t/$base" | bc -l)" "$(echo "$r/1024" | bc -l)" "$(echo "$o/1048576" | bc -l)" "$(echo "$SIZE/$o" | bc -l)"
+  printf "%-28s %8.2f %10.0f %9.2f %6.0f MiB %8.1f MiB %7.1fx %6s\n" "$name" "$t" "$(echo "$SIZE/1000000/($t+0.0001)" | bc -l)" \
+    "$(echo "$t/$base" | bc -l)" "$(echo "$r/1024" | bc -l)" "$(echo "$o/1048576" | bc -l)" "$(echo "$SIZE/$o" | bc -l)" "${L[$name]}"
 done
 printf "\nreading: %s frames of 192x192 uint32 (%.2f GiB of bitshuffle-LZ4 data files, %.2f GiB decoded)\n" "$FRAMES" \
   "$(echo "$ASIZE/1073741824" | bc -l)" "$(echo "$FRAMES*192*192*4/1073741824" | bc -l)"
-printf "%-32s %8s %10s %10s\n" case "wall s" "frames/s" "peak RSS"
+printf "%-32s %8s %10s %10s %6s\n" case "wall s" "frames/s" "peak RSS" "load"
 for name in "${RD[@]}"; do
   t=${T[$name]}; r=${R[$name]}
-  printf "%-32s %8.2f %10.0f %6.0f MiB\n" "$name" "$t" "$(echo "$FRAMES/($t+0.0001)" | bc -l)" "$(echo "$r/1024" | bc -l)"
+  printf "%-32s %8.2f %10.0f %6.0f MiB %6s\n" "$name" "$t" "$(echo "$FRAMES/($t+0.0001)" | bc -l)" "$(echo "$r/1024" | bc -l)" "${L[$name]}"
 done
+printf "\nbitshuffle-LZ4 codec on one core (GB/s of uncompressed data):\n"
+"$GEN" bench-bitshuffle 1
