@@ -32,6 +32,36 @@ extension DectrisTests {
         }
     }
 
+    /// Hostile chunks: the pinned frames with 1-8 bytes changed (a third in the 16-byte header)
+    /// or cut anywhere, 4000 times (seeded): each decodes or throws one line, never crashes, and a
+    /// declared size other than the expected one is refused before decoding.
+    func testDamagedBloscFramesThrowOrDecodeButNeverCrash() throws {
+        var rng = SplitMix64(seed: 32001)
+        let pinned = [hex(Self.bloscLZ4BitShuffle), hex(Self.bloscZstdByteShuffle)]
+        var out = [UInt8](repeating: 0, count: 2000)
+        var refused = 0
+        for i in 0..<4000 {
+            var chunk = pinned[i % 2]
+            if i % 5 == 0 {
+                chunk = Array(chunk.prefix(Int(rng.next() % UInt64(chunk.count))))
+            } else {
+                for _ in 0..<(1 + Int(rng.next() % 8)) {
+                    let at = rng.next() % 3 == 0 ? Int(rng.next() % 16) : Int(rng.next() % UInt64(chunk.count))
+                    chunk[at] = UInt8(truncatingIfNeeded: rng.next())
+                }
+            }
+            let declared = chunk.withUnsafeBytes { BloscChunk.declaredSize($0) }
+            do {
+                try chunk.withUnsafeBytes { src in try out.withUnsafeMutableBytes { try BloscChunk.decode(src, into: $0) } }
+                XCTAssertEqual(declared, 2000, "decoded a frame declaring \(String(describing: declared)) bytes")
+            } catch let e as EMError {
+                refused += 1
+                XCTAssertFalse(e.message.contains("\n"))
+            }
+        }
+        XCTAssertGreaterThan(refused, 1000)
+    }
+
     /// Replaces data file `path` by one of the same frames in Blosc chunks made by libblosc.
     func writeBloscDataFile(_ path: String, frames: ArraySlice<UInt8>, count n: Int, frame: [Int], type: ElementType,
                             chunkFrames: Int, codec: String, shuffle: Int32) throws {
