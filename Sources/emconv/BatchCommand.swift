@@ -77,6 +77,18 @@ struct Batch: ParsableCommand {
     @Flag(name: .long, help: "Print the plan and touch nothing.")
     var dryRun = false
 
+    @Flag(name: .long, help: "Keep watching the input folders: convert each acquisition once it is complete (its files unchanged for --settle seconds; MIB: .hdr present); resumes from the report after a restart.")
+    var watch = false
+
+    @Option(name: .long, help: ArgumentHelp("With --watch: seconds an acquisition's files must stay unchanged.", valueName: "seconds"))
+    var settle: Double = 5
+
+    @Option(name: .long, help: ArgumentHelp("With --watch: seconds between scans of the folders.", valueName: "seconds"))
+    var poll: Double = 2
+
+    @Flag(name: .long, help: "With --watch: exit once every acquisition found is converted and nothing is still being written.")
+    var once = false
+
     @Flag(name: .long, help: "With --dry-run: the plan as JSON.")
     var json = false
 
@@ -125,6 +137,13 @@ struct Batch: ParsableCommand {
         if emitSlurm && fromManifest == nil { throw ValidationError("--emit-slurm needs --from-manifest plan.jsonl (write it with --manifest)") }
         if onlyFailed && fromManifest == nil { throw ValidationError("--only-failed needs --from-manifest") }
         if shard != nil && fromManifest == nil { throw ValidationError("--shard needs --from-manifest (every shard must run the same plan)") }
+        if watch {
+            if fromManifest != nil || manifest != nil || dryRun || emitSlurm { throw ValidationError("--watch takes input folders, not a manifest, --dry-run or --emit-slurm") }
+            if conversion.overwrite { throw ValidationError("--watch never replaces outputs (an existing output counts as done); leave out --overwrite") }
+            guard settle >= 0, poll > 0 else { throw ValidationError("--settle must be at least 0 and --poll positive") }
+        } else if once || settle != 5 || poll != 2 {
+            throw ValidationError("--settle, --poll and --once need --watch")
+        }
     }
 
     static func parseSize(_ s: String) throws -> Int64 {
@@ -156,6 +175,7 @@ struct Batch: ParsableCommand {
             planner.layout = OutputLayout(rawValue: layout)!
             planner.nameTemplate = name
             planner.readOptions = fa.read
+            if watch { return try runWatch(planner: planner, outDir: outDir, format: format, fa: fa) }
             (items, skipped) = try planner.plan(inputs)
         }
         if let manifest {
@@ -169,20 +189,9 @@ struct Batch: ParsableCommand {
             return
         }
         let exe = Self.executablePath
-        // Every child gets the same options, spelled from the format descriptors' declarations.
-        var convertArgs: [String] = ["--format", format]
-        convertArgs += fa.read.arguments(specs: Catalog.readerOptions.map(\.spec))
-        convertArgs += fa.write.arguments(specs: Catalog.writerOptions.map(\.spec))
-        convertArgs += fa.process.arguments(specs: Catalog.processingOptions.map(\.spec))
-        if let metadata = conversion.metadata {
-            // Absolute: children (and array tasks) may run elsewhere; parse once here so a typo
-            // fails the batch before any child starts.
-            let abs = metadata.hasPrefix("/") ? metadata : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(metadata)
-            _ = try Sidecar.load(abs)
-            convertArgs += ["--metadata", abs]
-            if conversion.preferSidecar { convertArgs.append("--prefer-sidecar") }
-        }
+        let convertArgs = try childOptions(format: format, fa: fa)
         if emitSlurm {
+
             print(SlurmScript.make(manifest: fromManifest!, outputDirectory: outDir, shards: max(1, shards), maxConcurrent: maxConcurrent,
                                    cpus: cpus, memory: mem, time: time, executable: exe, extraArguments: convertArgs), terminator: "")
             return
@@ -232,6 +241,61 @@ struct Batch: ParsableCommand {
         if cfg.progress != .json { printTable(entries, skipped: skipped, interrupted: runner.interruptedBy) }
         if let sig = runner.interruptedBy { throw ExitCode(128 + sig) }
         if entries.contains(where: { $0.status == .failed }) { throw ExitCode(2) }
+    }
+
+    /// The options every child gets, spelled from the format descriptors' declarations.
+    func childOptions(format: String, fa: FormatArguments) throws -> [String] {
+        var convertArgs: [String] = ["--format", format]
+        convertArgs += fa.read.arguments(specs: Catalog.readerOptions.map(\.spec))
+        convertArgs += fa.write.arguments(specs: Catalog.writerOptions.map(\.spec))
+        convertArgs += fa.process.arguments(specs: Catalog.processingOptions.map(\.spec))
+        if let metadata = conversion.metadata {
+            // Absolute: children (and array tasks) may run elsewhere; parse once here so a typo
+            // fails the batch before any child starts.
+            let abs = metadata.hasPrefix("/") ? metadata : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(metadata)
+            _ = try Sidecar.load(abs)
+            convertArgs += ["--metadata", abs]
+            if conversion.preferSidecar { convertArgs.append("--prefer-sidecar") }
+        }
+        return convertArgs
+    }
+
+    /// `--watch`: scan, convert what has settled, repeat (see ``BatchWatcher``). The report
+    /// (default OUT/reports/watch.jsonl) is what a restart resumes from.
+    func runWatch(planner: BatchPlanner, outDir: String, format: String, fa: FormatArguments) throws {
+        let childArgs = try childOptions(format: format, fa: fa)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let totalThreads = conversion.threads ?? ProcessInfo.processInfo.environment["SLURM_CPUS_PER_TASK"].flatMap(Int.init) ?? cores
+        let nJobs = max(1, jobs ?? 1)
+        let perJob = max(1, totalThreads / nJobs)
+        var cfg = BatchRunner.Config(executable: Self.executablePath, jobs: nJobs, threadsPerJob: perJob) { item in
+            ["convert", item.input, "-o", item.output, "--json", "--quiet", "--progress", "json", "--threads", String(perJob), "--die-with-parent"]
+                + childArgs
+        }
+        cfg.skipExisting = true
+        cfg.failFast = failFast
+        cfg.progress = ProgressMode(rawValue: progress)!
+        if cfg.progress == .auto && isatty(2) == 0 { cfg.progress = .plain }
+        let reportPath = report ?? (outDir as NSString).appendingPathComponent("reports/watch.jsonl")
+        let previous = FileManager.default.fileExists(atPath: reportPath) ? ((try? ReportWriter.merge(reportPath)) ?? []) : []
+        let writerReport = try ReportWriter(path: reportPath)
+        var wc = BatchWatcher.Config()
+        wc.settle = settle
+        wc.poll = poll
+        wc.once = once
+        let watcher = BatchWatcher(config: wc, previous: previous)
+        if !log.quiet {
+            Tools.stderr("emconv: watching \(inputs.joined(separator: ", ")) -> \(outDir) (settle \(settle) s, poll \(poll) s; report \(reportPath)\(previous.isEmpty ? "" : ", resuming after \(previous.count) reported items"))\n")
+        }
+        var failed = false
+        let sig = try watcher.run(plan: { try planner.plan(inputs).items }, convert: { items in
+            let runner = BatchRunner(config: cfg, report: writerReport)
+            let entries = runner.run(items)
+            if entries.contains(where: { $0.status == .failed }) { failed = true }
+            return (entries, runner.interruptedBy)
+        })
+        if let sig { throw ExitCode(128 + sig) }
+        if failed { throw ExitCode(2) }
     }
 
     /// This binary, for the child conversions.

@@ -65,8 +65,11 @@ struct Record: ParsableCommand {
     @Option(name: .long, help: "Seconds without data before giving up (the output keeps what arrived).")
     var timeout: Double = 10
 
-    @Flag(name: .long, help: "Keep the spooled .mib/.hdr of the stream beside the output.")
+    @Flag(name: .long, help: "Keep the spooled .mib/.hdr of the stream beside the output (only when no frame count is known).")
     var keepSpool = false
+
+    @Option(name: .long, help: ArgumentHelp("Frames the queue between socket and writer holds (default: 128 MiB of frames, at most 1024).", valueName: "n"))
+    var queueFrames: Int?
 
     @OptionGroup var conversion: ConversionOptionGroup
     @OptionGroup var log: OutputOptions
@@ -81,6 +84,7 @@ struct Record: ParsableCommand {
         guard ["auto", "json", "none"].contains(progress) else { throw ValidationError("--progress takes auto, json or none") }
         if let f = frames, f < 1 { throw ValidationError("--stop-after must be at least 1") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        if let q = queueFrames, q < 2 { throw ValidationError("--queue-frames must be at least 2") }
     }
 
     func run() throws {
@@ -112,6 +116,7 @@ struct Record: ParsableCommand {
         o.frames = frames
         o.timeout = timeout
         o.keepSpool = keepSpool
+        o.queueFrames = queueFrames
         o.shouldStop = { stop.isSet }
         // During the conversion a signal removes the partial output, as for convert.
         o.receptionEnded = {
@@ -120,17 +125,31 @@ struct Record: ParsableCommand {
         }
         let mode = log.quiet ? "none" : progress
         let tty = isatty(2) != 0
+        let saidSlow = StopFlag()
         o.progress = { p in
             if mode == "json" {
-                let line = "{\"event\":\"receive\",\"frames_received\":\(p.framesReceived),\"frames_written\":\(p.framesReceived)," +
+                let line = "{\"event\":\"receive\",\"frames_received\":\(p.framesReceived),\"frames_written\":\(p.framesWritten)," +
                     "\"frames_target\":\(p.framesTarget.map(String.init) ?? "null"),\"bytes_received\":\(p.bytesReceived)," +
                     "\"frames_per_second\":\(String(format: "%.1f", p.framesPerSecond)),\"mb_per_second\":\(String(format: "%.2f", p.megabytesPerSecond))," +
-                    "\"queue_depth\":0,\"seconds\":\(String(format: "%.3f", p.seconds))}\n"
+                    "\"queue_depth\":\(p.queueDepth),\"queue_capacity\":\(p.queueCapacity),\"held_back\":\(p.heldBack)," +
+                    "\"held_back_seconds\":\(String(format: "%.2f", p.heldBackSeconds)),\"frames_dropped\":\(p.framesDropped)," +
+                    "\"seconds\":\(String(format: "%.3f", p.seconds))}\n"
                 FileHandle.standardError.write(Data(line.utf8))
             } else if mode == "auto" && tty {
                 let of = p.framesTarget.map { "/\($0)" } ?? ""
-                FileHandle.standardError.write(Data(String(format: "\r  receiving: %d%@ frames, %.0f frames/s, %.1f MB/s   ",
-                                                           p.framesReceived, of, p.framesPerSecond, p.megabytesPerSecond).utf8))
+                let queue = p.queueCapacity > 0 ? ", written \(p.framesWritten), queue \(p.queueDepth)/\(p.queueCapacity)" : ""
+                let slow = p.heldBack ? ", OUTPUT SLOWER THAN THE STREAM" : ""
+                FileHandle.standardError.write(Data(String(format: "\r  receiving: %d%@ frames, %.0f frames/s, %.1f MB/s%@%@%@   ",
+                                                           p.framesReceived, of, p.framesPerSecond, p.megabytesPerSecond, queue,
+                                                           p.framesDropped > 0 ? ", \(p.framesDropped) dropped by the detector" : "", slow).utf8))
+            }
+            // Said once, live, in every mode but --quiet: the disk cannot keep up with the detector.
+            if p.heldBack && !saidSlow.isSet && mode != "none" {
+                saidSlow.set()
+                if mode != "json" {
+                    let text = ((mode == "auto" && tty) ? "\n" : "") + "emconv: warning: the output is slower than the stream: the queue of \(p.queueCapacity) frames is full and the detector is being held back\n"
+                    FileHandle.standardError.write(Data(text.utf8))
+                }
             }
         }
         let r = try MerlinRecorder.record(o)
@@ -143,6 +162,9 @@ struct Record: ParsableCommand {
                 ("frames_received", .int(Int64(r.framesReceived))), ("bytes_received", .int(r.bytesReceived)),
                 ("receive_seconds", .double((r.receiveSeconds * 1000).rounded() / 1000)),
                 ("complete", .bool(r.endedEarly == nil)), ("ended_early", r.endedEarly.map { .string($0) } ?? .null),
+                ("written_as_received", .bool(r.streamed)), ("frames_dropped", .int(Int64(r.framesDropped))),
+                ("held_back_seconds", .double((r.heldBackSeconds * 1000).rounded() / 1000)),
+                ("queue_capacity", .int(Int64(r.queueCapacity))),
                 ("output_bytes", .int(cr.outputBytes)), ("seconds", .double((cr.seconds * 1000).rounded() / 1000)),
                 ("warnings", .array(cr.warnings.map { .string($0) })),
             ]))

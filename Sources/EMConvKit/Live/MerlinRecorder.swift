@@ -11,6 +11,17 @@ public struct RecordProgress: Sendable {
     public var framesTarget: Int?
     public var bytesReceived: Int64
     public var seconds: Double
+    /// Frames handed to the writer (compressed and written by the pipeline right after).
+    public var framesWritten = 0
+    /// Frames waiting in the queue between receiver and writer, and its capacity.
+    public var queueDepth = 0
+    public var queueCapacity = 0
+    /// The queue is full now: the output is slower than the stream and the detector is held back.
+    public var heldBack = false
+    /// Seconds the receiver has waited for room in the queue so far.
+    public var heldBackSeconds = 0.0
+    /// Frames missing in the stream (gaps in the frame sequence numbers: the detector dropped them).
+    public var framesDropped = 0
     public var framesPerSecond: Double { seconds > 0 ? Double(framesReceived) / seconds : 0 }
     public var megabytesPerSecond: Double { seconds > 0 ? Double(bytesReceived) / seconds / 1e6 : 0 }
 }
@@ -24,17 +35,26 @@ public struct RecordResult: Sendable {
     /// Why reception stopped before the acquisition was complete; nil when it was complete.
     public var endedEarly: String?
     public var conversion: ConversionResult
+    /// Frames written as they arrived (false: spooled and converted at the end).
+    public var streamed = false
+    public var framesDropped = 0
+    public var heldBackSeconds = 0.0
+    public var queueCapacity = 0
 }
 
 /// Records one acquisition from a Merlin data port into any output format.
 ///
-/// Design: one blocking TCP socket read on the calling thread (plain POSIX: one connection needs no
-/// event loop, and no new package dependency). Each complete message is appended at once to a spool
-/// file beside the output: the stream's frames are byte for byte a `.mib` file and its `HDR,`
-/// message the `.hdr`. Memory is one frame; a slow disk slows the reads and TCP's window throttles
-/// the sender (back-pressure; nothing is dropped). When the acquisition is complete, or the stream
-/// ends early, the spool is converted by the MIB reader and the chunk pipeline, so the output equals
-/// `emconv convert` of the same acquisition's `.mib`; the spool is then removed (`keepSpool` keeps it).
+/// Design: plain POSIX sockets (one connection needs no event loop and no new package), read with
+/// poll(2) slices on a receiver thread. When the frame count is known as the first frame arrives
+/// (`--stop-after`, `--scan-shape` or the header's `Frames in Acquisition`), each frame goes
+/// through a bounded queue (``MIBLiveSource``, at most 128 MiB / 1024 frames) into the normal
+/// NeXus writer pipeline (compression on the workers), so frames are written as they arrive into
+/// the layout `emconv convert` gives the acquisition's `.mib`. A full queue blocks the receiver,
+/// so TCP flow control holds the sender back: memory stays bounded and nothing is dropped here.
+/// The NeXus file is written to `.OUT.live.nxs` beside the output and renamed into place when
+/// complete. If the stream ends early, the received frames are re-written from it as a stack of
+/// N frames (and other output formats are converted from it), then it is removed.
+/// Without a known frame count the stream is spooled to `.OUT.live.mib` and converted at the end.
 public enum MerlinRecorder {
     public struct Options: Sendable {
         public var url: String
@@ -44,11 +64,13 @@ public enum MerlinRecorder {
         /// Seconds without data before giving up (the output keeps what arrived).
         public var timeout: Double = 10
         public var keepSpool = false
+        /// Frames the queue between receiver and writer holds (default: 128 MiB of frames, 2...1024).
+        public var queueFrames: Int?
         public var conversion: ConversionOptions
         /// Asked every poll slice (0.2 s): true stops reception (Ctrl-C).
         public var shouldStop: @Sendable () -> Bool = { false }
         public var progress: (@Sendable (RecordProgress) -> Void)?
-        /// Called once reception is over, before the conversion starts (the CLI hands Ctrl-C back
+        /// Called once reception is over, before any conversion after it (the CLI hands Ctrl-C back
         /// to the handlers that remove a partial output).
         public var receptionEnded: (@Sendable () -> Void)?
 
@@ -75,14 +97,256 @@ public enum MerlinRecorder {
         return (rest, 6342)
     }
 
+    /// One message of the stream, or why the stream ended.
+    enum Message { case header([UInt8]), frame([UInt8]), ended(String) }
+
+    static func nextMessage(_ conn: MerlinConnection, url: String) throws -> Message {
+        let offset = conn.bytesReceived
+        do {
+            guard let prefix = try conn.read(MIBStream.prefixBytes, what: "message header") else { return .ended("the stream closed") }
+            let n = try MIBStream.messageLength(prefix, source: url, offset: offset)
+            guard let p = try conn.read(n, what: "message of \(n) bytes") else { return .ended("the stream closed inside a message") }
+            switch try MIBStream.kind(of: p, source: url, offset: offset + Int64(MIBStream.prefixBytes)) {
+            case .acquisitionHeader: return .header(p)
+            case .frame: return .frame(p)
+            }
+        } catch let e as EMError where e.code == .streamEndedEarly || e.code == .badInput || e.code == .unsupported {
+            return .ended(e.message + (e.code == .streamEndedEarly ? "" : " (at byte \(offset) of the stream)"))
+        }
+    }
+
+    /// What the receiver saw, shared with the writer's thread and the progress reports.
+    final class Reception: @unchecked Sendable {
+        let lock = NSLock()
+        var frames = 0
+        var endedEarly: String?
+        var firstHeaders: [MetaValue] = []
+        var lastHeader: MetaValue?
+        var lastSequence: Int?
+        var dropped = 0
+        var seconds = 0.0
+
+        func add(_ payload: [UInt8]) {
+            lock.lock(); defer { lock.unlock() }
+            frames += 1
+            if let m = MIBStream.frameHeaderMeta(payload) {
+                if firstHeaders.count < 1024 { firstHeaders.append(m) } else { lastHeader = m }
+            }
+            if let seq = MIBLiveSource.sequence(of: payload) {
+                if let last = lastSequence, seq > last + 1 { dropped += seq - last - 1 }
+                lastSequence = seq
+            }
+        }
+
+        /// The provenance kept under `live_stream` in the original metadata.
+        func tree(url: String, bytes: Int64, header: [UInt8]?, complete: Bool, extra: [(String, MetaValue)]) -> MetaValue {
+            lock.lock(); defer { lock.unlock() }
+            var stream: [(String, MetaValue)] = [
+                ("url", .string(url)), ("frames_received", .int(Int64(frames))),
+                ("bytes_received", .int(bytes)), ("receive_seconds", .double(seconds)),
+                ("complete", .bool(complete)), ("frames_dropped_by_sender", .int(Int64(dropped))),
+            ] + extra
+            if let endedEarly { stream.append(("ended_early", .string(endedEarly))) }
+            if let header { stream.append(("acquisition_header", .string(String(decoding: header.prefix { $0 != 0 }, as: UTF8.self)))) }
+            stream.append(("frame_headers", .array(firstHeaders)))
+            if let lastHeader { stream.append(("last_frame_header", lastHeader)) }
+            if firstHeaders.count < frames { stream.append(("frame_headers_note", .string("the first \(firstHeaders.count) of \(frames) frame headers are listed"))) }
+            return .object(stream)
+        }
+    }
+
     public static func record(_ o: Options) throws -> RecordResult {
-        let fm = FileManager.default
-        if fm.fileExists(atPath: o.output) && !o.conversion.overwrite {
+        if FileManager.default.fileExists(atPath: o.output) && !o.conversion.overwrite {
             throw EMError(.outputExists, file: o.output, "output exists (use --overwrite to replace it)")
         }
-        _ = try Converter.outputFormat(for: o.output, explicit: o.conversion.format)
+        let writer = try Converter.outputFormat(for: o.output, explicit: o.conversion.format)
         let scan = try o.conversion.read.ints("scan-shape")
+        if let f = o.frames, let s = scan, s.reduce(1, *) != f {
+            throw EMError(.usage, file: o.url, "--stop-after \(f) and --scan-shape \(s.map(String.init).joined(separator: ",")) (\(s.reduce(1, *)) frames) disagree")
+        }
+        if let c = o.conversion.write.string("chunks"), c != "frame" {
+            throw EMError(.usage, file: o.output, "record writes frames in arrival order: --chunks \(c) is not available (convert the recording afterwards)")
+        }
         let (host, port) = try parseURL(o.url)
+        let conn = try MerlinConnection(host: host, port: port, url: o.url, timeout: o.timeout, shouldStop: o.shouldStop)
+        defer { conn.close() }
+        let start = Date()
+
+        // The acquisition header (a later one before any frame replaces it) and the first frame.
+        var header: [UInt8]?
+        var first: [UInt8]?
+        while first == nil {
+            switch try nextMessage(conn, url: o.url) {
+            case let .header(h): header = h
+            case let .frame(f): first = f
+            case let .ended(why):
+                o.receptionEnded?()
+                throw EMError(.streamEndedEarly, file: o.url, "no complete frame received: \(why); no output written")
+            }
+        }
+        guard let first else { fatalError("unreachable") }
+        let target = o.frames ?? scan.map { $0.reduce(1, *) } ?? header.flatMap { MIBStream.framesAnnounced(header: $0) }
+        guard let target else {
+            return try recordSpooled(o, conn: conn, header: header, first: first, start: start)
+        }
+        _ = writer
+        return try recordStreamed(o, conn: conn, header: header, first: first, target: target, start: start)
+    }
+
+    /// Frames written as they arrive (the frame count is known).
+    static func recordStreamed(_ o: Options, conn: MerlinConnection, header: [UInt8]?, first: [UInt8], target: Int,
+                               start: Date) throws -> RecordResult {
+        let live = try MIBLiveSource(firstFrame: first, hdr: header, options: o.conversion.read, source: o.url, queueFrames: o.queueFrames)
+        live.declaredFrames = target
+        let file = try MIBReader.liveFile(source: live, hdr: header, frames: target, options: o.conversion.read, url: o.url)
+        let dir = (o.output as NSString).deletingLastPathComponent
+        let firstOutput = (dir.isEmpty ? "" : dir + "/") + "." + (o.output as NSString).lastPathComponent + ".live.nxs"
+        let toNeXus = try Converter.outputFormat(for: o.output, explicit: o.conversion.format).descriptor.name == "nexus"
+        let rx = Reception()
+        rx.add(first)
+        live.push(first)
+
+        // The receiver thread: socket → queue, until the acquisition is complete or the stream ends.
+        let stopped = StopSwitch()
+        let receiverDone = DispatchSemaphore(value: 0)
+        let report = o.progress
+        let url = o.url
+        let stopAsked = o.shouldStop
+        conn.shouldStop = { stopAsked() || stopped.isOn }
+        let boxes = UncheckedBox((conn, file))
+        let receiver = Thread {
+            defer { receiverDone.signal() }
+            let (conn, file) = boxes.value
+            var lastReport = Date.distantPast
+            var saidHeldBack = false
+            func progress(force: Bool) {
+                guard let report, force || Date().timeIntervalSince(lastReport) >= 0.5 else { return }
+                lastReport = Date()
+                let depth = live.depthNow
+                rx.lock.lock()
+                var p = RecordProgress(framesReceived: rx.frames, framesTarget: target, bytesReceived: conn.bytesReceived,
+                                       seconds: Date().timeIntervalSince(start))
+                p.framesDropped = rx.dropped
+                rx.lock.unlock()
+                p.framesWritten = live.framesTaken
+                p.queueDepth = depth
+                p.queueCapacity = live.capacity
+                p.heldBack = depth >= live.capacity
+                p.heldBackSeconds = live.blockedSeconds
+                report(p)
+                if p.heldBack { saidHeldBack = true }
+            }
+            var why: String?
+            receive: while rx.frames < target {
+                switch (try? nextMessage(conn, url: url)) ?? .ended("the connection failed") {
+                case let .ended(reason):
+                    why = reason
+                    break receive
+                case .header:
+                    why = "a new acquisition started after \(rx.frames) frames"
+                    break receive
+                case let .frame(p):
+                    if let bad = live.mismatch(p) {
+                        why = bad + " at frame \(rx.frames + 1)"
+                        break receive
+                    }
+                    rx.add(p)
+                    if live.push(p) > 0.2 && !saidHeldBack { progress(force: true) }
+                }
+                progress(force: false)
+            }
+            rx.lock.lock()
+            rx.endedEarly = why
+            rx.seconds = Date().timeIntervalSince(start)
+            rx.lock.unlock()
+            progress(force: true)
+            // The writer's reading thread completes the provenance once it has every frame.
+            live.finish {
+                let complete = rx.frames >= target
+                let tree = rx.tree(url: url, bytes: conn.bytesReceived, header: header, complete: complete,
+                                   extra: [("frames_expected", .int(Int64(target))), ("written_as_received", .bool(true)),
+                                           ("queue_capacity_frames", .int(Int64(live.capacity))),
+                                           ("held_back_seconds", .double(live.blockedSeconds))])
+                if case .object(var t) = file.original {
+                    t.append(("live_stream", tree))
+                    file.original = .object(t)
+                }
+            }
+        }
+        receiver.stackSize = 1 << 20
+        receiver.start()
+
+        var conv = o.conversion
+        conv.progress = nil
+        conv.overwrite = true
+        conv.outputChecksum = false
+        if !toNeXus {
+            conv.format = "nexus"
+            conv.write = OptionValues()
+        }
+        let firstResult: ConversionResult
+        do {
+            firstResult = try Converter.convert(opened: file, input: o.url, output: firstOutput, options: conv, start: start)
+        } catch {
+            stopped.set()
+            live.finish()
+            receiverDone.wait()
+            o.receptionEnded?()
+            throw error
+        }
+        receiverDone.wait()
+        conn.close()
+        o.receptionEnded?()
+
+        rx.lock.lock()
+        let frames = rx.frames, why = rx.endedEarly, receiveSeconds = rx.seconds, dropped = rx.dropped
+        rx.lock.unlock()
+        var warnings: [String] = []
+        if dropped > 0 { warnings.append("the stream skipped \(dropped) frame sequence numbers: the detector dropped \(dropped) frames") }
+        if live.blockedSeconds > 0.5 {
+            warnings.append(String(format: "the output was slower than the stream: the receiver waited %.1f s for room in its queue of %d frames (the detector was held back)", live.blockedSeconds, live.capacity))
+        }
+        let early = frames < target
+        var endedEarly: String?
+        var result: ConversionResult
+        if !early && toNeXus {
+            try OutputSafety.moveIntoPlace(firstOutput, o.output, replace: o.conversion.overwrite)
+            result = firstResult
+            result.output = o.output
+            result.outputs = [o.output]
+            if o.conversion.outputChecksum { result.outputSHA256 = try OutputTree.sha256(o.output) }
+        } else {
+            // Read the first output back: a stack of the frames received, or another output format.
+            defer { unlink(firstOutput) }
+            let back = try Catalog.open(firstOutput)
+            guard let ds = back.datasets.first(where: { $0.name == "merlin" }) ?? back.datasets.first else {
+                throw EMError(.failure, file: firstOutput, "the recording holds no dataset")
+            }
+            let nav = early ? [frames] : Array(file.datasets[0].shape.dropLast(2))
+            if early {
+                endedEarly = why ?? "the stream ended"
+                warnings.append("stream ended early (\(endedEarly!)): \(frames) of \(target) frames received; the output holds these \(frames) frames as a stack")
+            }
+            let copy = MIBReader.liveCopy(of: file, nav: nav, navSource: early ? "frames received (the stream ended early)" : file.datasets[0].metadata.scanShapeSource ?? "frame count",
+                                          source: ds.source, options: o.conversion.read, live: live)
+            copy.warnings = warnings
+            warnings = []
+            var conv2 = o.conversion
+            conv2.read = OptionValues()
+            result = try Converter.convert(opened: copy, input: o.url, output: o.output, options: conv2)
+            result.warnings = result.warnings.filter { !$0.hasPrefix("--scan-shape does not apply") }
+        }
+        result.input = o.url
+        result.warnings = warnings + result.warnings
+        return RecordResult(url: o.url, framesReceived: frames, bytesReceived: conn.bytesReceived, receiveSeconds: receiveSeconds,
+                            endedEarly: endedEarly, conversion: result, streamed: true, framesDropped: dropped,
+                            heldBackSeconds: live.blockedSeconds, queueCapacity: live.capacity)
+    }
+
+    /// No frame count known: spool the stream to `.OUT.live.mib` (+ `.hdr`) until it closes or
+    /// a new acquisition starts, then convert the spool.
+    static func recordSpooled(_ o: Options, conn: MerlinConnection, header firstHeader: [UInt8]?, first: [UInt8],
+                              start: Date) throws -> RecordResult {
         let dir = (o.output as NSString).deletingLastPathComponent
         let spoolMIB = (dir.isEmpty ? "" : dir + "/") + "." + (o.output as NSString).lastPathComponent + ".live.mib"
         let spoolHDR = (spoolMIB as NSString).deletingPathExtension + ".hdr"
@@ -95,112 +359,66 @@ public enum MerlinRecorder {
             if spoolOpen { close(spool) }
             if !o.keepSpool { unlink(spoolMIB); unlink(spoolHDR) }
         }
-        let conn = try MerlinConnection(host: host, port: port, url: o.url, timeout: o.timeout, shouldStop: o.shouldStop)
-        defer { conn.close() }
-
-        let start = Date()
-        var frames = 0
-        var header: [UInt8]?
-        var firstHeaders: [MetaValue] = []
-        var lastHeader: MetaValue?
-        var target = o.frames ?? scan.map { $0.reduce(1, *) }
+        let header = firstHeader
+        if let header {
+            let hfd = open(spoolHDR, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            guard hfd >= 0 else { throw EMError(.writeError, file: spoolHDR, "cannot create: \(String(cString: strerror(errno)))") }
+            defer { close(hfd) }
+            try writeAll(hfd, header, file: spoolHDR)
+        }
+        let rx = Reception()
         var endedEarly: String?
         var lastReport = Date.distantPast
         func report(force: Bool = false) {
             guard let p = o.progress, force || Date().timeIntervalSince(lastReport) >= 0.5 else { return }
             lastReport = Date()
-            p(RecordProgress(framesReceived: frames, framesTarget: target, bytesReceived: conn.bytesReceived,
-                             seconds: Date().timeIntervalSince(start)))
+            var r = RecordProgress(framesReceived: rx.frames, framesTarget: nil, bytesReceived: conn.bytesReceived,
+                                   seconds: Date().timeIntervalSince(start))
+            r.framesWritten = rx.frames
+            r.framesDropped = rx.dropped
+            p(r)
         }
-        receive: while target.map({ frames < $0 }) ?? true {
-            let offset = conn.bytesReceived
-            let payload: [UInt8]
-            let kind: MIBStream.Kind
-            do {
-                guard let prefix = try conn.read(MIBStream.prefixBytes, what: "message header") else {
-                    endedEarly = "the stream closed"
-                    break receive
-                }
-                let n = try MIBStream.messageLength(prefix, source: o.url, offset: offset)
-                guard let p = try conn.read(n, what: "message of \(n) bytes") else {
-                    endedEarly = "the stream closed inside a message"
-                    break receive
-                }
-                payload = p
-                kind = try MIBStream.kind(of: payload, source: o.url, offset: offset + Int64(MIBStream.prefixBytes))
-            } catch let e as EMError where e.code == .streamEndedEarly || e.code == .badInput || e.code == .unsupported {
-                endedEarly = e.message + (e.code == .streamEndedEarly ? "" : " (at byte \(offset) of the stream)")
+        try writeAll(spool, first, file: spoolMIB)
+        rx.add(first)
+        receive: while true {
+            switch try nextMessage(conn, url: o.url) {
+            case let .ended(why):
+                endedEarly = why
                 break receive
-            }
-            switch kind {
-            case .acquisitionHeader:
+            case .header:
                 // A second header starts the next acquisition: this one is over.
-                if frames > 0 || header != nil {
-                    if frames == 0 { header = payload; continue receive }
-                    if target == nil { break receive }
-                    endedEarly = "a new acquisition started after \(frames) frames"
-                    break receive
-                }
-                header = payload
-                if target == nil { target = MIBStream.framesAnnounced(header: payload) }
-                let hfd = open(spoolHDR, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-                guard hfd >= 0 else { throw EMError(.writeError, file: spoolHDR, "cannot create: \(String(cString: strerror(errno)))") }
-                defer { close(hfd) }
-                try writeAll(hfd, payload, file: spoolHDR)
-            case .frame:
-                try writeAll(spool, payload, file: spoolMIB)
-                frames += 1
-                if let m = MIBStream.frameHeaderMeta(payload) {
-                    if firstHeaders.count < 1024 { firstHeaders.append(m) } else { lastHeader = m }
-                }
+                break receive
+            case let .frame(p):
+                try writeAll(spool, p, file: spoolMIB)
+                rx.add(p)
             }
             report()
         }
         let receiveSeconds = Date().timeIntervalSince(start)
+        rx.seconds = receiveSeconds
         report(force: true)
         conn.close()
         o.receptionEnded?()
         close(spool)
         spoolOpen = false
-        guard frames > 0 else {
-            throw EMError(.streamEndedEarly, file: o.url, "no complete frame received: \(endedEarly ?? "nothing arrived"); no output written")
-        }
 
-        // Convert the spool. An incomplete scan becomes a stack of every complete frame.
-        var conv = o.conversion
         var warnings: [String] = []
-        if let t = target, frames < t {
-            let why = endedEarly ?? "the stream ended"
-            endedEarly = why
-            warnings.append("stream ended early (\(why)): \(frames) of \(t) frames received; the output holds these \(frames) frames as a stack")
-            conv.read.set("scan-shape", "\(frames)")
-        } else if endedEarly != nil, scan == nil, o.frames == nil {
+        if let e = endedEarly {
             // No frame count was known: what arrived is the acquisition.
-            warnings.append("the stream ended (\(endedEarly!)) after \(frames) frames; no frame count was announced, so all are kept")
-            endedEarly = nil
-        } else {
-            endedEarly = nil
+            warnings.append("the stream ended (\(e)) after \(rx.frames) frames; no frame count was announced, so all are kept")
         }
-        let file = try Catalog.open(spoolMIB, options: conv.read)
-        var stream: [(String, MetaValue)] = [
-            ("url", .string(o.url)), ("frames_received", .int(Int64(frames))),
-            ("bytes_received", .int(conn.bytesReceived)), ("receive_seconds", .double(receiveSeconds)),
-            ("complete", .bool(endedEarly == nil)),
-        ]
-        if let endedEarly { stream.append(("ended_early", .string(endedEarly))) }
-        if let header { stream.append(("acquisition_header", .string(String(decoding: header.prefix { $0 != 0 }, as: UTF8.self)))) }
-        stream.append(("frame_headers", .array(firstHeaders)))
-        if let lastHeader { stream.append(("last_frame_header", lastHeader)) }
-        if firstHeaders.count < frames { stream.append(("frame_headers_note", .string("the first \(firstHeaders.count) of \(frames) frame headers are listed")))}
+        rx.endedEarly = nil
+        let file = try Catalog.open(spoolMIB, options: o.conversion.read)
         if case .object(var tree) = file.original {
-            tree.append(("live_stream", .object(stream)))
+            tree.append(("live_stream", rx.tree(url: o.url, bytes: conn.bytesReceived, header: header, complete: true,
+                                                extra: [("written_as_received", .bool(false))])))
             file.original = .object(tree)
         }
         file.warnings = warnings + file.warnings
-        var result = try Converter.convert(opened: file, input: spoolMIB, output: o.output, options: conv)
+        var result = try Converter.convert(opened: file, input: spoolMIB, output: o.output, options: o.conversion)
         result.input = o.url
-        return RecordResult(url: o.url, framesReceived: frames, bytesReceived: conn.bytesReceived,
-                            receiveSeconds: receiveSeconds, endedEarly: endedEarly, conversion: result)
+        return RecordResult(url: o.url, framesReceived: rx.frames, bytesReceived: conn.bytesReceived,
+                            receiveSeconds: receiveSeconds, endedEarly: nil, conversion: result, framesDropped: rx.dropped)
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], file: String) throws {
@@ -216,12 +434,26 @@ public enum MerlinRecorder {
     }
 }
 
+/// A flag set once from any thread.
+final class StopSwitch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var on = false
+    func set() { lock.lock(); on = true; lock.unlock() }
+    var isOn: Bool { lock.lock(); defer { lock.unlock() }; return on }
+}
+
+/// Hands a non-Sendable value to one other thread that alone uses it from then on.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
 /// One TCP connection read with poll(2) slices, so a stall (`timeout`) and a stop request are noticed.
 final class MerlinConnection {
     let fd: Int32
     let url: String
     let timeout: Double
-    let shouldStop: @Sendable () -> Bool
+    var shouldStop: @Sendable () -> Bool
     private(set) var bytesReceived: Int64 = 0
     private var closed = false
 

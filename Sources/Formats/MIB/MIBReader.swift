@@ -154,7 +154,25 @@ public enum MIBReader: FormatReader {
         warnings += navWarnings
         let used = nav.reduce(1, *)
         let source = MIBFrameSource(files: frameFiles, stride: stride, header: h0, decoder: decoder, flipRows: options.flag("mib-flip-rows"))
+        var endTime: Timestamp?
+        if used > 0 {
+            let (fi, local) = source.locate(used - 1)
+            let off = Int64(local) * stride
+            endTime = (try? MIBHeader.parse(try frameFiles[fi].file.read(at: off, count: h0.headerBytes, what: "frame header"), file: primary.path, offset: off))?.time
+        }
+        return makeOpenedFile(path: primary.path, h0: h0, hdr: hdr, depth: depth, decoder: decoder, nav: nav, navSource: navSource,
+                              source: source, endTime: endTime, files: series.map(\.path), available: available, options: options,
+                              warnings: warnings, companions: hdrPathFound.map { [$0] } ?? [],
+                              handles: series.map(\.file) + (try hdrPathFound.map { [try RandomAccessFile(path: $0)] } ?? []))
+    }
 
+    /// The common model of one Merlin acquisition, from its first frame header, the `.hdr` and the
+    /// navigation shape; shared by files and the live stream (`emconv record`), so both give the
+    /// same dataset, metadata and conventions.
+    static func makeOpenedFile(path: String, h0: MIBHeader, hdr: MIBHdrFile?, depth: Int?, decoder: MIBDecoder, nav: [Int],
+                               navSource: String, source: FrameSource, endTime: Timestamp?, files: [String], available: Int,
+                               options: OptionValues, warnings: [String], companions: [String],
+                               handles: [RandomAccessFile]) -> OpenedFile {
         var axes: [Axis] = []
         if nav.count == 2 {
             axes.append(Axis(name: "scan_y", size: nav[0], role: .navigation, longName: "scan position y (index)"))
@@ -170,15 +188,7 @@ public enum MIBReader: FormatReader {
         var md = NormalizedMetadata()
         if let e = h0.exposureSeconds { md.exposureTime = Quantity(e, "s") }
         md.startTime = h0.time
-        if let lastFile = frameFiles.last, used > 0 {
-            let lastIndex = used - 1
-            let (fi, local) = source.locate(lastIndex)
-            _ = lastFile
-            let off = Int64(local) * stride
-            if let lh = try? MIBHeader.parse(try frameFiles[fi].file.read(at: off, count: h0.headerBytes, what: "frame header"), file: primary.path, offset: off) {
-                md.endTime = lh.time
-            }
-        }
+        md.endTime = endTime
         md.detectorName = hdr?.value("Readout System") ?? "Merlin"
         md.detectorModel = hdr?.value("Chip Type").map { $0 } ?? nil
         var mode: [String] = []
@@ -196,7 +206,7 @@ public enum MIBReader: FormatReader {
 
         var tree: [(String, MetaValue)] = [("frame_header", h0.metaValue)]
         if let hdr { tree.append(("hdr_file", hdr.metaValue)) }
-        tree.append(("files", .array(series.map { .string($0.path) })))
+        tree.append(("files", .array(files.map { .string($0) })))
         tree.append(("frames_in_files", .int(Int64(available))))
         tree.append(("navigation_shape_source", .string(navSource)))
 
@@ -207,15 +217,14 @@ public enum MIBReader: FormatReader {
         ]
         if h0.format == .r64 { conventions["emconv_raw_decoding"] = "R64 \(depth ?? 0)-bit\(decoder.quad ? " quad 2x2" : "") decoded to \(decoder.outputType.rawValue)" }
         let kind = nav.count == 2 ? "4d-stem" : "diffraction"
-        let ds = Dataset(name: "merlin", title: (primary.path as NSString).lastPathComponent, axes: axes,
+        let ds = Dataset(name: "merlin", title: (path as NSString).lastPathComponent, axes: axes,
                          elementType: decoder.outputType, sourceByteOrder: decoder.format == .r64 || decoder.format == .u8 ? .little : .big,
                          frameRank: 2, quantity: "counts", quantityUnits: "", signalKind: kind, metadata: md,
                          original: .object([]), conventions: conventions, source: source)
-        let variant = "\(decoder.quad ? "quad 2x2" : (h0.chips > 1 ? "\(h0.chips) chips \(h0.layout)" : "single chip")), \(h0.format.rawValue)\(depth.map { ", \($0)-bit" } ?? ""), \(decoder.rows)x\(decoder.cols), \(available) frames\(series.count > 1 ? " in \(series.count) files" : "")"
-        return OpenedFile(path: primary.path, format: descriptor.name, variant: variant, datasets: [ds],
-                          files: series.map(\.path) + (hdrPathFound.map { [$0] } ?? []), original: .object(tree),
-                          warnings: warnings, readerName: "mib", readerVersion: version,
-                          handles: series.map(\.file) + (try hdrPathFound.map { [try RandomAccessFile(path: $0)] } ?? []))
+        let variant = "\(decoder.quad ? "quad 2x2" : (h0.chips > 1 ? "\(h0.chips) chips \(h0.layout)" : "single chip")), \(h0.format.rawValue)\(depth.map { ", \($0)-bit" } ?? ""), \(decoder.rows)x\(decoder.cols), \(available) frames\(files.count > 1 ? " in \(files.count) files" : "")"
+        return OpenedFile(path: path, format: descriptor.name, variant: variant, datasets: [ds],
+                          files: files + companions, original: .object(tree),
+                          warnings: warnings, readerName: "mib", readerVersion: version, handles: handles)
     }
 
     /// Without MQ1A or .hdr, the counter depth of a raw file is the one whose frame size puts the

@@ -208,6 +208,8 @@ public enum NeXusWriter: FormatWriter {
         var sums = wantPreview ? [Double](repeating: 0, count: ds.frameCount) : []
         let frameBytes = ds.frameBytes
         let elementType = ds.elementType
+        // A live stream: chunks of frames that never arrived stay unwritten (count 0 marks them).
+        let live = tiles == nil ? ds.source as? ArrivingFrameSource : nil
         try sums.withUnsafeMutableBufferPointer { sumsPtr in
             let sumsBase = sumsPtr.baseAddress
             try ChunkPipeline.run(
@@ -217,11 +219,14 @@ public enum NeXusWriter: FormatWriter {
                     if let tiles {
                         // Frames pass through the producer once, as their tile is read: the preview sums them there.
                         try tiles.read(chunk: i, of: ds, into: buf, onFrame: wantPreview ? { f, bytes in sumsBase?[f] = frameSum(bytes, elementType) } : nil)
+                    } else if let live, !live.waitForFrame(plan.frames(ofChunk: i).first) {
+                        buf.count = 0
                     } else {
                         try plan.read(chunk: i, of: ds, into: buf)
                     }
                 },
                 transform: { i, slot in
+                    if live != nil && slot.input.count == 0 { return slot.input }
                     if wantPreview, tiles == nil, let sumsBase {
                         let (first, n) = plan.frames(ofChunk: i)
                         for k in 0..<n {
@@ -237,6 +242,10 @@ public enum NeXusWriter: FormatWriter {
                     return try slot.encode(compression: compression, shuffleElementSize: shuffleSize)
                 },
                 consume: { i, out in
+                    if live != nil && out.count == 0 {
+                        progress(Int64(plan.frames(ofChunk: i).count) * Int64(frameBytes))
+                        return
+                    }
                     if let imag {
                         let split = splitLock.withLock { splits.removeValue(forKey: i)! }
                         try HDF5.lock.withLock {
