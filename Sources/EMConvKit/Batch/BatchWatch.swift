@@ -27,8 +27,6 @@ public final class BatchWatcher: @unchecked Sendable {
     private var done: Set<String>
     /// Per input: the files' signature and since when it has been unchanged.
     private var seen: [String: (signature: String, since: Date)] = [:]
-    private let lock = NSLock()
-    private var stopSignal: Int32?
 
     /// `report` entries of earlier runs mark their inputs as done.
     public init(config: Config, previous: [BatchEntry]) {
@@ -82,25 +80,23 @@ public final class BatchWatcher: @unchecked Sendable {
     /// `plan` scans the folder; `convert` converts a list of ready items (the batch runner) and
     /// returns its entries and the signal that interrupted it, if any.
     public func run(plan: () throws -> [BatchItem], convert: ([BatchItem]) -> ([BatchEntry], Int32?)) throws -> Int32? {
-        let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { [weak self] in
-                guard let self else { return }
-                self.lock.lock(); if self.stopSignal == nil { self.stopSignal = sig }; self.lock.unlock()
-            }
-            s.resume()
-            return s
+        // A plain handler, set again after every conversion round: the batch runner sets these
+        // signals to SIG_IGN for its own dispatch sources, which would silence a source of ours.
+        func listen() {
+            for sig in [SIGINT, SIGTERM] { signal(sig, { watchStopSignal = $0 }) }
         }
-        defer { sources.forEach { $0.cancel() } }
+        defer { signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL) }
+        watchStopSignal = 0
+        listen()
         var scans = 0
         while true {
-            if let s = stopped() { return s }
+            if watchStopSignal != 0 { return watchStopSignal }
             let items = try plan()
             let (ready, pending) = self.ready(items)
             scans += 1
             if !ready.isEmpty {
                 let (entries, sig) = convert(ready)
+                listen()
                 markDone(entries.map(\.input))
                 if let sig { return sig }
                 continue
@@ -109,11 +105,12 @@ public final class BatchWatcher: @unchecked Sendable {
             // Sleep in short slices so a signal ends the wait at once.
             let until = Date().addingTimeInterval(config.poll)
             while Date() < until {
-                if let s = stopped() { return s }
+                if watchStopSignal != 0 { return watchStopSignal }
                 usleep(50_000)
             }
         }
     }
-
-    private func stopped() -> Int32? { lock.lock(); defer { lock.unlock() }; return stopSignal }
 }
+
+/// The signal that asked `batch --watch` to stop (0: none); set by its signal handler.
+nonisolated(unsafe) var watchStopSignal: Int32 = 0
