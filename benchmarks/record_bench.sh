@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Loopback throughput of `emconv record` (issue 15) against a plain receiver in the same run.
-# A Python server replays one Merlin acquisition (N copies of a shared 256x256 12-bit frame, U16,
-# as MPX messages) per connection as fast as loopback goes; first a Python client reads it into
-# /dev/null (the ceiling), then `emconv record` records it (compression none, then zstd).
-# Prints MB/s, frames/s, the ratio to the ceiling, and record's peak RSS (/usr/bin/time).
-# Usage: benchmarks/record_bench.sh [FRAMES]   (default 4096 = 537 MB; needs 2x that free on /tmp)
+# The peer is LiberTEM-live's Merlin simulator (`libertem-live-mib-sim` from .venv-live, made by
+# scripts/interop.sh) replaying an acquisition of N copies of the shared 256x256 12-bit single-chip
+# frame (U16; sequence numbers 1..N), cached in memory (`--cached mem`) so it sends at full speed;
+# without the simulator a small Python server replays the same bytes (the script says which).
+# In one run: a warm-up pass (fills the simulator's cache), then `nc` (else a Python client)
+# reading one acquisition into /dev/null (the ceiling), then `emconv record` with
+# `--compression none` and `zstd`. Prints MB/s, frames/s, the ratio to the ceiling and record's
+# peak RSS (/usr/bin/time).
+# Usage: benchmarks/record_bench.sh [FRAMES]   (default 4096 = 538 MB; needs 2x that free on /tmp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-4096}"
@@ -12,55 +16,82 @@ BIN="${EMCONV_BIN:-.build/release/emconv}"
 [ -x "$BIN" ] || swift build -c release --product emconv >/dev/null
 SRC=../shared/testdata/mib/Single_1_Frame_CounterDepth_12_Rows_256
 [ -f "$SRC.mib" ] || { echo "record_bench: skipped: $SRC.mib absent"; exit 0; }
+SIM=.venv-live/bin/libertem-live-mib-sim
 W=$(mktemp -d)
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$W"' EXIT
-python3 - "$SRC" "$N" "$W" <<'PY' &
-import socket, sys
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"' EXIT
+
+# The acquisition as files (for the simulator) and the byte count of its stream.
+python3 - "$SRC" "$N" "$W" <<'PY'
+import re, sys
 src, n, w = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 frame = open(src + ".mib", "rb").read()
 hdr = open(src + ".hdr", "rb").read().replace(b"Frames in Acquisition (Number):\t1", b"Frames in Acquisition (Number):\t%d" % n)
+with open(w + "/bench.mib", "wb") as f:
+    for i in range(n):
+        f.write(re.sub(rb"^MQ1,\d{6},", b"MQ1,%06d," % (i + 1), frame, count=1))
+open(w + "/bench.hdr", "wb").write(hdr)
+open(w + "/stream_bytes", "w").write(str(15 + len(hdr) + n * (15 + len(frame))))
+PY
+BYTES=$(cat "$W/stream_bytes")
+PORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+if [ -x "$SIM" ]; then
+  PEER="libertem-live-mib-sim (LiberTEM-live, --cached mem)"
+  "$SIM" "$W/bench.hdr" --host 127.0.0.1 --data-port "$PORT" --control-port $((PORT + 1)) --trigger-port $((PORT + 2)) \
+    --nav-shape 64 $((N / 64)) --cached mem >"$W/sim.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 600); do grep -q "DataSocketServer listening" "$W/sim.log" 2>/dev/null && break; sleep 0.2; done
+else
+  PEER="python replay server (libertem-live not installed)"
+  python3 - "$W" "$PORT" <<'PY' &
+import socket, sys
+w, port = sys.argv[1], int(sys.argv[2])
+hdr = open(w + "/bench.hdr", "rb").read()
+data = open(w + "/bench.mib", "rb").read()
+frame = len(data) // int(hdr.split(b"Frames in Acquisition (Number):\t")[1].split(b"\r")[0].split(b"\n")[0])
 msg = lambda b: b"MPX,%010d," % (len(b) + 1) + b
-fm = msg(frame)
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 0)); s.listen(1)
-open(w + "/port", "w").write(str(s.getsockname()[1]))
+stream = msg(hdr) + b"".join(msg(data[i:i + frame]) for i in range(0, len(data), frame))
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", port)); s.listen(1)
 while True:
     c, _ = s.accept()
     try:
-        c.sendall(msg(hdr))
-        for _ in range(n):
-            c.sendall(fm)
+        while True:
+            c.sendall(stream)
     except OSError:
         pass
     c.close()
 PY
-SERVER=$!
-for _ in $(seq 50); do [ -s "$W/port" ] && break; sleep 0.1; done
-PORT=$(cat "$W/port")
-BYTES=$(python3 -c "import os; print(os.path.getsize('$SRC.mib') * $N)")
-echo "record_bench: $N frames of 256x256 U16 ($((BYTES / 1000000)) MB) on 127.0.0.1:$PORT"
-t0=$(date +%s.%N)
-python3 -c "
+  PIDS+=($!)
+  sleep 1
+fi
+if command -v nc >/dev/null; then
+  RECV="nc | head -c (one acquisition) > /dev/null"
+  receive() { nc -d 127.0.0.1 "$PORT" | head -c "$BYTES" > /dev/null; }
+else
+  RECV="python recv > /dev/null (nc not installed)"
+  receive() { python3 -c "
 import socket
-c = socket.create_connection(('127.0.0.1', $PORT)); b = bytearray(1 << 20); v = memoryview(b)
-with open('/dev/null', 'wb') as f:
-    while True:
-        k = c.recv_into(v)
-        if not k: break
-        f.write(v[:k])
-"
-t1=$(date +%s.%N)
+c = socket.create_connection(('127.0.0.1', $PORT)); b = bytearray(1 << 20); v = memoryview(b); left = $BYTES
+while left > 0:
+    k = c.recv_into(v, min(len(b), left))
+    if not k: break
+    left -= k
+"; }
+fi
+now() { date +%s.%N; }
+echo "record_bench: $N frames of 256x256 U16 ($((BYTES / 1000000)) MB per acquisition) from $PEER on 127.0.0.1:$PORT"
+t0=$(now); receive; t1=$(now)
+printf "  %-34s %6.2f s (fills the peer's cache; not counted)\n" "warm-up: $RECV" "$(echo "$t1 - $t0" | bc -l)"
+t0=$(now); receive; t1=$(now)
 BASE=$(echo "$t1 - $t0" | bc -l)
-printf "  %-26s %8.1f MB/s %8.0f frames/s\n" "python recv -> /dev/null" "$(echo "$BYTES / $BASE / 1000000" | bc -l)" "$(echo "$N / $BASE" | bc -l)"
+printf "  %-34s %6.2f s %8.1f MB/s %8.0f frames/s\n" "$RECV" "$BASE" "$(echo "$BYTES / $BASE / 1000000" | bc -l)" "$(echo "$N / $BASE" | bc -l)"
 for comp in none zstd; do
   rm -f "$W/out.nxs"
-  t0=$(date +%s.%N)
-  /usr/bin/time -f %M -o "$W/rss" "$BIN" record "merlin://127.0.0.1:$PORT" -o "$W/out.nxs" --compression "$comp" \
+  /usr/bin/time -f "%e %M" -o "$W/time" "$BIN" record "merlin://127.0.0.1:$PORT" -o "$W/out.nxs" --compression "$comp" \
     --scan-shape 64,$((N / 64)) --progress none -q --json > "$W/rec.json"
-  t1=$(date +%s.%N)
-  T=$(echo "$t1 - $t0" | bc -l)
-  RECV=$(python3 -c "import json; print(json.load(open('$W/rec.json'))['receive_seconds'])")
-  printf "  %-26s %8.1f MB/s %8.0f frames/s  end to end %.2f s (%.2fx the ceiling); receive+spool %.2f s = %.1f MB/s; peak RSS %d MiB\n" \
-    "emconv record ($comp)" "$(echo "$BYTES / $T / 1000000" | bc -l)" "$(echo "$N / $T" | bc -l)" "$T" \
-    "$(echo "$BASE / $T" | bc -l)" "$RECV" "$(echo "$BYTES / $RECV / 1000000" | bc -l)" \
-    "$(( $(cat "$W/rss") / 1024 ))"
+  read -r T RSS < "$W/time"
+  read -r DROPPED HELD < <(python3 -c "import json; d = json.load(open('$W/rec.json')); print(d['frames_dropped'], d['held_back_seconds'])")
+  printf "  %-34s %6.2f s %8.1f MB/s %8.0f frames/s  %.2fx the ceiling; peak RSS %d MiB; dropped %s; held back %s s; output %d MB\n" \
+    "emconv record --compression $comp" "$T" "$(echo "$BYTES / $T / 1000000" | bc -l)" "$(echo "$N / $T" | bc -l)" \
+    "$(echo "$BASE / $T" | bc -l)" "$((RSS / 1024))" "$DROPPED" "$HELD" "$(( $(stat -c %s "$W/out.nxs") / 1000000 ))"
 done

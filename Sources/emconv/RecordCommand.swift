@@ -29,11 +29,14 @@ struct Record: ParsableCommand {
             Connects to merlin://HOST[:PORT] (data port, default 6342), reads the stream
             ('MPX,' + length, then the acquisition header or one frame), and stops at the
             end of one acquisition: --stop-after N, else the product of --scan-shape, else the
-            header's 'Frames in Acquisition'. The output equals 'emconv convert' of that
-            acquisition's .mib (same reader, same NXem layout, same scan-shape rules).
-            Frames are spooled to '.OUT.live.mib' beside the output while they arrive
-            (memory: one frame; TCP back-pressure, nothing dropped) and converted at the
-            end; the spool is then removed (--keep-spool keeps it).
+            header's 'Frames in Acquisition'. Frames are written as they arrive: a receiver
+            thread hands them through a bounded queue (--queue-frames; default 128 MiB of
+            frames, at most 1024) to the NeXus writer's pipeline, so the output equals
+            'emconv convert' of that acquisition's .mib (same reader code, NXem layout and
+            scan-shape rules, except the flyback timing: give --scan-shape). A full queue
+            holds the sender back (TCP) and is said live; gaps in the frame sequence numbers
+            are counted as frames the detector dropped. Without any frame count the stream
+            is spooled to '.OUT.live.mib' and converted at the end (--keep-spool keeps it).
 
             If the stream closes, stalls longer than --timeout, turns corrupt, or Ctrl-C
             is pressed before the acquisition is complete, the output still holds every
@@ -45,11 +48,13 @@ struct Record: ParsableCommand {
               emconv record merlin://127.0.0.1 -o scan.nxs
               emconv record merlin://merlin-pc:6342 -o scan.nxs --scan-shape 256,256 --timeout 30
               emconv record merlin://127.0.0.1:6342 -o dark.nxs --stop-after 100 --progress json
+              emconv record merlin://merlin-pc -o scan.nxs --scan-shape 256,256 --control merlin-pc:6341
 
             EXIT STATUS
               0 complete; 75 stream ended early (output holds the frames received; none
               received: no output); 64 usage; 65 the first message is corrupt; 66 cannot
-              connect; 73 output exists; 74 cannot write.
+              connect, or the Merlin refused a --control command; 73 output exists; 74
+              cannot write.
             """)
     }
 
@@ -67,6 +72,9 @@ struct Record: ParsableCommand {
 
     @Flag(name: .long, help: "Keep the spooled .mib/.hdr of the stream beside the output (only when no frame count is known).")
     var keepSpool = false
+
+    @Option(name: .long, help: ArgumentHelp("Merlin command port: send NUMFRAMESTOACQUIRE (with --stop-after or --scan-shape) and STARTACQUISITION after connecting, STOPACQUISITION when reception ends early.", valueName: "HOST[:6341]"))
+    var control: String?
 
     @Option(name: .long, help: ArgumentHelp("Frames the queue between socket and writer holds (default: 128 MiB of frames, at most 1024).", valueName: "n"))
     var queueFrames: Int?
@@ -117,6 +125,7 @@ struct Record: ParsableCommand {
         o.timeout = timeout
         o.keepSpool = keepSpool
         o.queueFrames = queueFrames
+        o.control = control
         o.shouldStop = { stop.isSet }
         // During the conversion a signal removes the partial output, as for convert.
         o.receptionEnded = {

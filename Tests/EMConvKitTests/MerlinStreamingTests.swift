@@ -128,3 +128,38 @@ final class MerlinStreamingTests: TempDirectoryTestCase {
         XCTAssertEqual(bytes(containing: ".live."), 0)
     }
 }
+
+/// `record --control`: the documented Merlin commands on the command port (a fake one here).
+final class MerlinControlTests: TempDirectoryTestCase {
+    func testControlStartsTheAcquisitionAndNothingElseWhenComplete() throws {
+        var s = MIBSpec(quad: false, format: .u16, depth: 12, rows: 32, frames: 12)
+        s.scanY = 3; s.scanX = 4
+        let data = try MerlinTestServer(stream: MerlinTestServer.acquisition(s))
+        let control = try MerlinControlTestServer()
+        let r = try CLIRunner.run(["record", data.url, "-o", tmp + "/c.nxs", "--scan-shape", "3,4", "--control", control.address,
+                                   "--progress", "none"], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(control.commands, ["SET,NUMFRAMESTOACQUIRE,12", "CMD,STARTACQUISITION"])
+    }
+
+    func testControlStopsTheAcquisitionWhenReceptionEndsEarly() throws {
+        let s = MIBSpec(quad: false, format: .u16, depth: 12, rows: 32, frames: 12)
+        let data = try MerlinTestServer(stream: MerlinTestServer.acquisition(s), fault: .stallAfter(MerlinTestServer.frameOffset(s, 3)))
+        let control = try MerlinControlTestServer()
+        let r = try CLIRunner.run(["record", data.url, "-o", tmp + "/c.nxs", "--timeout", "1", "--control", control.address,
+                                   "--progress", "none"], timeout: 60)
+        XCTAssertEqual(r.status, 75, r.stderr)
+        XCTAssertEqual(control.commands, ["CMD,STARTACQUISITION", "CMD,STOPACQUISITION"])
+    }
+
+    func testABusyMerlinIsAOneLineErrorAndWritesNothing() throws {
+        let s = MIBSpec(quad: false, format: .u16, depth: 12, rows: 32, frames: 12)
+        let data = try MerlinTestServer(stream: MerlinTestServer.acquisition(s))
+        let control = try MerlinControlTestServer(statuses: ["STARTACQUISITION": 1])
+        let r = try CLIRunner.run(["record", data.url, "-o", tmp + "/c.nxs", "--control", control.address, "--progress", "none"], timeout: 60)
+        XCTAssertEqual(r.status, 66, r.stderr)
+        XCTAssertTrue(r.stderr.contains("refused CMD,STARTACQUISITION: system busy"), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp + "/c.nxs"))
+    }
+}

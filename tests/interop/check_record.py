@@ -2,7 +2,8 @@
 simulator (`libertem-live-mib-sim`, PyPI libertem-live) replays shared MIB acquisitions on
 loopback (single chip, quad, raw); the recorded NeXus must equal `emconv convert` of the same
 .mib in data (bit-exact, read with h5py) and axes. The simulator repeats the acquisition forever,
-so this also pins that record stops at the end of one. Prints 'N passed, M failed'.
+so this also pins that record stops at the end of one; `--control` talks to the simulator's
+command port. Prints 'N passed, M failed'.
 """
 import argparse, os, socket, subprocess, sys, tempfile, time
 
@@ -96,10 +97,17 @@ def main():
             rec = os.path.join(tmp, stem + ".rec.nxs")
             t0 = time.time()
             r = subprocess.run([a.emconv, "record", f"merlin://127.0.0.1:{port}", "-o", rec, "--timeout", "20",
-                                "--progress", "none", "--scan-shape", f"{nav[0]},{nav[1]}"],
+                                "--progress", "none", "--scan-shape", f"{nav[0]},{nav[1]}",
+                                "--control", f"127.0.0.1:{port + 1}"],
                                capture_output=True, text=True, timeout=120)
             check(r.returncode == 0, f"{stem}: record exit 0 (got {r.returncode}: {r.stderr.strip()[-300:]})")
             check(time.time() - t0 < 30, f"{stem}: record stopped after one acquisition")
+            log.flush()
+            with open(log.name) as f:
+                text = f.read()
+            n = nav[0] * nav[1]
+            check(f"b'SET,NUMFRAMESTOACQUIRE,{n}'" in text and "b'CMD,STARTACQUISITION'" in text,
+                  f"{stem}: --control sent NUMFRAMESTOACQUIRE and STARTACQUISITION to the simulator's command port")
         finally:
             sim.kill()
             sim.wait()

@@ -66,6 +66,10 @@ public enum MerlinRecorder {
         public var keepSpool = false
         /// Frames the queue between receiver and writer holds (default: 128 MiB of frames, 2...1024).
         public var queueFrames: Int?
+        /// `HOST[:PORT]` of the Merlin command port (6341): send NUMFRAMESTOACQUIRE (when the
+        /// frame count is given) and STARTACQUISITION once the data port is connected, and
+        /// STOPACQUISITION when reception ends early.
+        public var control: String?
         public var conversion: ConversionOptions
         /// Asked every poll slice (0.2 s): true stops reception (Ctrl-C).
         public var shouldStop: @Sendable () -> Bool = { false }
@@ -170,6 +174,11 @@ public enum MerlinRecorder {
         let (host, port) = try parseURL(o.url)
         let conn = try MerlinConnection(host: host, port: port, url: o.url, timeout: o.timeout, shouldStop: o.shouldStop)
         defer { conn.close() }
+        let control = try o.control.map { try MerlinControl(address: $0, timeout: o.timeout) }
+        if let control {
+            if let n = o.frames ?? scan.map({ $0.reduce(1, *) }) { try control.command("SET", "NUMFRAMESTOACQUIRE", String(n)) }
+            try control.command("CMD", "STARTACQUISITION")
+        }
         let start = Date()
 
         // The acquisition header (a later one before any frame replaces it) and the first frame.
@@ -180,6 +189,7 @@ public enum MerlinRecorder {
             case let .header(h): header = h
             case let .frame(f): first = f
             case let .ended(why):
+                try? control?.command("CMD", "STOPACQUISITION")
                 o.receptionEnded?()
                 throw EMError(.streamEndedEarly, file: o.url, "no complete frame received: \(why); no output written")
             }
@@ -187,15 +197,15 @@ public enum MerlinRecorder {
         guard let first else { fatalError("unreachable") }
         let target = o.frames ?? scan.map { $0.reduce(1, *) } ?? header.flatMap { MIBStream.framesAnnounced(header: $0) }
         guard let target else {
-            return try recordSpooled(o, conn: conn, header: header, first: first, start: start)
+            return try recordSpooled(o, conn: conn, header: header, first: first, start: start, control: control)
         }
         _ = writer
-        return try recordStreamed(o, conn: conn, header: header, first: first, target: target, start: start)
+        return try recordStreamed(o, conn: conn, header: header, first: first, target: target, start: start, control: control)
     }
 
     /// Frames written as they arrive (the frame count is known).
     static func recordStreamed(_ o: Options, conn: MerlinConnection, header: [UInt8]?, first: [UInt8], target: Int,
-                               start: Date) throws -> RecordResult {
+                               start: Date, control: MerlinControl?) throws -> RecordResult {
         let live = try MIBLiveSource(firstFrame: first, hdr: header, options: o.conversion.read, source: o.url, queueFrames: o.queueFrames)
         live.declaredFrames = target
         let file = try MIBReader.liveFile(source: live, hdr: header, frames: target, options: o.conversion.read, url: o.url)
@@ -291,11 +301,13 @@ public enum MerlinRecorder {
             stopped.set()
             live.finish()
             receiverDone.wait()
+            try? control?.command("CMD", "STOPACQUISITION")
             o.receptionEnded?()
             throw error
         }
         receiverDone.wait()
         conn.close()
+        if rx.frames < target { try? control?.command("CMD", "STOPACQUISITION") }
         o.receptionEnded?()
 
         rx.lock.lock()
@@ -346,7 +358,7 @@ public enum MerlinRecorder {
     /// No frame count known: spool the stream to `.OUT.live.mib` (+ `.hdr`) until it closes or
     /// a new acquisition starts, then convert the spool.
     static func recordSpooled(_ o: Options, conn: MerlinConnection, header firstHeader: [UInt8]?, first: [UInt8],
-                              start: Date) throws -> RecordResult {
+                              start: Date, control: MerlinControl?) throws -> RecordResult {
         let dir = (o.output as NSString).deletingLastPathComponent
         let spoolMIB = (dir.isEmpty ? "" : dir + "/") + "." + (o.output as NSString).lastPathComponent + ".live.mib"
         let spoolHDR = (spoolMIB as NSString).deletingPathExtension + ".hdr"
@@ -398,6 +410,7 @@ public enum MerlinRecorder {
         rx.seconds = receiveSeconds
         report(force: true)
         conn.close()
+        if endedEarly != nil { try? control?.command("CMD", "STOPACQUISITION") }
         o.receptionEnded?()
         close(spool)
         spoolOpen = false
