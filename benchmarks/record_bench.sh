@@ -90,8 +90,8 @@ for comp in none zstd; do
   /usr/bin/time -f "%e %M" -o "$W/time" "$BIN" record "merlin://127.0.0.1:$PORT" -o "$W/out.nxs" --compression "$comp" \
     --scan-shape 64,$((N / 64)) --progress none -q --json > "$W/rec.json"
   read -r T RSS < "$W/time"
-  read -r DROPPED HELD < <(python3 -c "import json; d = json.load(open('$W/rec.json')); print(d['frames_dropped'], d['held_back_seconds'])")
-  printf "  %-34s %6.2f s %8.1f MB/s %8.0f frames/s  %.2fx the ceiling; peak RSS %d MiB; dropped %s; held back %s s; output %d MB\n" \
+  read -r DROPPED HELD RECV < <(python3 -c "import json; d = json.load(open('$W/rec.json')); print(d['frames_dropped'], d['held_back_seconds'], d['receive_seconds'])")
+  printf "  %-34s %6.2f s %8.1f MB/s %8.0f frames/s  %.2fx the ceiling; last frame in after %.2f s; peak RSS %d MiB; dropped %s; held back %s s; output %.1f MB\n" \
     "emconv record --compression $comp" "$T" "$(echo "$BYTES / $T / 1000000" | bc -l)" "$(echo "$N / $T" | bc -l)" \
-    "$(echo "$BASE / $T" | bc -l)" "$((RSS / 1024))" "$DROPPED" "$HELD" "$(( $(stat -c %s "$W/out.nxs") / 1000000 ))"
+    "$(echo "$BASE / $T" | bc -l)" "$RECV" "$((RSS / 1024))" "$DROPPED" "$HELD" "$(echo "$(stat -c %s "$W/out.nxs") / 1000000" | bc -l)"
 done

@@ -118,6 +118,19 @@ final class MerlinStreamingTests: TempDirectoryTestCase {
                       "while receiving, the writer trails the receiver by the queue")
     }
 
+    func testAFrameOfAnotherGeometryEndsTheStreamWithTheFramesBefore() throws {
+        let a = spec(rows: 32, frames: 12), b = spec(rows: 64, frames: 12)
+        var stream = MerlinTestServer.message(a.hdrText())
+        for i in 0..<5 { stream += MerlinTestServer.message(a.frameBytes(i)) }
+        for i in 5..<12 { stream += MerlinTestServer.message(b.frameBytes(i)) }
+        let server = try MerlinTestServer(stream: stream)
+        let r = try CLIRunner.run(["record", server.url, "-o", tmp + "/g.nxs", "--progress", "none"], timeout: 60)
+        XCTAssertEqual(r.status, 75, r.stderr)
+        XCTAssertTrue(r.stderr.contains("frame geometry changed"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("at frame 6"), r.stderr)
+        XCTAssertEqual(try DataHash.sha256(nexus: tmp + "/g.nxs", name: "merlin").1, [5, 32, 256])
+    }
+
     func testRecordingToZspyConvertsFromTheRecordedNeXus() throws {
         var s = spec(rows: 32, frames: 12, scan: (3, 4))
         s.framesPerTrigger = 1

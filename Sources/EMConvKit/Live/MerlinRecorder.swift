@@ -104,13 +104,13 @@ public enum MerlinRecorder {
     /// One message of the stream, or why the stream ended.
     enum Message { case header([UInt8]), frame([UInt8]), ended(String) }
 
-    static func nextMessage(_ conn: MerlinConnection, url: String) throws -> Message {
+    static func nextMessage(_ conn: MerlinConnection, url: String, parseFrames: Bool = true) throws -> Message {
         let offset = conn.bytesReceived
         do {
             guard let prefix = try conn.read(MIBStream.prefixBytes, what: "message header") else { return .ended("the stream closed") }
             let n = try MIBStream.messageLength(prefix, source: url, offset: offset)
             guard let p = try conn.read(n, what: "message of \(n) bytes") else { return .ended("the stream closed inside a message") }
-            switch try MIBStream.kind(of: p, source: url, offset: offset + Int64(MIBStream.prefixBytes)) {
+            switch try MIBStream.kind(of: p, source: url, offset: offset + Int64(MIBStream.prefixBytes), parseFrames: parseFrames) {
             case .acquisitionHeader: return .header(p)
             case .frame: return .frame(p)
             }
@@ -125,18 +125,22 @@ public enum MerlinRecorder {
         var frames = 0
         var endedEarly: String?
         var firstHeaders: [MetaValue] = []
-        var lastHeader: MetaValue?
+        /// The latest frame message after the first 1024 (its header is listed at the end).
+        var lastMessage: [UInt8]?
         var lastSequence: Int?
         var dropped = 0
         var seconds = 0.0
 
-        func add(_ payload: [UInt8]) {
+        /// Counts a frame; `sequence` is its header's sequence number (parsed here when nil).
+        func add(_ payload: [UInt8], sequence: Int? = nil) {
             lock.lock(); defer { lock.unlock() }
             frames += 1
-            if let m = MIBStream.frameHeaderMeta(payload) {
-                if firstHeaders.count < 1024 { firstHeaders.append(m) } else { lastHeader = m }
+            if firstHeaders.count < 1024 {
+                if let m = MIBStream.frameHeaderMeta(payload) { firstHeaders.append(m) }
+            } else {
+                lastMessage = payload
             }
-            if let seq = MIBLiveSource.sequence(of: payload) {
+            if let seq = sequence ?? MIBLiveSource.sequence(of: payload) {
                 if let last = lastSequence, seq > last + 1 { dropped += seq - last - 1 }
                 lastSequence = seq
             }
@@ -153,7 +157,7 @@ public enum MerlinRecorder {
             if let endedEarly { stream.append(("ended_early", .string(endedEarly))) }
             if let header { stream.append(("acquisition_header", .string(String(decoding: header.prefix { $0 != 0 }, as: UTF8.self)))) }
             stream.append(("frame_headers", .array(firstHeaders)))
-            if let lastHeader { stream.append(("last_frame_header", lastHeader)) }
+            if let lastMessage, let lastHeader = MIBStream.frameHeaderMeta(lastMessage) { stream.append(("last_frame_header", lastHeader)) }
             if firstHeaders.count < frames { stream.append(("frame_headers_note", .string("the first \(firstHeaders.count) of \(frames) frame headers are listed"))) }
             return .object(stream)
         }
@@ -248,7 +252,7 @@ public enum MerlinRecorder {
             }
             var why: String?
             receive: while rx.frames < target {
-                switch (try? nextMessage(conn, url: url)) ?? .ended("the connection failed") {
+                switch (try? nextMessage(conn, url: url, parseFrames: false)) ?? .ended("the connection failed") {
                 case let .ended(reason):
                     why = reason
                     break receive
@@ -256,11 +260,12 @@ public enum MerlinRecorder {
                     why = "a new acquisition started after \(rx.frames) frames"
                     break receive
                 case let .frame(p):
-                    if let bad = live.mismatch(p) {
+                    let (bad, sequence) = live.inspect(p)
+                    if let bad {
                         why = bad + " at frame \(rx.frames + 1)"
                         break receive
                     }
-                    rx.add(p)
+                    rx.add(p, sequence: sequence)
                     if live.push(p) > 0.2 && !saidHeldBack { progress(force: true) }
                 }
                 progress(force: false)
@@ -511,32 +516,36 @@ final class MerlinConnection {
     /// Exactly `n` bytes; nil when the peer closed before the first byte of a message header,
     /// an error (`streamEndedEarly`) when it closed inside, stalled past the timeout, or was stopped.
     func read(_ n: Int, what: String) throws -> [UInt8]? {
-        var out = [UInt8](repeating: 0, count: n)
         var got = 0
-        var idle = 0.0
-        try out.withUnsafeMutableBytes { b in
+        var closedAtStart = false
+        // Uninitialised storage: every byte handed out was received (count = bytes received).
+        let out = try [UInt8](unsafeUninitializedCapacity: n) { b, count in
+            defer { count = got }
             while got < n {
                 if shouldStop() { throw EMError(.streamEndedEarly, file: url, "stopped by a signal") }
                 var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let r = poll(&p, 1, 200)
-                if r < 0 && errno == EINTR { continue }
-                if r == 0 {
-                    idle += 0.2
-                    if idle >= timeout { throw EMError(.streamEndedEarly, file: url, "no data for \(Int(timeout.rounded())) s (--timeout)") }
-                    continue
+                var idle = 0.0
+                var r = poll(&p, 1, 200)
+                while r == 0 || (r < 0 && errno == EINTR) {
+                    if r == 0 {
+                        idle += 0.2
+                        if idle >= timeout { throw EMError(.streamEndedEarly, file: url, "no data for \(Int(timeout.rounded())) s (--timeout)") }
+                    }
+                    if shouldStop() { throw EMError(.streamEndedEarly, file: url, "stopped by a signal") }
+                    r = poll(&p, 1, 200)
                 }
-                idle = 0
+                if r < 0 { throw EMError(.streamEndedEarly, file: url, "connection failed: \(String(cString: strerror(errno)))") }
                 let k = recv(fd, b.baseAddress! + got, n - got, 0)
                 if k < 0 && (errno == EINTR || errno == EAGAIN) { continue }
                 if k < 0 { throw EMError(.streamEndedEarly, file: url, "connection failed: \(String(cString: strerror(errno)))") }
                 if k == 0 {
-                    if got == 0 && what == "message header" { return }
+                    if got == 0 && what == "message header" { closedAtStart = true; return }
                     throw EMError(.streamEndedEarly, file: url, "the stream closed \(got) bytes into a \(what)")
                 }
                 got += k
                 bytesReceived += Int64(k)
             }
         }
-        return got == n ? out : nil
+        return closedAtStart ? nil : out
     }
 }

@@ -41,6 +41,7 @@ public final class MIBLiveSource: ArrivingFrameSource, @unchecked Sendable {
         depth = h0.counterDepth ?? hdrFile?.int("Counter Depth") ?? (h0.format == .r64 ? MIBLiveSource.rawDepth(h0, messageBytes: firstFrame.count) : nil)
         decoder = try MIBDecoder(header: h0, depth: depth, file: source)
         header = h0
+        firstHeader = Array(firstFrame.prefix(h0.headerBytes))
         messageBytes = h0.headerBytes + decoder.payloadBytes
         guard firstFrame.count >= messageBytes else {
             throw EMError.bad(source, offset: 0, "the first frame message has \(firstFrame.count) bytes; its header announces \(messageBytes)")
@@ -54,6 +55,47 @@ public final class MIBLiveSource: ArrivingFrameSource, @unchecked Sendable {
         [12, 6, 1, 24].first { d in
             (try? MIBDecoder(header: h, depth: d, file: "stream")).map { h.headerBytes + $0.payloadBytes == messageBytes } ?? false
         }
+    }
+
+    /// The first frame header's bytes from its header-size field to its layout field (geometry).
+    private lazy var geometryBytes: ArraySlice<UInt8>? = MIBLiveSource.geometryField(firstHeader)
+    private let firstHeader: [UInt8]
+
+    /// Bytes between the second and the eighth comma of a header (header size … layout), and the
+    /// sequence number field; nil when the first 256 bytes hold fewer commas.
+    static func fields(_ m: [UInt8]) -> (geometry: Range<Int>, sequence: Range<Int>)? {
+        var commas = (0, 0, 0)
+        var k = 0
+        var i = 0
+        let end = min(m.count, 256)
+        while i < end {
+            if m[i] == 0x2C {
+                k += 1
+                if k == 1 { commas.0 = i } else if k == 2 { commas.1 = i } else if k == 8 { commas.2 = i; break }
+            }
+            i += 1
+        }
+        guard k == 8 else { return nil }
+        return (commas.1..<commas.2, (commas.0 + 1)..<commas.1)
+    }
+
+    static func geometryField(_ m: [UInt8]) -> ArraySlice<UInt8>? { fields(m).map { m[$0.geometry] } }
+
+    /// One look at a frame message on the receiver's hot path: why it cannot be the next frame of
+    /// this acquisition (nil when it can) and its sequence number. Byte comparisons when the
+    /// geometry fields equal the first frame's (Merlin writes fixed-width fields), else a full parse.
+    public func inspect(_ m: [UInt8]) -> (problem: String?, sequence: Int?) {
+        if m.count >= messageBytes, m.count > 4, m[0] == 0x4D, m[1] == 0x51, m[2] == 0x31, m[3] == 0x2C,
+           let f = Self.fields(m), let g = geometryBytes, m[f.geometry].elementsEqual(g) {
+            var seq = 0
+            for b in m[f.sequence] {
+                guard b >= 0x30 && b <= 0x39, seq < Int(Int32.max) else { return (nil, nil) }
+                seq = seq * 10 + Int(b - 0x30)
+            }
+            return (nil, seq)
+        }
+        if let bad = mismatch(m) { return (bad, nil) }
+        return (nil, Self.sequence(of: m))
     }
 
     /// Why `message` cannot be the next frame of this acquisition (nil when it can).

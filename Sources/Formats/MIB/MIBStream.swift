@@ -28,8 +28,13 @@ public enum MIBStream {
     }
 
     /// What a message payload holds; a frame's header must parse as a Merlin frame header.
-    public static func kind(of payload: [UInt8], source: String, offset: Int64) throws -> Kind {
+    /// `parseFrames` false: a payload starting with `MQ1,` is a frame without parsing its header
+    /// (the live receiver checks frames itself, see ``MIBLiveSource/inspect(_:)``).
+    public static func kind(of payload: [UInt8], source: String, offset: Int64, parseFrames: Bool = true) throws -> Kind {
         if payload.starts(with: Array("HDR,".utf8)) { return .acquisitionHeader }
+        if !parseFrames && payload.count > 4 && payload[0] == 0x4D && payload[1] == 0x51 && payload[2] == 0x31 && payload[3] == 0x2C {
+            return .frame
+        }
         let h = try MIBHeader.parse(Array(payload.prefix(4096)), file: source, offset: offset)
         guard h.headerBytes < payload.count else {
             throw EMError.bad(source, offset: offset, "frame message of \(payload.count) bytes is shorter than its header (\(h.headerBytes) bytes)")
