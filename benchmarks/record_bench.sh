@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 N="${1:-4096}"
 BIN="${EMCONV_BIN:-.build/release/emconv}"
 [ -x "$BIN" ] || swift build -c release --product emconv >/dev/null
-SRC=../shared/testdata/mib/Single_1_Frame_CounterDepth_12_Rows_256
+SRC="${RECORD_BENCH_SRC:-../shared/testdata/mib/Single_1_Frame_CounterDepth_12_Rows_256}"
 [ -f "$SRC.mib" ] || { echo "record_bench: skipped: $SRC.mib absent"; exit 0; }
 SIM=.venv-live/bin/libertem-live-mib-sim
 W=$(mktemp -d)
@@ -79,7 +79,7 @@ while left > 0:
 "; }
 fi
 now() { date +%s.%N; }
-echo "record_bench: $N frames of 256x256 U16 ($((BYTES / 1000000)) MB per acquisition) from $PEER on 127.0.0.1:$PORT"
+echo "record_bench: $N frames like $(basename "$SRC").mib ($((BYTES / 1000000)) MB per acquisition) from $PEER on 127.0.0.1:$PORT"
 t0=$(now); receive; t1=$(now)
 printf "  %-34s %6.2f s (fills the peer's cache; not counted)\n" "warm-up: $RECV" "$(echo "$t1 - $t0" | bc -l)"
 t0=$(now); receive; t1=$(now)
