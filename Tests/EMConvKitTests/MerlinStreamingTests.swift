@@ -131,6 +131,16 @@ final class MerlinStreamingTests: TempDirectoryTestCase {
         XCTAssertEqual(try DataHash.sha256(nexus: tmp + "/g.nxs", name: "merlin").1, [5, 32, 256])
     }
 
+    func testAHeaderAnnouncingABillionFramesIsRefusedBeforeAnythingIsAllocated() throws {
+        var s = spec(rows: 32, frames: 3)
+        s.framesInAcquisition = 1_000_000_000
+        let server = try MerlinTestServer(stream: MerlinTestServer.acquisition(s))
+        let r = try CLIRunner.run(["record", server.url, "-o", tmp + "/huge.nxs", "--progress", "none"], timeout: 60)
+        XCTAssertEqual(r.status, 65, r.stderr)
+        XCTAssertTrue(r.stderr.contains("announces 1000000000 frames"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp + "/huge.nxs"))
+    }
+
     func testRecordingToZspyConvertsFromTheRecordedNeXus() throws {
         var s = spec(rows: 32, frames: 12, scan: (3, 4))
         s.framesPerTrigger = 1

@@ -101,6 +101,9 @@ public enum MerlinRecorder {
         return (rest, 6342)
     }
 
+    /// Frames one recording may declare (2^25: a 5792x5792 scan; the preview holds 8 bytes per frame).
+    public static let maxFrames = 1 << 25
+
     /// One message of the stream, or why the stream ended.
     enum Message { case header([UInt8]), frame([UInt8]), ended(String) }
 
@@ -202,6 +205,13 @@ public enum MerlinRecorder {
         let target = o.frames ?? scan.map { $0.reduce(1, *) } ?? header.flatMap { MIBStream.framesAnnounced(header: $0) }
         guard let target else {
             return try recordSpooled(o, conn: conn, header: header, first: first, start: start, control: control)
+        }
+        // The count sizes the dataset and the preview before any frame is written: a corrupt
+        // header must not make emconv allocate for a billion frames.
+        guard target <= maxFrames else {
+            let given = o.frames != nil || scan != nil
+            throw EMError(given ? .usage : .badInput, file: o.url,
+                          "\(given ? "the options ask for" : "the acquisition header announces") \(target) frames; one recording holds at most \(maxFrames) (give --stop-after)")
         }
         _ = writer
         return try recordStreamed(o, conn: conn, header: header, first: first, target: target, start: start, control: control)
