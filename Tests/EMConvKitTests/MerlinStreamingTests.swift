@@ -75,6 +75,11 @@ final class MerlinStreamingTests: TempDirectoryTestCase {
         XCTAssertEqual(v["frames_dropped"]?.intValue, 1, r.stdout)
         XCTAssertEqual(v["written_as_received"], .bool(true))
         XCTAssertTrue(r.stdout.contains("the detector dropped 1 frames"), r.stdout)
+        // Provenance of a complete streamed recording: the header, the frame headers, the count.
+        let info = try CLIRunner.run(["info", "--json", "--tags", "all", tmp + "/d.nxs"])
+        for key in ["live_stream", "acquisition_header", "frame_headers", "\"frames_dropped_by_sender\":1", "\"written_as_received\":true"] {
+            XCTAssertTrue(info.stdout.replacingOccurrences(of: " ", with: "").contains(key), key)
+        }
     }
 
     func testAnOutputSlowerThanTheStreamIsSaidLiveAndLosesNothing() throws {
