@@ -170,7 +170,7 @@ public enum MerlinRecorder {
         if FileManager.default.fileExists(atPath: o.output) && !o.conversion.overwrite {
             throw EMError(.outputExists, file: o.output, "output exists (use --overwrite to replace it)")
         }
-        let writer = try Converter.outputFormat(for: o.output, explicit: o.conversion.format)
+        _ = try Converter.outputFormat(for: o.output, explicit: o.conversion.format)
         let scan = try o.conversion.read.ints("scan-shape")
         if let f = o.frames, let s = scan, s.reduce(1, *) != f {
             throw EMError(.usage, file: o.url, "--stop-after \(f) and --scan-shape \(s.map(String.init).joined(separator: ",")) (\(s.reduce(1, *)) frames) disagree")
@@ -190,18 +190,19 @@ public enum MerlinRecorder {
 
         // The acquisition header (a later one before any frame replaces it) and the first frame.
         var header: [UInt8]?
-        var first: [UInt8]?
-        while first == nil {
+        let first: [UInt8]
+        untilFirstFrame: while true {
             switch try nextMessage(conn, url: o.url) {
             case let .header(h): header = h
-            case let .frame(f): first = f
+            case let .frame(f):
+                first = f
+                break untilFirstFrame
             case let .ended(why):
                 try? control?.command("CMD", "STOPACQUISITION")
                 o.receptionEnded?()
                 throw EMError(.streamEndedEarly, file: o.url, "no complete frame received: \(why); no output written")
             }
         }
-        guard let first else { fatalError("unreachable") }
         let target = o.frames ?? scan.map { $0.reduce(1, *) } ?? header.flatMap { MIBStream.framesAnnounced(header: $0) }
         guard let target else {
             return try recordSpooled(o, conn: conn, header: header, first: first, start: start, control: control)
@@ -213,7 +214,6 @@ public enum MerlinRecorder {
             throw EMError(given ? .usage : .badInput, file: o.url,
                           "\(given ? "the options ask for" : "the acquisition header announces") \(target) frames; one recording holds at most \(maxFrames) (give --stop-after)")
         }
-        _ = writer
         return try recordStreamed(o, conn: conn, header: header, first: first, target: target, start: start, control: control)
     }
 
