@@ -24,6 +24,7 @@ struct Batch: ParsableCommand {
               emconv batch /data -r -o out --compression zstd --mib-flip-rows
               emconv batch /data -r -o out --manifest plan.jsonl
               emconv batch --from-manifest plan.jsonl -o out --emit-slurm
+              emconv batch /data/incoming -r -o out --watch --settle 10
 
             \(FormatArguments.helpSection(writers: true))
             """)

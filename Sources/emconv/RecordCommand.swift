@@ -27,16 +27,17 @@ struct Record: ParsableCommand {
             abstract: "Record one acquisition from a Merlin detector's data port (TCP) into NeXus (or any output format).",
             discussion: """
             Connects to merlin://HOST[:PORT] (data port, default 6342), reads the stream
-            ('MPX,' + length, then the acquisition header or one frame), and stops at the
-            end of one acquisition: --stop-after N, else the product of --scan-shape, else the
-            header's 'Frames in Acquisition'. Frames are written as they arrive: a receiver
-            thread hands them through a bounded queue (--queue-frames; default 128 MiB of
-            frames, at most 1024) to the NeXus writer's pipeline, so the output equals
-            'emconv convert' of that acquisition's .mib (same reader code, NXem layout and
-            scan-shape rules, except the flyback timing: give --scan-shape). A full queue
-            holds the sender back (TCP) and is said live; gaps in the frame sequence numbers
-            are counted as frames the detector dropped. Without any frame count the stream
-            is spooled to '.OUT.live.mib' and converted at the end (--keep-spool keeps it).
+            ('MPX,' + length, then the acquisition header or one frame), and stops at
+            the end of one acquisition: --stop-after N, else the product of
+            --scan-shape, else the header's 'Frames in Acquisition'. Frames are written
+            as they arrive: a receiver thread hands them through a bounded queue
+            (--queue-frames; default 128 MiB of frames, at most 1024) to the NeXus
+            writer's pipeline, so the output equals 'emconv convert' of that
+            acquisition's .mib (same reader code, NXem layout and scan-shape rules,
+            except the flyback timing: give --scan-shape). A full queue holds the sender
+            back (TCP) and is said live; gaps in the frame sequence numbers are counted
+            as frames the detector dropped. Without any frame count the stream is
+            spooled to '.OUT.live.mib' and converted at the end (--keep-spool keeps it).
 
             If the stream closes, stalls longer than --timeout, turns corrupt, or Ctrl-C
             is pressed before the acquisition is complete, the output still holds every
@@ -46,9 +47,12 @@ struct Record: ParsableCommand {
 
             EXAMPLES
               emconv record merlin://127.0.0.1 -o scan.nxs
-              emconv record merlin://merlin-pc:6342 -o scan.nxs --scan-shape 256,256 --timeout 30
-              emconv record merlin://127.0.0.1:6342 -o dark.nxs --stop-after 100 --progress json
-              emconv record merlin://merlin-pc -o scan.nxs --scan-shape 256,256 --control merlin-pc:6341
+              emconv record merlin://merlin-pc:6342 -o scan.nxs --scan-shape 256,256 \\
+                     --timeout 30
+              emconv record merlin://127.0.0.1:6342 -o dark.nxs --stop-after 100 \\
+                     --progress json
+              emconv record merlin://merlin-pc -o scan.nxs --scan-shape 256,256 \\
+                     --control merlin-pc:6341
 
             EXIT STATUS
               0 complete; 75 stream ended early (output holds the frames received; none
