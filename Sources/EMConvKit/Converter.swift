@@ -48,6 +48,8 @@ public struct ConversionResult: Sendable {
     public var outputBytes: Int64
     /// Empty unless ``ConversionOptions/outputChecksum`` was set.
     public var outputSHA256: String
+    /// The SHA-256 of each of ``outputs``, in order (empty unless ``ConversionOptions/outputChecksum`` was set).
+    public var outputsSHA256: [String] = []
     public var seconds: Double
     public var warnings: [String]
     public var datasets: [String]
@@ -151,6 +153,9 @@ public enum Converter {
                                      ?? FormatDescriptor(name: file.format, longName: file.format, extensions: [], reads: true, writes: false),
                                      writer: writer.descriptor)
         warnings += try Processing.apply(options.process, to: file)
+        if writer.descriptor.name != "nexus", file.datasets.contains(where: { $0.processing.contains { $0.name == "correct" } }) {
+            warnings.append("\(writer.descriptor.longName) output records the correction (what was done, the maps' SHA-256 and origins) but not the maps themselves (NeXus keeps them)")
+        }
         if let sc = options.sidecar {
             warnings += SidecarMerge.apply(sc, to: file, preferSidecar: options.preferSidecar)
             file.supplement = sc.supplement(preferSidecar: options.preferSidecar)
@@ -200,7 +205,7 @@ public enum Converter {
         reportWarnings += Processing.findings(file)
         let inSize = file.files.compactMap { (try? fm.attributesOfItem(atPath: $0)[.size] as? NSNumber)?.int64Value }.reduce(0, +)
         return ConversionResult(input: input, output: parts[0].1, outputs: parts.map(\.1), format: writer.descriptor.name, inputBytes: inSize,
-                                outputBytes: outSize, outputSHA256: hashes.first ?? "", seconds: Date().timeIntervalSince(start),
+                                outputBytes: outSize, outputSHA256: hashes.first ?? "", outputsSHA256: hashes, seconds: Date().timeIntervalSince(start),
                                 warnings: file.warnings + warnings + reportWarnings, datasets: file.datasets.map(\.name))
     }
 

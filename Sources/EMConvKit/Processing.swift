@@ -24,7 +24,7 @@ public enum Processing {
                    help: "store the values as TYPE (e.g. float32 for Fiji, which cannot open 32-bit integer TIFFs), after crop and bin; floats become integers rounded to nearest and clamped; the first value that changes is named in a warning",
                    default: "the source's type"),
         OptionSpec("cast-exact", .flag, help: "with --cast: fail (exit 65, nothing written) when any value would change"),
-    ]
+    ] + Corrections.options + DerivedViews.options
 
     /// The types --cast accepts.
     public static let castTypes: [ElementType] = [.int8, .uint8, .int16, .uint16, .int32, .uint32, .int64, .uint64, .float32, .float64]
@@ -36,6 +36,13 @@ public enum Processing {
         let wanted = values.strings("dataset")
         if !wanted.isEmpty { file.datasets = try select(wanted, from: file) }
         let crops = try values.axisRanges("crop"), bins = try values.axisFactors("bin")
+        // Corrections work on the detector's own frames, before anything else.
+        if Corrections.requested(values) {
+            if !crops.isEmpty || !bins.isEmpty || values.string("cast") != nil {
+                throw EMError(.usage, at: "--dark/--gain/--flat-field/--pixel-mask", "cannot be combined with --crop, --bin or --cast yet (convert the corrected output again to shape it)")
+            }
+        }
+        warnings += try Corrections.apply(values, to: file)
         if !crops.isEmpty || !bins.isEmpty {
             let mode = BinMode(rawValue: values.string("bin-mode")?.lowercased() ?? "sum") ?? .sum
             var changed = 0
@@ -78,6 +85,8 @@ public enum Processing {
         } else if values.flag("cast-exact") {
             warnings.append("--cast-exact does nothing without --cast; ignored")
         }
+        // Derived views of the data as written, computed while they stream.
+        warnings += try DerivedViews.apply(values, to: file)
         return warnings
     }
 

@@ -104,6 +104,9 @@ public final class Dataset {
     /// What emconv did to the values on the way (crop, bin, cast …), in order; empty for a
     /// faithful copy. Writers record every step (NeXus: one NXprocess each).
     public var processing: [ProcessingStep] = []
+    /// Set on views emconv computed from another dataset (virtual images, sum pattern): what they
+    /// are, in words. Writers mark them derived (NeXus: `emconv/derived`, skipped when read back).
+    public var derived: String?
 
     public init(name: String, title: String = "", axes: [Axis], elementType: ElementType,
                 sourceByteOrder: ByteOrder = .little, frameRank: Int, quantity: String = "intensity",

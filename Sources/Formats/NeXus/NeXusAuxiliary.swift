@@ -17,6 +17,8 @@ extension NeXusMetadata {
             let d = try det.writeArray(name, type: a.elementType, shape: a.shape, bytes: a.bytes)
             if let u = a.units { try d.setAttribute("units", u) }
             if let text = a.description { try d.setAttribute("long_name", text) }
+            // Correction maps carry their checksum (emconv validate re-derives the data from them).
+            if name.hasPrefix("correction_") { try d.setAttribute("sha256", SHA256Digest.hex(a.bytes)) }
         }
     }
 }

@@ -102,7 +102,7 @@ public enum NeXusWriter: FormatWriter {
         // Source checksums are complete only now (computed while the data streamed).
         let sources = try context.provenance.sources().map { ($0.path, $0.size, $0.sha256) }
         for (ds, g) in groups {
-            try writeProcess(ds, file: file, sources: sources, derived: nil, into: g, context: context, now: now)
+            try writeProcess(ds, file: file, sources: sources, derived: ds.derived, into: g, context: context, now: now)
         }
         for (ds, sums) in previews {
             imageIndex += 1
@@ -154,6 +154,8 @@ public enum NeXusWriter: FormatWriter {
         try own.writeString("signal_kind", ds.signalKind)
         try own.writeInts("frame_rank", [Int64(ds.frameRank)], shape: [])
         if let storedAs { try own.writeString("element_type", storedAs) }
+        // A view emconv computed (virtual image, sum pattern): marked, so readers tell it from data.
+        if let derived = ds.derived { try own.writeString("derived", derived) }
         for (i, a) in ds.axes.enumerated() {
             let name = layout.axisNames[i]
             try g.setAttribute("\(name)_indices", unsigned: [UInt32(i)])

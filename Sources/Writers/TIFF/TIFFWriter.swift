@@ -264,6 +264,10 @@ public enum TIFFWriter: FormatWriter {
                      ("long_name", a.longName.map { .string($0) } ?? .null)])
         }
         lines.append("emconv_axes=" + MetaValue.array(axes).json())
+        // What emconv did to the values (crop, bin, cast, corrections) and whether the image is a
+        // derived view: never dropped silently (the correction maps themselves need NeXus).
+        if !ds.processing.isEmpty { lines.append("emconv_processing=" + MetaValue.array(ds.processing.map(\.metaValue)).json()) }
+        if let derived = ds.derived { lines.append("emconv_derived=" + MetaValue.string(derived).json()) }
         return lines.joined(separator: "\n") + "\n"
     }
 
