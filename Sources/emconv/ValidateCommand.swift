@@ -14,10 +14,16 @@ struct Validate: ParsableCommand {
         IN also re-reads the input and compares checksums and every frame bit for
         bit). Given a vendor file, lists what the reader found and which
         NXem-required metadata the sidecar must supply.
+        Corrected data (--dark, --gain, --flat-field, --pixel-mask): the stored
+        maps are checked against their recorded SHA-256; with --profile em or
+        --source every corrected frame is re-derived from the raw data (or the
+        source) and the maps and compared bit for bit (exit 3 naming the first
+        differing frame and pixel).
 
         EXAMPLES
           emconv validate scan.nxs
           emconv validate scan.nxs --profile em --source scan.mib
+          emconv validate corrected.nxs --profile em      (re-derive the corrections)
           emconv validate scan.mib --metadata meta.yaml   (what NXem still lacks)
           emconv validate --template NXem > meta.yaml     (a sidecar to fill in)
 

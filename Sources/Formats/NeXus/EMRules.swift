@@ -99,7 +99,9 @@ public enum EMRules {
 
     /// Re-reads `source`: its checksum against the stored provenance, and every frame of every
     /// dataset against the stored data, bit for bit.
-    public static func checkSource(_ h5: HDF5File, source file: OpenedFile, _ r: inout ValidationReport) {
+    /// Datasets named in `skipping` (corrected data, checked by ``CorrectionCheck``) are left out;
+    /// the others are found by emconv's dataset name, else in the writer's group order.
+    public static func checkSource(_ h5: HDF5File, source file: OpenedFile, skipping: Set<String> = [], _ r: inout ValidationReport) {
         guard let entry = NXemRules.children(h5.root, class: "NXentry").first else { return }
         // Stored checksums: entry-level NXnote (file_name, checksum) and process/input.
         var stored: [String: [(String, String)]] = [:]
@@ -132,12 +134,14 @@ public enum EMRules {
             return
         }
         var imageIndex = 0, spectrumIndex = 0
+        let named = CorrectionCheck.namedSignals(event)
         for ds in file.datasets {
             let layout = NXLayout(ds)
             let gname: String
             if layout.isSpectrum { spectrumIndex += 1; gname = "spectrum\(spectrumIndex)" } else { imageIndex += 1; gname = "image\(imageIndex)" }
-            let path = "\(event.path)/\(gname)/\(layout.dataName)/\(layout.signalName)"
-            guard let sd = event.openGroup(gname)?.openGroup(layout.dataName)?.openDataset(layout.signalName) else {
+            if skipping.contains(ds.name) { continue }
+            let path = named[ds.name]?.path ?? "\(event.path)/\(gname)/\(layout.dataName)/\(layout.signalName)"
+            guard let sd = named[ds.name] ?? event.openGroup(gname)?.openGroup(layout.dataName)?.openDataset(layout.signalName) else {
                 r.add("EM-SOURCE", .error, path, "missing: the source's dataset \(ds.name) has no counterpart")
                 continue
             }
