@@ -81,11 +81,15 @@ public enum NeXusReader: FormatReader {
                         if let ds = try nxdata(nxd, file: path, handle: handle, metadata: md, emconv: true) {
                             if ds.name.isEmpty || datasets.contains(where: { $0.name == ds.name }) { ds.name = n }
                             if let o = perDataset.first(where: { $0.0 == ds.name })?.1 { ds.original = o }
+                            ds.processing = processingSteps(g)
                             datasets.append(ds)
                         }
                     }
                 }
             }
+        }
+        if isEmconv, let det = root.openGroup("entry1/measurement/instrument/detector1") {
+            for ds in datasets where ds.processing.contains(where: { $0.name == "correct" }) { ds.auxiliary.merge(correctionMaps(det)) { a, _ in a } }
         }
         if datasets.isEmpty {
             guard let g = followDefault(root) ?? firstNXdata(root, depth: 0) else {
@@ -101,6 +105,39 @@ public enum NeXusReader: FormatReader {
         let variant = isEmconv ? "emconv NXem, \(datasets.count) dataset(s)" : "NXdata \(datasets.first.map { $0.shape.map(String.init).joined(separator: "x") } ?? "")"
         return OpenedFile(path: path, format: "nexus", variant: variant, datasets: datasets, files: [path], original: original,
                           warnings: warnings, readerName: "nexus", readerVersion: version, handles: [handle])
+    }
+
+    /// The steps emconv recorded for a dataset (`processingK` NXprocess groups with their
+    /// parameters as JSON), in order, so a re-conversion keeps its history; unreadable records are skipped.
+    static func processingSteps(_ g: HDF5Group) -> [ProcessingStep] {
+        g.childNames.compactMap { n -> (Int, ProcessingStep)? in
+            guard n.hasPrefix("processing"), let k = Int(n.dropFirst("processing".count)),
+                  let p = g.openGroup(n), p.stringAttribute("NX_class") == "NXprocess",
+                  let params = p.openGroup("parameters"),
+                  let text = params.openDataset("data")?.readStrings()?.first,
+                  let json = try? MetaValue.parseJSON(text), let name = json["step"]?.stringValue else { return nil }
+            return (k, ProcessingStep(name: name, parameters: json["parameters"] ?? .null,
+                                      description: params.openDataset("description")?.readStrings()?.first ?? "",
+                                      program: p.openDataset("program")?.readStrings()?.first ?? "emconv",
+                                      version: p.openDataset("version")?.readStrings()?.first ?? ""))
+        }.sorted { $0.0 < $1.0 }.map(\.1)
+    }
+
+    /// emconv's correction maps (`correction_*` fields of the NXdetector), so a corrected dataset
+    /// read back keeps the maps its `correct` step names. Fields that are not small numeric
+    /// arrays are skipped.
+    static func correctionMaps(_ det: HDF5Group) -> [String: AuxiliaryArray] {
+        var out: [String: AuxiliaryArray] = [:]
+        for n in det.childNames where n.hasPrefix("correction_") {
+            guard let d = det.openDataset(n), let t = d.elementType, t == .float32 || t == .uint8 else { continue }
+            let shape = d.shape
+            let count = shape.reduce(1, *)
+            guard !shape.isEmpty, count > 0, count <= 1 << 26 else { continue }
+            var bytes = [UInt8](repeating: 0, count: count * t.size)
+            guard (try? bytes.withUnsafeMutableBytes { try d.read(start: shape.map { _ in 0 }, count: shape, as: t, into: $0) }) != nil else { continue }
+            out[n] = AuxiliaryArray(elementType: t, shape: shape, bytes: bytes, description: d.stringAttribute("long_name"))
+        }
+        return out
     }
 
     /// Follows `@default` attributes from the root to an NXdata (NeXus v3 default chain).
