@@ -120,7 +120,8 @@ struct Convert: ParsableCommand {
                 ("input", .string(r.input)), ("output", .string(r.output)), ("outputs", .array(r.outputs.map { .string($0) })),
                 ("format", .string(r.format)),
                 ("input_bytes", .int(r.inputBytes)), ("output_bytes", .int(r.outputBytes)),
-                ("output_sha256", .string(r.outputSHA256)), ("seconds", .double((r.seconds * 1000).rounded() / 1000)),
+                ("output_sha256", .string(r.outputSHA256)), ("outputs_sha256", .array(r.outputsSHA256.map { .string($0) })),
+                ("seconds", .double((r.seconds * 1000).rounded() / 1000)),
                 ("datasets", .array(r.datasets.map { .string($0) })), ("warnings", .array(r.warnings.map { .string($0) })),
             ]))
         } else {

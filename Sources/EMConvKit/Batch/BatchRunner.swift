@@ -15,6 +15,10 @@ public struct BatchEntry: Sendable {
     public var seconds: Double
     public var bytes: Int64
     public var outputSHA256: String?
+    /// Every file written when the writer holds one dataset per file (TIFF: `{stem}_{dataset}.tif`),
+    /// each with its SHA-256; empty when the output is the one file `output`.
+    public var outputs: [String] = []
+    public var outputsSHA256: [String] = []
     public var warnings: [String]
     public var shard: String?
 
@@ -23,6 +27,7 @@ public struct BatchEntry: Sendable {
                  ("status", .string(status.rawValue)), ("error", error.map { .string($0) } ?? .null),
                  ("seconds", .double((seconds * 1000).rounded() / 1000)), ("bytes", .int(bytes)),
                  ("output_sha256", outputSHA256.map { .string($0) } ?? .null),
+                 ("outputs", .array(outputs.map { .string($0) })), ("outputs_sha256", .array(outputsSHA256.map { .string($0) })),
                  ("warnings", .array(warnings.map { .string($0) })), ("shard", shard.map { .string($0) } ?? .null)])
     }
 
@@ -48,6 +53,8 @@ public struct BatchEntry: Sendable {
         self.init(index: i, input: input, output: v["output"]?.stringValue ?? "", status: st, error: v["error"]?.stringValue,
                   seconds: v["seconds"]?.doubleValue ?? 0, bytes: Int64(v["bytes"]?.intValue ?? 0),
                   outputSHA256: v["output_sha256"]?.stringValue, warnings: ws, shard: v["shard"]?.stringValue)
+        if case let .array(o)? = v["outputs"] { outputs = o.compactMap(\.stringValue) }
+        if case let .array(o)? = v["outputs_sha256"] { outputsSHA256 = o.compactMap(\.stringValue) }
     }
 }
 
@@ -254,6 +261,11 @@ public final class BatchRunner: @unchecked Sendable {
             entry.bytes = Int64(v["output_bytes"]?.intValue ?? 0)
             entry.outputSHA256 = v["output_sha256"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
             if case let .array(w)? = v["warnings"] { entry.warnings = w.compactMap(\.stringValue) }
+            // A writer that holds one dataset per file wrote several: the report names each.
+            if case let .array(o)? = v["outputs"], o.count > 1 {
+                entry.outputs = o.compactMap(\.stringValue)
+                if case let .array(h)? = v["outputs_sha256"] { entry.outputsSHA256 = h.compactMap(\.stringValue) }
+            }
         } else {
             let lines = errText.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
             let last = lines.last(where: { $0.hasPrefix("emconv: error: ") }) ?? lines.last
@@ -317,7 +329,8 @@ public final class BatchRunner: @unchecked Sendable {
         let d = done, bd = bytesDone
         lock.unlock()
         event(["event": .string("item_done"), "index": .int(Int64(entry.index)), "input": .string(entry.input),
-               "output": .string(entry.output), "status": .string(entry.status.rawValue), "error": entry.error.map { .string($0) } ?? .null,
+               "output": .string(entry.output), "outputs": .array(entry.outputs.map { .string($0) }),
+               "status": .string(entry.status.rawValue), "error": entry.error.map { .string($0) } ?? .null,
                "done": .int(Int64(d)), "total": .int(Int64(total)), "bytes_done": .int(bd), "bytes_total": .int(bytesTotal)])
         draw(entry, done: d, bytesDone: bd)
     }
@@ -342,7 +355,7 @@ public final class BatchRunner: @unchecked Sendable {
                 drawBar(done: done, bytesDone: bytesDone, current: e.input)
             } else {
                 var line = "[\(done)/\(total)] \(tag) \(e.input)"
-                if e.status == .ok { line += " -> \(e.output) (\(String(format: "%.2f", e.seconds)) s)" }
+                if e.status == .ok { line += " -> \(e.outputs.isEmpty ? e.output : e.outputs.joined(separator: ", ")) (\(String(format: "%.2f", e.seconds)) s)" }
                 if let err = e.error { line += ": \(err)" }
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             }
