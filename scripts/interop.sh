@@ -44,6 +44,8 @@ run "$VENV/bin/python" tests/interop/check_nexus.py --emconv "$BIN" --testdata .
 run "$VENV/bin/python" tests/interop/check_validate.py --emconv "$BIN" --testdata ../shared/testdata
 # Crop, bin and dataset selection against NumPy's own answer (issue 16).
 run "$VENV/bin/python" tests/interop/check_processing.py --emconv "$BIN"
+# Dark/gain/flat-field/mask corrections bit for bit against NumPy's float32, derived views, validate's proof (issue 16).
+run "$VENV/bin/python" tests/interop/check_corrections.py --emconv "$BIN" --testdata ../shared/testdata
 run "$VENV/bin/python" tests/interop/check_writers.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
 # TIA (SER/EMI) and TIFF cases: NeXus and zspy outputs loaded in HyperSpy against the references.
 run "$VENV/bin/python" tests/interop/check_tia_tiff.py --emconv "$BIN" --testdata ../shared/testdata
