@@ -95,8 +95,13 @@ public enum CorrectionCheck {
             return nil
         }
         let frameShape = fs.compactMap(\.intValue)
-        let n = frameShape.reduce(1, *)
-        guard frameShape.count == fs.count, n > 0, n <= 1 << 28 else {
+        var n = 1
+        for d in frameShape {
+            let (m, overflow) = n.multipliedReportingOverflow(by: max(0, d))
+            n = overflow ? Int.max : m
+        }
+        // Checked before any buffer is allocated: at most 2^24 pixels (64 MiB of float32).
+        guard frameShape.count == fs.count, frameShape.allSatisfy({ $0 > 0 && $0 <= 1 << 24 }), n > 0, n <= 1 << 24 else {
             r.add("EM-CORRECTION", .error, path, "the record's frame_shape \(fs.map { $0.json() }) is not a frame shape")
             return nil
         }
@@ -163,7 +168,16 @@ public enum CorrectionCheck {
             return
         }
         let nav = Array(shape.dropLast(frameRank))
-        let frames = nav.reduce(1, *), n = maps.pixelCount
+        var frames = 1
+        for d in nav {
+            let (m, overflow) = frames.multipliedReportingOverflow(by: d)
+            guard !overflow else {
+                r.add("EM-CORRECTION", .error, rec.signal.path, "declared shape \(shape) is too large")
+                return
+            }
+            frames = m
+        }
+        let n = maps.pixelCount
         var rawBuf = [UInt8](repeating: 0, count: max(1, n * inType.size))
         var srcBuf = [UInt8](repeating: 0, count: max(1, n * inType.size))
         var stored = [Float](repeating: 0, count: n), derived = [Float](repeating: 0, count: n)

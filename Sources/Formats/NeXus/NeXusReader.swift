@@ -130,9 +130,12 @@ public enum NeXusReader: FormatReader {
         var out: [String: AuxiliaryArray] = [:]
         for n in det.childNames where n.hasPrefix("correction_") {
             guard let d = det.openDataset(n), let t = d.elementType, t == .float32 || t == .uint8 else { continue }
+            // Sizes checked before anything is allocated (at most 2^24 values; no overflowing product).
             let shape = d.shape
-            let count = shape.reduce(1, *)
-            guard !shape.isEmpty, count > 0, count <= 1 << 26 else { continue }
+            guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 && $0 <= 1 << 24 }) else { continue }
+            var count = 1
+            for n in shape { count = count > (1 << 24) ? count : count * n }
+            guard count <= 1 << 24 else { continue }
             var bytes = [UInt8](repeating: 0, count: count * t.size)
             guard (try? bytes.withUnsafeMutableBytes { try d.read(start: shape.map { _ in 0 }, count: shape, as: t, into: $0) }) != nil else { continue }
             out[n] = AuxiliaryArray(elementType: t, shape: shape, bytes: bytes, description: d.stringAttribute("long_name"))
