@@ -72,15 +72,27 @@ public final class DerivedViewTap: FrameSource, @unchecked Sendable {
         seen[index] = true
         seenCount += 1
         let n = input.frameElements
-        values.withUnsafeMutableBufferPointer { v in
-            frameDoubles(frame, input.elementType, count: n, into: v.baseAddress!)
-            for (k, px) in pixels.enumerated() {
+        // Raw pointers throughout: the loops run once per frame on the writer's reading thread.
+        values.withUnsafeMutableBufferPointer { vb in
+            let v = vb.baseAddress!
+            frameDoubles(frame, input.elementType, count: n, into: v)
+            for k in pixels.indices {
                 var s = 0.0
-                for p in px where !v[p].isNaN { s += v[p] }
-                images[k][index] = s
+                pixels[k].withUnsafeBufferPointer { px in
+                    for p in px { let x = v[p]; if !x.isNaN { s += x } }
+                }
+                images[k].withUnsafeMutableBufferPointer { $0[index] = s }
             }
-            if wantSum { for p in 0..<n where !v[p].isNaN { sum[p] += v[p] } }
-            if wantMax { for p in 0..<n where !v[p].isNaN && (maxima[p].isNaN || v[p] > maxima[p]) { maxima[p] = v[p] } }
+            if wantSum {
+                sum.withUnsafeMutableBufferPointer { sb in
+                    for p in 0..<n { let x = v[p]; if !x.isNaN { sb[p] += x } }
+                }
+            }
+            if wantMax {
+                maxima.withUnsafeMutableBufferPointer { mb in
+                    for p in 0..<n { let x = v[p]; if !x.isNaN && !(x <= mb[p]) { mb[p] = x } }
+                }
+            }
         }
     }
 
