@@ -124,6 +124,10 @@ public enum Corrections {
                              ("shape", .array(a.shape.map { .int(Int64($0)) })), ("origin", .object(m.origin))]))
         }
         let dropRaw = values.flag("drop-raw")
+        var formula = "raw"
+        if dark != nil { formula = "(\(formula) - dark)" }
+        if gain != nil { formula += " * gain" }
+        if flat != nil { formula = (gain != nil ? "(\(formula))" : formula) + " * flatfield" }
         var out: [Dataset] = []
         for ds in file.datasets {
             guard targets.contains(where: { $0 === ds }) else { out.append(ds); continue }
@@ -143,7 +147,7 @@ public enum Corrections {
                     ("mask_fill", .string(fill.rawValue)), ("masked_pixels", .int(Int64(maps.maskedCount))),
                     ("raw_dataset", dropRaw ? .null : .string(rawName)),
                 ]),
-                description: "corrected (\(steps.joined(separator: ", "))) in float32: out = ((raw - dark) * gain) * flatfield, masked pixels \(fill == .interpolate ? "the mean of their unmasked 4-neighbours" : (fill == .nan ? "NaN" : "0"))\(dropRaw ? "; the raw data were not kept (--drop-raw)" : "; the raw data are '\(rawName)'")"))
+                description: "corrected (\(steps.joined(separator: ", "))) in float32: out = \(formula)\(maskMap == nil ? "" : ", masked pixels " + (fill == .interpolate ? "the mean of their unmasked 4-neighbours" : (fill == .nan ? "NaN" : "0")))\(dropRaw ? "; the raw data were not kept (--drop-raw)" : "; the raw data are '\(rawName)'")"))
             out.append(corrected)
             if !dropRaw {
                 let raw = ds.reshaped(axes: ds.axes, elementType: ds.elementType, frameRank: ds.frameRank, source: ds.source)
