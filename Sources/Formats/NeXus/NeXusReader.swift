@@ -257,7 +257,7 @@ public enum NeXusReader: FormatReader {
         var quantity = sig.stringAttribute("long_name") ?? "intensity"
         if !unitsAttr.isEmpty, quantity.hasSuffix(" (\(unitsAttr))") { quantity = String(quantity.dropLast(unitsAttr.count + 3)) }
         var conventions: [String: String] = [:]
-        for n in attributeNames(sig) where !["long_name", "units", "signal", "interpretation", "derived", "emconv_quantity_units"].contains(n) {
+        for n in attributeNames(sig) where !["long_name", "units", "signal", "interpretation", "derived", "target", "emconv_quantity_units"].contains(n) {
             if let v = sig.stringAttribute(n) { conventions[n] = v }
         }
         let prefix = NeXusWriter.conventionPrefix
