@@ -57,11 +57,12 @@ let package = Package(
         .target(name: "FormatNeXus", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/NeXus", exclude: ["FORMAT.md"]),
 
         .target(name: "WriterZspy", dependencies: [core], path: "Sources/Writers/Zspy", exclude: ["FORMAT.md"]),
+        .target(name: "WriterHSpy", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Writers/HSpy", exclude: ["FORMAT.md"]),
         .target(name: "WriterTIFF", dependencies: [core, "CTIFF"], path: "Sources/Writers/TIFF", exclude: ["FORMAT.md"]),
 
         .target(name: "EMConvKit", dependencies: [
             core, hdf5, "FormatMIB", "FormatEMPAD", "FormatDM", "FormatRaw", "FormatEMD", "FormatDectris", "FormatNeXus",
-            "FormatTIA", "FormatMRC", "FormatTIFFRead", "WriterZspy", "WriterTIFF",
+            "FormatTIA", "FormatMRC", "FormatTIFFRead", "WriterZspy", "WriterHSpy", "WriterTIFF",
         ], exclude: ["Validate/FORMAT.md"]),
         .executableTarget(name: "emconv", dependencies: [
             "EMConvKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),

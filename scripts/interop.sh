@@ -42,6 +42,8 @@ run() {
 run "$VENV/bin/python" tests/interop/check_nexus.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
 # hs.load of the NeXus output: the first / default signal is the measured data, split and calibrated.
 run "$VENV/bin/python" tests/interop/check_hyperspy.py --emconv "$BIN" --testdata ../shared/testdata
+# .hspy: emconv's output against HyperSpy's own save of the same data.
+run "$VENV/bin/python" tests/interop/check_hspy.py --emconv "$BIN" --testdata ../shared/testdata
 # Differential check of 'emconv validate --profile nxem' against pynxtools (NXem).
 run "$VENV/bin/python" tests/interop/check_validate.py --emconv "$BIN" --testdata ../shared/testdata
 # Crop, bin and dataset selection against NumPy's own answer (issue 16).

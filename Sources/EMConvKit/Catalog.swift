@@ -29,6 +29,7 @@ public enum Catalog {
         NeXusWriter.self,
         ZspyWriter.self,
         ZspyZipWriter.self,
+        HSpyWriter.self,
         TIFFWriter.self,
     ]
 

@@ -12,4 +12,5 @@
 @_exported import FormatTIFFRead
 @_exported import FormatMRC
 @_exported import WriterZspy
+@_exported import WriterHSpy
 @_exported import WriterTIFF
