@@ -35,9 +35,17 @@ def expected_class(frame_rank, element_type):
     return {1: "Signal1D", 2: "Signal2D"}.get(frame_rank)
 
 
+def own(nxd, key):
+    """emconv's fact `key` from the NXdata's `emconv` NXcollection (None when absent)."""
+    if "emconv" in nxd and key in nxd["emconv"]:
+        v = nxd["emconv"][key][()]
+        return v.decode() if isinstance(v, bytes) else v
+    return None
+
+
 def check_signal(tag, s, nxd, axes, frame_rank, ref_hash=None):
     """s: the HyperSpy signal; nxd: the h5py NXdata group it came from; axes: emconv info axes."""
-    want = expected_class(frame_rank, nxd.attrs.get("emconv_element_type"))
+    want = expected_class(frame_rank, own(nxd, "element_type"))
     if want is not None:
         check(type(s).__name__ == want, f"{tag}: class {type(s).__name__} == {want}")
         check(s.axes_manager.signal_dimension == frame_rank, f"{tag}: signal dimension {s.axes_manager.signal_dimension} == {frame_rank}")
@@ -50,7 +58,7 @@ def check_signal(tag, s, nxd, axes, frame_rank, ref_hash=None):
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in nxd.attrs["axes"]]
     got = sorted(s.axes_manager._axes, key=lambda a: a.index_in_array)
     if len(axes) != len(got):  # RGB: NeXus adds a channel axis emconv's model has not
-        check(nxd.attrs.get("emconv_element_type") in ("rgb8", "rgba8"), f"{tag}: rank {len(got)} == {len(axes)}")
+        check(own(nxd, "element_type") in ("rgb8", "rgba8"), f"{tag}: rank {len(got)} == {len(axes)}")
         return
     nav = len(axes) - frame_rank
     for k, (g, e) in enumerate(zip(got, axes)):
@@ -72,7 +80,7 @@ def measured(h5):
         if g.attrs.get("NX_class") not in ("NXimage", "NXspectrum"):
             continue
         nxd = g[g.attrs["default"]]
-        if nxd[nxd.attrs["signal"]].attrs.get("derived") == "true":
+        if own(nxd, "derived") is not None:
             continue
         out.append(nxd.name)
     return sorted(out, key=lambda p: (p.split("/")[-2].rstrip("0123456789"), int(p.split("/")[-2].lstrip("imagespectrum") or 0)))
