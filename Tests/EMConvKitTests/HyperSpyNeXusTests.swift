@@ -7,8 +7,8 @@ import CHDF5
 import Foundation
 import XCTest
 
-/// The NeXus output's attributes for HyperSpy (RosettaSciIO's NeXus reader): the entry's default
-/// NXdata linking the measured data, and @interpretation splitting navigation from signal.
+/// The NeXus output's view for HyperSpy (RosettaSciIO's NeXus reader): the entry's default links
+/// an NXdata with @interpretation kept in an NXcollection, so NXem validation never sees it.
 final class HyperSpyNeXusTests: TempDirectoryTestCase {
     func file(shape: [Int], frameRank: Int, kind: String, lastUnits: String) -> OpenedFile {
         let n = shape.reduce(1, *)
@@ -24,7 +24,7 @@ final class HyperSpyNeXusTests: TempDirectoryTestCase {
                           readerName: "test", readerVersion: "0")
     }
 
-    func testEntryDefaultIsNXdataLinkingTheMeasuredDataWithInterpretation() throws {
+    func testEntryDefaultLinksAHyperSpyViewInAnNXcollectionAndTheMeasuredNXdataHasNoInterpretation() throws {
         let cases: [([Int], Int, String, String, String, String)] = [
             ([3, 4, 5, 6], 2, "4d-stem", "1/nm", "image1/image_4d", "image"),
             ([3, 4, 8], 1, "eds", "eV", "spectrum1/spectrum_2d", "spectrum"),
@@ -37,15 +37,22 @@ final class HyperSpyNeXusTests: TempDirectoryTestCase {
             let h5 = try HDF5File(reading: out)
             let entry = try XCTUnwrap(h5.root.openGroup("entry1"))
             XCTAssertEqual(entry.stringAttribute("default"), "data", kind)
+            // entry1/data is a soft link to the view inside the NXcollection entry1/hyperspy.
+            let viewName = String(nxdataPath.split(separator: "/")[0])
+            XCTAssertTrue(entry.isSoftLink("data"), kind)
+            XCTAssertEqual(entry.openGroup("hyperspy")?.stringAttribute("NX_class"), "NXcollection")
+            let view = try XCTUnwrap(entry.openGroup("hyperspy/" + viewName))
+            XCTAssertEqual(view.stringAttribute("target"), "/entry1/hyperspy/" + viewName)
             let data = try XCTUnwrap(entry.openGroup("data"))
             let measured = try XCTUnwrap(entry.openGroup("measurement/event1/" + nxdataPath))
             XCTAssertEqual(data.stringAttribute("NX_class"), "NXdata")
             XCTAssertEqual(data.stringAttribute("interpretation"), interpretation, kind)
-            XCTAssertEqual(measured.stringAttribute("interpretation"), interpretation, kind)
+            // NXdata documents no @interpretation: the measured NXdata (validated) must not carry it.
+            XCTAssertFalse(measured.hasAttribute("interpretation"), kind)
             XCTAssertEqual(data.stringAttribute("signal"), measured.stringAttribute("signal"))
             XCTAssertEqual(data.stringArrayAttribute("axes"), measured.stringArrayAttribute("axes"))
             for name in [measured.stringAttribute("signal")!] + measured.stringArrayAttribute("axes")! {
-                XCTAssertTrue(data.isSoftLink(name), "\(kind) \(name)")
+                XCTAssertTrue(view.isSoftLink(name), "\(kind) \(name)")
                 XCTAssertEqual(measured.openDataset(name)?.stringAttribute("target"), measured.childPath(name), "\(kind) \(name)")
                 XCTAssertEqual(data.numericAttribute("\(name)_indices"), measured.numericAttribute("\(name)_indices"), "\(kind) \(name)")
             }

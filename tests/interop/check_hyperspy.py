@@ -6,7 +6,8 @@ images, spectra and spectrum images), converts to .nxs (default options) and che
     frames, Signal1D for spectra), shape, navigation/signal split, axis names (the NXem field
     names, the only names NeXus gives HyperSpy), scales, offsets, units, data equal;
   - hs.load(out.nxs, use_default=True) is exactly that one signal;
-  - every measured NXdata (hs.load(out.nxs, dataset_path=...)) loads with the same checks.
+  - every measured dataset's view (hs.load(out.nxs, dataset_path="/entry1/hyperspy/imageN")) loads
+    with the same checks.
 Data are compared with the reference hash (MIB, EMPAD) or with the NXem field read by h5py.
 Prints 'N passed, M failed'.
 """
@@ -136,10 +137,13 @@ def main():
             if isinstance(one, list):
                 one = one[0]
             check_signal(f"{tag} use_default", one, h5[paths[0]], datasets[0]["axes"], datasets[0]["frame_rank"], ref_hash)
-            for path, ds in zip(paths[1:], datasets[1:]):
-                s = hs.load(out, dataset_path=path)
+            # Every measured dataset has its HyperSpy view (entry1/hyperspy/<imageN|spectrumN>, an
+            # NXdata in an NXcollection linking the measured fields, with @interpretation).
+            for path, ds in zip(paths, datasets):
+                view = "/entry1/hyperspy/" + path.split("/")[-2]
+                s = hs.load(out, dataset_path=view)
                 s = s[0] if isinstance(s, list) else s
-                check_signal(f"{tag} {path}", s, h5[path], ds["axes"], ds["frame_rank"])
+                check_signal(f"{tag} {view}", s, h5[path], ds["axes"], ds["frame_rank"])
     print(f"{n} files")
     print(check.summary())
 

@@ -76,7 +76,7 @@ public enum NeXusWriter: FormatWriter {
         var imageIndex = 0, spectrumIndex = 0
         var defaultChild: String?
         var groups: [(Dataset, HDF5Group)] = []
-        var firstData: (Dataset, NXLayout, HDF5Group)?
+        var views: [NeXusDefaultPlot.Measured] = []
         var totalBytes: Int64 = file.datasets.map(\.byteCount).reduce(0, +)
         if totalBytes == 0 { totalBytes = 1 }
         var doneBytes: Int64 = 0
@@ -96,11 +96,11 @@ public enum NeXusWriter: FormatWriter {
                 context.progress?.progress(done: doneBytes, total: totalBytes, stage: ds.name)
             }
             if let preview { previews.append((ds, preview)) }
-            if firstData == nil { firstData = (ds, layout, data) }
+            views.append(NeXusDefaultPlot.Measured(ds: ds, layout: layout, nxdata: data, name: groupName))
             groups.append((ds, g))
         }
         try event.setAttribute("default", defaultChild ?? "image1")
-        if let (ds, layout, data) = firstData { try NeXusDefaultPlot.write(ds, layout: layout, nxdata: data, into: entry) }
+        try NeXusDefaultPlot.write(views, into: entry)
 
         // Source checksums are complete only now (computed while the data streamed).
         let sources = try context.provenance.sources().map { ($0.path, $0.size, $0.sha256) }
@@ -148,7 +148,6 @@ public enum NeXusWriter: FormatWriter {
                             progress: (Int64) -> Void) throws -> [Double]? {
         try g.setAttribute("signal", layout.signalName)
         try g.setAttribute("axes", layout.axisNames)
-        if let i = NeXusDefaultPlot.interpretation(ds) { try g.setAttribute("interpretation", i) }
         if !ds.title.isEmpty { try g.writeString("title", ds.title) }
         // emconv's own model facts, so its NeXus reader restores the dataset exactly. They go to
         // an NXcollection (NeXus' place for terms no definition documents; NXobject allows it in
