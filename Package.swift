@@ -4,6 +4,7 @@ import PackageDescription
 // System libraries (Debian: libhdf5-dev libzstd-dev libdeflate-dev libssl-dev libtiff-dev liblz4-dev libblosc-dev pkg-config):
 // - libdeflate: zlib-format streams 2-3x faster than zlib, for HDF5's deflate filter on our own threads;
 // - libcrypto (OpenSSL): hardware-accelerated SHA-256 for provenance checksums of 100 GB inputs;
+// - libblosc: Blosc 1 chunks, HDF5 filter 32001 and HyperSpy's default zarr compressor (.zspy);
 // - libtiff: the TIFF writer (and TIFF read-back in tests); strips are compressed by emconv on
 //   worker threads and handed to libtiff raw.
 //
@@ -55,6 +56,7 @@ let package = Package(
         .target(name: "FormatTIFFRead", dependencies: [core, "CTIFF"], path: "Sources/Formats/TIFF", exclude: ["FORMAT.md"]),
         .target(name: "FormatDectris", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/Dectris", exclude: ["FORMAT.md"]),
         .target(name: "FormatNeXus", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Formats/NeXus", exclude: ["FORMAT.md"]),
+        .target(name: "FormatHyperSpy", dependencies: [core, hdf5, "CHDF5", "CZstd", "CDeflate"], path: "Sources/Formats/HyperSpy", exclude: ["FORMAT.md"]),
 
         .target(name: "WriterZspy", dependencies: [core], path: "Sources/Writers/Zspy", exclude: ["FORMAT.md"]),
         .target(name: "WriterHSpy", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Writers/HSpy", exclude: ["FORMAT.md"]),
@@ -62,7 +64,7 @@ let package = Package(
 
         .target(name: "EMConvKit", dependencies: [
             core, hdf5, "FormatMIB", "FormatEMPAD", "FormatDM", "FormatRaw", "FormatEMD", "FormatDectris", "FormatNeXus",
-            "FormatTIA", "FormatMRC", "FormatTIFFRead", "WriterZspy", "WriterHSpy", "WriterTIFF",
+            "FormatTIA", "FormatMRC", "FormatTIFFRead", "FormatHyperSpy", "WriterZspy", "WriterHSpy", "WriterTIFF",
         ], exclude: ["Validate/FORMAT.md"]),
         .executableTarget(name: "emconv", dependencies: [
             "EMConvKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),

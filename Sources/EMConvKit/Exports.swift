@@ -11,6 +11,7 @@
 @_exported import FormatTIA
 @_exported import FormatTIFFRead
 @_exported import FormatMRC
+@_exported import FormatHyperSpy
 @_exported import WriterZspy
 @_exported import WriterHSpy
 @_exported import WriterTIFF

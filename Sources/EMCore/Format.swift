@@ -83,17 +83,30 @@ public struct Probe: Sendable {
 
     public var fileExtension: String { (path as NSString).pathExtension.lowercased() }
 
+    /// The input is a directory (a zarr directory store such as `.zspy`): no head bytes.
+    public let isDirectory: Bool
+
     public init(path: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            self.path = path
+            self.size = 0
+            self.head = []
+            self.isDirectory = true
+            return
+        }
         let f = try RandomAccessFile(path: path)
         self.path = path
         self.size = f.size
         self.head = try f.readUpTo(at: 0, count: 4096)
+        self.isDirectory = false
     }
 
     public init(path: String, head: [UInt8], size: Int64) {
         self.path = path
         self.head = head
         self.size = size
+        self.isDirectory = false
     }
 
     public func headStarts(with s: String) -> Bool {

@@ -76,10 +76,11 @@ public enum HyperSpyMetadata {
         if let v = convert(md.dwellTime, to: "s") { acq.append(("dwell_time", .double(v))) }
         var out: [(String, MetaValue)] = [("General", .object(general)), ("Signal", .object(signal))]
         if !acq.isEmpty { out.append(("Acquisition_instrument", .object(acq))) }
-        var emconv: [(String, MetaValue)] = []
+        // emconv's own model facts, so its hspy/zspy readers restore the dataset's name and kind.
+        var emconv: [(String, MetaValue)] = [("dataset_name", .string(ds.name)), ("signal_kind", .string(ds.signalKind))]
         for (k, v) in md.entries { emconv.append((k, .string(v))) }
         for (k, v) in ds.conventions.sorted(by: { $0.key < $1.key }) { emconv.append(("convention_" + k, .string(v))) }
-        if !emconv.isEmpty { out.append(("emconv", .object(emconv))) }
+        out.append(("emconv", .object(emconv)))
         return .object(out)
     }
 }
