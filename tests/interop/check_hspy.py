@@ -9,6 +9,11 @@ dataset), converts to .hspy and to .zspy, then:
   - emconv's original_metadata equals the zspy's (the full vendor tree);
   - the layout reads with h5py alone: root file_format, axis-N navigate as numpy.bool_, data chunks
     of whole frames, gzip (no plugin).
+HyperSpy's own saves as inputs (issue 14.2/14.4): the .hspy above, the same signal saved as .zspy
+(Blosc, HyperSpy's default) and as a zip-store .zspy, and synthetic signals of several classes and
+dtypes, each converted by emconv to NeXus: hs.load(out.nxs, use_default=True) gives data equal
+(dtype, values) to HyperSpy's signal and the same axes (size, scale, offset, units, navigate), and
+`emconv info` reports HyperSpy's axis names.
 Prints 'N passed, M failed'.
 """
 import argparse, glob, json, logging, os, tempfile
@@ -59,11 +64,13 @@ def main():
     ap.add_argument("--testdata", required=True)
     a = ap.parse_args()
     refdir = os.path.join(a.testdata, "reference")
+    tmp = tempfile.mkdtemp(prefix="emconv-hspy-")
     if not os.path.isdir(refdir):
-        print("interop: skipped: ../shared/testdata not found")
+        print("interop: shared-testdata cases skipped: ../shared/testdata not found")
+        for path, s in synthetic(tmp):
+            hyperspy_input(a.emconv, path, s, f"synthetic {os.path.basename(path)}")
         print(check.summary())
         return
-    tmp = tempfile.mkdtemp(prefix="emconv-hspy-")
     n = 0
     for p in sorted(glob.glob(os.path.join(refdir, "*.json"))):
         ref = json.load(open(p))
@@ -119,8 +126,81 @@ def main():
             sig = [i for i in range(d.ndim) if not g[f"axis-{i}"].attrs["navigate"]]
             check(all(d.chunks[i] == d.shape[i] for i in sig), f"{tag}: chunks {d.chunks} hold whole frames of {d.shape}")
             check(d.compression == "gzip", f"{tag}: gzip ({d.compression})")
+        saved = [own]
+        for suffix, kw in (("-hyperspy.zspy", {}), ("-hyperspy-zip.zspy", {"store_type": "zip"})):
+            try:
+                so.save(os.path.join(tmp, f"{n}{suffix}"), overwrite=True, **kw)
+                saved.append(os.path.join(tmp, f"{n}{suffix}"))
+            except Exception as e:  # noqa: BLE001
+                check(False, f"{tag}: HyperSpy save {suffix}: {e}")
+        for path in saved:
+            hyperspy_input(a.emconv, path, so, f"{tag} HyperSpy {os.path.basename(path)}")
+    for path, s in synthetic(tmp):
+        hyperspy_input(a.emconv, path, s, f"synthetic {os.path.basename(path)}")
     print(f"{n} files")
     print(check.summary())
+
+
+def hyperspy_input(emconv, path, s, tag):
+    """A file HyperSpy saved (signal `s`) converted by emconv to NeXus: data and axes survive."""
+    nxs = path + ".nxs"
+    if run(emconv, ["convert", path, "-o", nxs, "--quiet", "--overwrite"]).returncode != 0:
+        check(False, f"{tag}: convert to NeXus")
+        return
+    info = run(emconv, ["info", path, "--json"])
+    axes = json.loads(info.stdout)["files"][0]["datasets"][0]["axes"] if info.returncode == 0 else []
+    want = sorted(s.axes_manager._axes, key=lambda x: x.index_in_array)
+    # An unnamed HyperSpy axis (traits Undefined, stored as _None_) gets emconv's default name.
+    names = [x["name"] for x in axes]
+    check(len(names) == len(want) and all(str(w.name) in ("<undefined>", g) for w, g in zip(want, names)),
+          f"{tag}: emconv info axis names {names} == {[str(x.name) for x in want]}")
+    t = hs.load(nxs, use_default=True)
+    t = t[0] if isinstance(t, list) else t
+    d = t.data
+    if np.iscomplexobj(s.data):  # NXem keeps complex data as `real` + `imag` fields
+        with h5py.File(nxs, "r") as h5:
+            g = h5["entry1/data"]
+            d = g[g.attrs["signal"]][()] + 1j * g["imag"][()]
+        check(d.astype(s.data.dtype).dtype == s.data.dtype and np.array_equal(d, s.data), f"{tag}: complex data equal")
+    elif s.data.dtype.names:  # RGB(A): NXem stores uint8 with a trailing channel axis
+        from numpy.lib.recfunctions import structured_to_unstructured
+        check(d.dtype == np.uint8 and np.array_equal(d, structured_to_unstructured(s.data)), f"{tag}: RGB data equal as uint8 channels")
+    elif s.data.dtype == bool:  # NXem stores booleans as uint8 0/1 (emconv/element_type = bool)
+        check(d.dtype == np.uint8 and np.array_equal(d.astype(bool), s.data) and d.max(initial=0) <= 1, f"{tag}: bool data equal as uint8 0/1")
+    else:
+        check(d.dtype == s.data.dtype and d.shape == s.data.shape and np.array_equal(d, s.data),
+              f"{tag}: data equal ({d.dtype}{d.shape} vs {s.data.dtype}{s.data.shape})")
+        got = sorted(t.axes_manager._axes, key=lambda x: x.index_in_array)
+        check(len(got) == len(want), f"{tag}: rank")
+        for x, y in zip(got, want):
+            ok = (x.size == y.size and (x.units or "") == (y.units or "") and x.navigate == y.navigate
+                  and (x.size < 2 or (np.isclose(x.scale, y.scale, rtol=1e-12) and np.isclose(x.offset, y.offset, rtol=1e-12))))
+            check(ok, f"{tag}: axis {y.name}: {x.size} {x.scale} {x.offset} '{x.units}' nav={x.navigate} vs "
+                      f"{y.size} {y.scale} {y.offset} '{y.units}' nav={y.navigate}")
+
+
+def synthetic(tmp):
+    """HyperSpy signals of several classes and dtypes, each saved as .hspy, .zspy and zip .zspy."""
+    rng = np.random.default_rng(14)
+    cases = [
+        ("s2d4-u16", hs.signals.Signal2D, rng.integers(0, 65535, (3, 4, 16, 12), dtype=np.uint16)),
+        ("s1d3-f32", hs.signals.Signal1D, rng.random((5, 4, 64), dtype=np.float32)),
+        ("s2d2-i32", hs.signals.Signal2D, rng.integers(-9999, 9999, (20, 17), dtype=np.int32)),
+        ("s2d3-f64", hs.signals.Signal2D, rng.random((2, 8, 9))),
+        ("s1d2-u8", hs.signals.Signal1D, rng.integers(0, 255, (6, 100), dtype=np.uint8)),
+        ("s2d3-c64", hs.signals.ComplexSignal2D, (rng.random((2, 6, 5)) + 1j * rng.random((2, 6, 5))).astype(np.complex64)),
+    ]
+    out = []
+    for name, cls, data in cases:
+        s = cls(data)
+        for i, ax in enumerate(s.axes_manager._axes):
+            ax.name, ax.units, ax.scale, ax.offset = f"a{i}", ["nm", "1/nm", "eV", "mrad"][i % 4], 0.25 * (i + 1), -1.5 * i
+        s.metadata.General.title = name
+        for ext, kw in ((".hspy", {}), (".zspy", {}), ("-zip.zspy", {"store_type": "zip"})):
+            p = os.path.join(tmp, name + ext)
+            s.save(p, overwrite=True, **kw)
+            out.append((p, s))
+    return out
 
 
 if __name__ == "__main__":
