@@ -284,6 +284,9 @@ final class HyperSpyReadTests: TempDirectoryTestCase {
             s.save(f"{out}/{name}.hspy", overwrite=True)
             s.save(f"{out}/{name}.zspy", overwrite=True)
             s.save(f"{out}/{name}_zip.zspy", overwrite=True, store_type="zip")
+            if name == "s2d4":  # tiles cutting the frames, as a lazy (dask) save makes them
+                s.save(f"{out}/{name}_tiles.hspy", overwrite=True, chunks=(2, 3, 4, 5))
+                s.save(f"{out}/{name}_tiles.zspy", overwrite=True, chunks=(2, 3, 4, 5))
             data.tofile(f"{out}/{name}.bin")
             axes[name] = [dict(name=a.name, scale=a.scale, offset=a.offset, units=a.units, size=a.size, navigate=a.navigate)
                           for a in sorted(s.axes_manager._axes, key=lambda a: a.index_in_array)]
@@ -303,7 +306,8 @@ final class HyperSpyReadTests: TempDirectoryTestCase {
             let d = SHA256Digest()
             raw.withUnsafeBytes { d.update($0) }
             let want = d.finalizeHex()
-            for input in ["\(name).hspy", "\(name).zspy", "\(name)_zip.zspy"] {
+            let tiles = name == "s2d4" ? ["\(name)_tiles.hspy", "\(name)_tiles.zspy"] : []
+            for input in ["\(name).hspy", "\(name).zspy", "\(name)_zip.zspy"] + tiles {
                 let nxs = tmp + "/\(input).nxs"
                 _ = try Converter.convert(input: tmp + "/" + input, output: nxs, options: ConversionOptions(threads: 2, commandLine: "test"))
                 let back = try Catalog.open(nxs).datasets[0]

@@ -70,7 +70,17 @@ public enum HSpyReader: FormatReader {
             let original = try tree(g.openGroup(old ? "original_parameters" : "original_metadata"), path: path, budget: &budget).value
             let stored = HyperSpyStoredSignal(groupName: name, axes: axes, coordinates: coordinates, metadata: metadata,
                                               original: original, shape: shape, elementType: type)
-            let source = HDF5HyperslabSource(owner: handle, dataset: data, shape: shape, frameRank: HyperSpyMetadata.frameRank(stored), type: type)
+            let frameRank = HyperSpyMetadata.frameRank(stored)
+            // HyperSpy chunks lazily saved data in tiles that may cut frames (e.g. 26x26x26x26):
+            // the cache holds the chunks one frame spans, so the frames that share them (along
+            // the fastest navigation axis) decompress each chunk once, not once per frame.
+            var reading = data
+            if let chunk = data.chunkShape, chunk.count == shape.count, let bytes = data.chunkBytes {
+                let perFrame = zip(shape.suffix(frameRank), chunk.suffix(frameRank)).map { ($0 + $1 - 1) / max($1, 1) }.reduce(1, *)
+                let want = MemoryBudget.product([perFrame, bytes]).map { $0 + (1 << 20) } ?? MemoryBudget.maxAllocation
+                if want > 2 << 20, let d = g.openDataset("data", chunkCacheBytes: min(want, 128 << 20)) { reading = d }
+            }
+            let source = HDF5HyperslabSource(owner: handle, dataset: reading, shape: shape, frameRank: frameRank, type: type)
             let ds = try HyperSpyMetadata.dataset(stored, file: path, source: source)
             if datasets.contains(where: { $0.name == ds.name }) { ds.name = name }
             datasets.append(ds)
