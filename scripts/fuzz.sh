@@ -6,7 +6,7 @@
 #   scripts/fuzz.sh seeds                      only (re)fill the corpora from fixtures and generated files
 #   scripts/fuzz.sh repro TARGET FILE...       run a target once on saved inputs (a finding, a regression)
 #
-# Targets: mib empad dm emd nexus raw sidecar (harnesses in fuzz/targets/). The library is built
+# Targets: mib empad dm emd nexus raw sidecar hspy zspy (harnesses in fuzz/targets/). The library is built
 # with -sanitize=fuzzer,address into .build-fuzz; each harness is linked by swiftc against its
 # objects (SwiftPM cannot link a libFuzzer executable). Corpora grow in .build-fuzz/corpus/<target>,
 # findings land in .build-fuzz/findings/<target>/ and the script exits 1 on any finding (crash,
@@ -16,7 +16,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-ALL_TARGETS="mib empad dm emd nexus raw sidecar"
+ALL_TARGETS="mib empad dm emd nexus raw sidecar hspy zspy"
 CONFIG="${FUZZ_CONFIG:-release}"
 OUT=.build-fuzz
 BIN="$OUT/bin"
@@ -115,13 +115,21 @@ seeds() {
   "$emconv" convert fixtures/empad/map_2x2.xml -o "$gen/empad.nxs" --overwrite >/dev/null 2>&1
   add nexus $(find "$gen" -name '*.nxs' -size -320k)
   add emd "$gen/out1.nxs"
+  # HyperSpy: emconv's own .hspy and zip-store .zspy outputs of the same small fixtures.
+  for f in fixtures/raw/stack_u16.raw fixtures/mib/single_u08_6bit.mib "$gen/c.dm4"; do
+    i=$((i + 1))
+    "$emconv" convert "$f" -o "$gen/hs$i.hspy" --overwrite >/dev/null 2>&1 || echo "fuzz: could not convert $f for a .hspy seed" >&2
+    "$emconv" convert "$f" -o "$gen/zs$i.zspy" --format zspy-zip --compression gzip --overwrite >/dev/null 2>&1 || echo "fuzz: could not convert $f for a .zspy seed" >&2
+  done
+  add hspy $(find "$gen" -name '*.hspy' -size -320k)
+  add zspy $(find "$gen" -name 'zs*.zspy' -size -320k)
   for t in $ALL_TARGETS; do echo "fuzz: $t: $(ls "$CORPUS/$t" | wc -l) corpus files"; done
 }
 
 # HDF5 targets run in fork mode: libhdf5 1.10.8 itself faults, loops or allocates what a damaged
 # variable-length attribute declares, and a run must go on past those to reach emconv's code.
 fork_flags() {
-  case "$1" in emd|nexus) echo "-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1" ;; esac
+  case "$1" in emd|nexus|hspy) echo "-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1" ;; esac
 }
 
 # Sorts a target's artifacts: the first frame of the report that is neither sanitizer, libFuzzer,

@@ -19,6 +19,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case raw
     /// The bytes are a metadata sidecar (YAML or JSON by content), loaded as `--metadata` does.
     case sidecar
+    /// The bytes are an HDF5 file named .hspy (HyperSpy).
+    case hspy
+    /// The bytes are a ZIP store named .zspy (HyperSpy zarr: ZIP directory, JSON, chunk codecs).
+    case zspy
 }
 
 public enum FuzzInputs {
@@ -76,6 +80,8 @@ public enum FuzzInputs {
             return openAndReadAll(put(fixture("fixtures/raw/stack_u16.raw"), "input.raw"))
         case .sidecar:
             do { _ = try Sidecar.load(put(bytes, "metadata.yaml")); return nil } catch { return error }
+        case .hspy: return openAndReadAll(put(bytes, "input.hspy"))
+        case .zspy: return openAndReadAll(put(bytes, "input.zspy"))
         }
     }
 
