@@ -252,8 +252,9 @@ final class ZarrArray {
 }
 
 /// Frames of a zarr array: each frame (the `frameRank` trailing dimensions at one navigation
-/// index) is cut from the chunks that hold it. The decoded chunks of the current frame are kept,
-/// so consecutive frames in one chunk decode it once; memory stays at one chunk row.
+/// index) is cut from the chunks that hold it, decoded on all cores. The decoded chunks of the
+/// current navigation chunk are kept, so consecutive frames in one chunk decode it once; memory
+/// stays at the chunks one frame spans (checked against the budget).
 final class ZarrFrameSource: FrameSource {
     let array: ZarrArray
     let frameRank: Int
@@ -286,26 +287,36 @@ final class ZarrFrameSource: FrameSource {
         // Offset of this frame inside its chunks along the navigation dimensions (elements).
         var navOffset = 0
         for d in 0..<navRank { navOffset = navOffset * chunks[d] + nav[d] % chunks[d] }
+        if frameShape.contains(0) { return }
         let frameElementsInChunk = sigChunks.reduce(1, *)
-        var g = [Int](repeating: 0, count: frameRank)
-        let total = sigGrid.reduce(1, *)
-        for _ in 0..<max(total, 1) {
-            let key = navChunk + g
-            let chunk: UnsafeMutableRawBufferPointer
-            if let c = cache[key] {
-                chunk = c
-            } else {
-                chunk = .allocate(byteCount: max(array.chunkBytes, 1), alignment: 16)
-                do { try array.readChunk(key, into: chunk) } catch { chunk.deallocate(); throw error }
-                cache[key] = chunk
+        let total = max(sigGrid.reduce(1, *), 1)
+        func gridIndex(_ k: Int) -> [Int] {
+            var g = [Int](repeating: 0, count: frameRank), r = k
+            for d in stride(from: frameRank - 1, through: 0, by: -1) { g[d] = r % sigGrid[d]; r /= sigGrid[d] }
+            return g
+        }
+        // Decode the chunks of this frame not yet cached, on all cores (independent chunks).
+        let missing = (0..<total).map { navChunk + gridIndex($0) }.filter { cache[$0] == nil }
+        if !missing.isEmpty {
+            let job = ChunkDecodeJob(array: array, keys: missing)
+            DispatchQueue.concurrentPerform(iterations: missing.count) { job.run($0) }
+            if let e = job.firstError {
+                for b in job.buffers { b.deallocate() }
+                throw e
             }
+            for (k, key) in missing.enumerated() { cache[key] = job.buffers[k] }
+        }
+        var within = [Int](repeating: 0, count: max(frameRank - 1, 0))
+        for k in 0..<total {
+            let g = gridIndex(k)
+            guard let chunk = cache[navChunk + g] else { continue }
             // Copy rows of the last dimension from the chunk to the frame.
             let base = navOffset * frameElementsInChunk
             let rowLen = frameRank == 0 ? 1 : min(sigChunks[frameRank - 1], frameShape[frameRank - 1] - g[frameRank - 1] * sigChunks[frameRank - 1])
             let rows = frameRank <= 1 ? 1 : sigChunks.dropLast().reduce(1, *)
             for r in 0..<rows {
                 // Coordinates of row r within the chunk.
-                var rem = r, within = [Int](repeating: 0, count: max(frameRank - 1, 0)), inside = true
+                var rem = r, inside = true
                 for d in stride(from: frameRank - 2, through: 0, by: -1) { within[d] = rem % sigChunks[d]; rem /= sigChunks[d] }
                 var dstFlat = 0
                 for d in 0..<frameRank {
@@ -317,11 +328,33 @@ final class ZarrFrameSource: FrameSource {
                 let srcFlat = base + r * (frameRank == 0 ? 1 : sigChunks[frameRank - 1])
                 (buffer.baseAddress! + dstFlat * size).copyMemory(from: chunk.baseAddress! + srcFlat * size, byteCount: rowLen * size)
             }
-            for d in stride(from: frameRank - 1, through: 0, by: -1) {
-                g[d] += 1
-                if g[d] < sigGrid[d] { break }
-                g[d] = 0
-            }
         }
     }
+}
+
+/// Chunks decoded in parallel: each iteration writes only its own buffer and error slot.
+final class ChunkDecodeJob: @unchecked Sendable {
+    let array: ZarrArray
+    let keys: [[Int]]
+    let buffers: [UnsafeMutableRawBufferPointer]
+    private let errors: UnsafeMutablePointer<Error?>
+
+    init(array: ZarrArray, keys: [[Int]]) {
+        self.array = array
+        self.keys = keys
+        buffers = keys.map { _ in .allocate(byteCount: max(array.chunkBytes, 1), alignment: 16) }
+        errors = .allocate(capacity: keys.count)
+        errors.initialize(repeating: nil, count: keys.count)
+    }
+
+    deinit {
+        errors.deinitialize(count: keys.count)
+        errors.deallocate()
+    }
+
+    func run(_ k: Int) {
+        do { try array.readChunk(keys[k], into: buffers[k]) } catch { errors[k] = error }
+    }
+
+    var firstError: Error? { (0..<keys.count).lazy.compactMap { self.errors[$0] }.first }
 }
