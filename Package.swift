@@ -61,10 +61,11 @@ let package = Package(
         .target(name: "WriterZspy", dependencies: [core], path: "Sources/Writers/Zspy", exclude: ["FORMAT.md"]),
         .target(name: "WriterHSpy", dependencies: [core, hdf5, "CHDF5"], path: "Sources/Writers/HSpy", exclude: ["FORMAT.md"]),
         .target(name: "WriterTIFF", dependencies: [core, "CTIFF"], path: "Sources/Writers/TIFF", exclude: ["FORMAT.md"]),
+        .target(name: "WriterEMD1", dependencies: [core, hdf5], path: "Sources/Writers/EMD1", exclude: ["FORMAT.md"]),
 
         .target(name: "EMConvKit", dependencies: [
             core, hdf5, "FormatMIB", "FormatEMPAD", "FormatDM", "FormatRaw", "FormatEMD", "FormatDectris", "FormatNeXus",
-            "FormatTIA", "FormatMRC", "FormatTIFFRead", "FormatHyperSpy", "WriterZspy", "WriterHSpy", "WriterTIFF",
+            "FormatTIA", "FormatMRC", "FormatTIFFRead", "FormatHyperSpy", "WriterZspy", "WriterHSpy", "WriterTIFF", "WriterEMD1",
         ], exclude: ["Validate/FORMAT.md"]),
         .executableTarget(name: "emconv", dependencies: [
             "EMConvKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),

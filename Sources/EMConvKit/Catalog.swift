@@ -33,6 +33,7 @@ public enum Catalog {
         ZspyZipWriter.self,
         HSpyWriter.self,
         TIFFWriter.self,
+        EMD1Writer.self,
     ]
 
     /// Descriptors of every format, readers first, merged by name (a format read and written

@@ -15,3 +15,4 @@
 @_exported import WriterZspy
 @_exported import WriterHSpy
 @_exported import WriterTIFF
+@_exported import WriterEMD1
