@@ -73,6 +73,21 @@ elif [ "${CI:-}" = "true" ]; then
 else
   echo "interop: record check skipped: libertem-live could not be installed (see /tmp/emconv-pip-live.log)"
 fi
+# EMD 1.0 outputs read by py4DSTEM (issue 14), in its own venv: py4DSTEM 0.14.18 pins numpy<2, while the
+# readers above run on numpy 2 (HyperSpy, RosettaSciIO); about 1.5 min to install, 740 MB.
+P4_VENV=.venv-py4dstem
+P4_PKGS="py4dstem==0.14.18"
+if [ ! -x "$P4_VENV/bin/python" ] || ! "$P4_VENV/bin/python" -c 'import py4DSTEM, emdfile, h5py, hdf5plugin' >/dev/null 2>&1; then
+  python3 -m venv "$P4_VENV" >/dev/null 2>&1 || true
+  timeout 900 "$P4_VENV/bin/pip" install -q --disable-pip-version-check $P4_PKGS >/tmp/emconv-pip-py4dstem.log 2>&1 || true
+fi
+if "$P4_VENV/bin/python" -c 'import py4DSTEM, emdfile, h5py, hdf5plugin' >/dev/null 2>&1; then
+  run "$P4_VENV/bin/python" tests/interop/check_py4dstem.py --emconv "$BIN" --testdata ../shared/testdata
+elif [ "${CI:-}" = "true" ]; then
+  echo "interop: $P4_PKGS did not install in CI (see /tmp/emconv-pip-py4dstem.log)" >&2; status=1
+else
+  echo "interop: py4DSTEM check skipped: $P4_PKGS could not be installed (see /tmp/emconv-pip-py4dstem.log)"
+fi
 # DM files written by the test-support DMWriter must read correctly in RosettaSciIO.
 DMDIR=$(mktemp -d)
 "$DMGEN" "$DMDIR" interop >/dev/null

@@ -238,15 +238,17 @@ enum EMD1 {
                 case "array":
                     var md = NormalizedMetadata()
                     md.softwareName = root.attributeString("authoring_program")
-                    if let ds = try? BerkeleyEMD.dataset(c, file: file, path: path, metadata: md, warnings: &warnings, firstDim: 0) {
+                    if let read = try? BerkeleyEMD.dataset(c, file: file, path: path, metadata: md, warnings: &warnings, firstDim: 0) {
+                        let cls = c.attributeString("python_class") ?? ""
+                        if cls == "DataCube" { read.signalKind = "4d-stem" }
+                        if cls == "DiffractionSlice" { read.signalKind = "diffraction" }
+                        // emconv's outputs: the dataset as written (names, roles, frame rank, kind).
+                        let ds = EMD1Model.restore(read, array: c, file: file)
                         var name = ds.name
                         var k = 2
                         while names.contains(name) { name = "\(ds.name)_\(k)"; k += 1 }
                         ds.name = name
                         names.insert(name)
-                        let cls = c.attributeString("python_class") ?? ""
-                        if cls == "DataCube" { ds.signalKind = "4d-stem" }
-                        if cls == "DiffractionSlice" { ds.signalKind = "diffraction" }
                         var orig: [(String, MetaValue)] = []
                         if case let .object(p) = ds.original { orig = p }
                         orig.append(("python_class", .string(cls)))
