@@ -3,9 +3,11 @@
 # input, measures in one run cp, cp + sync of the copy (the durable-write I/O limit; emconv fsyncs its
 # output), emconv convert --compression none | default | zstd on 2 threads and 1, and emconv info, and
 # prints wall time, MB/s, ratio to cp+sync, peak RSS (GNU time) and output size.
-# Usage: benchmarks/convert_compare.sh BIN INPUT WORKDIR
+# Usage: benchmarks/convert_compare.sh BIN INPUT WORKDIR [EXTS]
+#   EXTS: output extensions measured in the same run (default "nxs"; e.g. "emd zspy"); with more than
+#   one, each case is named after its extension ("emd default -j2").
 set -euo pipefail
-BIN=$1; IN=$2; WORK=$3
+BIN=$1; IN=$2; WORK=$3; EXTS=${4:-nxs}
 SIZE=$(stat -c %s "$IN")
 cat "$IN" > /dev/null  # warm the page cache: every run below reads from memory
 
@@ -22,13 +24,18 @@ measure() { # name, command…
 measure cp cp "$IN" "$WORK/copy.in"; rm -f "$WORK/copy.in"
 measure cp+sync sh -c "cp '$IN' '$WORK/copy.in' && sync '$WORK/copy.in'"; rm -f "$WORK/copy.in"
 SIZES=()
-for c in none default zstd; do
-  for th in 2 1; do
-    name="emconv $c -j$th"
-    opt=(); [ "$c" != default ] && opt=(--compression "$c")
-    measure "$name" "$BIN" convert "$IN" -o "$WORK/out.nxs" --overwrite --quiet --threads "$th" "${opt[@]}"
-    SIZES+=("$name=$(stat -c %s "$WORK/out.nxs")")
-    rm -f "$WORK/out.nxs"
+CASES=()
+for ext in $EXTS; do
+  prefix=emconv; [ "$EXTS" != nxs ] && prefix=$ext
+  for c in none default zstd; do
+    for th in 2 1; do
+      name="$prefix $c -j$th"
+      CASES+=("$name")
+      opt=(); [ "$c" != default ] && opt=(--compression "$c")
+      measure "$name" "$BIN" convert "$IN" -o "$WORK/out.$ext" --overwrite --quiet --threads "$th" "${opt[@]}"
+      SIZES+=("$name=$(du -sb "$WORK/out.$ext" | cut -f1)")
+      rm -rf "$WORK/out.$ext"
+    done
   done
 done
 measure "emconv info" "$BIN" info "$IN"
@@ -36,7 +43,7 @@ measure "emconv info" "$BIN" info "$IN"
 base=${T[cp+sync]}
 printf "\ninput: %s (%.2f GiB), %s cores, %s\n" "$IN" "$(echo "$SIZE/1073741824" | bc -l)" "$(nproc)" "$($BIN --version)"
 printf "%-22s %8s %10s %9s %10s %12s\n" case "wall s" "MB/s" "x cp+sync" "peak RSS" "output"
-for name in cp cp+sync "emconv none -j2" "emconv none -j1" "emconv default -j2" "emconv default -j1" "emconv zstd -j2" "emconv zstd -j1" "emconv info"; do
+for name in cp cp+sync "${CASES[@]}" "emconv info"; do
   t=${T[$name]}; r=${R[$name]}
   mbs=$(echo "$SIZE/1000000/($t+0.0001)" | bc -l)
   ratio=$(echo "$t/$base" | bc -l)
