@@ -9,13 +9,13 @@ the same source, and the calibration of the source's axes as `emconv info --json
 h5py opens the file as well; a zstd output reads after `import hdf5plugin`.
 Prints 'N passed, M failed'.
 """
-import argparse, glob, json, os, sys, tempfile, warnings
+import argparse, json, os, sys, tempfile, warnings
 
 warnings.filterwarnings("ignore")
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import Tally, run, sha_le  # noqa: E402
+from common import Tally, reference_cases, run, sha_le  # noqa: E402
 
 check = Tally()
 
@@ -43,7 +43,7 @@ def nexus_signal(path):
         return g[s.decode() if isinstance(s, bytes) else s][()]
 
 
-def check_node(py4DSTEM, emd, node, ds, want_hash, want_data, label):
+def check_node(node, ds, want_hash, want_data, label):
     axes = ds["axes"]
     shape = tuple(a["size"] for a in axes)
     cube = len(axes) == 4 and ds["frame_rank"] == 2
@@ -95,20 +95,10 @@ def main():
     ap.add_argument("--testdata", required=True)
     a = ap.parse_args()
     import py4DSTEM
-    import emdfile as emd
     tmp = tempfile.mkdtemp(prefix="emconv-py4dstem-")
-    refdir = os.path.join(a.testdata, "reference")
-    if not os.path.isdir(refdir):
-        print("interop: py4DSTEM check skipped shared cases: ../shared/testdata not found")
-        print(check.summary())
-        return 0
     cases = []
-    for p in sorted(glob.glob(os.path.join(refdir, "*.json"))):
-        ref = json.load(open(p))
+    for ref, src in reference_cases(a.testdata, what="py4DSTEM shared cases"):
         if ref.get("xml_only") or ref.get("ref_suffix"):
-            continue
-        src = os.path.join(a.testdata, ref["id"])
-        if not os.path.exists(src):
             continue
         fmt = ref.get("format", "")
         sig = (ref.get("signals") or [{}])[0]
@@ -147,7 +137,7 @@ def main():
             continue
         label = " ".join([os.path.relpath(src, a.testdata)] + args)
         if len(dss) == 1:
-            check_node(py4DSTEM, emd, node, dss[0], h, want, label)
+            check_node(node, dss[0], h, want, label)
         else:
             check(isinstance(node, list) and len(node) == len(dss), f"{label}: one tree per dataset ({node})")
             for name in node:
@@ -155,7 +145,7 @@ def main():
                 ds = next((d for d in dss if d["name"] + "_root" == name), None)
                 check(ds is not None, f"{label}: tree {name} names a dataset")
                 if ds:
-                    check_node(py4DSTEM, emd, sub, ds, None, None, f"{label}:{name}")
+                    check_node(sub, ds, None, None, f"{label}:{name}")
         n4d += sum(1 for d in dss if len(d["axes"]) == 4 and d["frame_rank"] == 2)
         with h5py.File(out, "r") as f:
             check(f.attrs["emd_group_type"] == "file" and int(f.attrs["version_major"]) == 1, f"{label}: h5py opens it")
