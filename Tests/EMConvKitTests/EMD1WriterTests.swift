@@ -229,4 +229,31 @@ final class EMD1WriterTests: TempDirectoryTestCase {
         let back = try Catalog.open(p)
         XCTAssertEqual(Set(back.datasets.map(\.name)), ["scan", "haadf"])
     }
+
+    func testCLIWritesEmdRecordsTheSourceChecksumAndConvertsItOnward() throws {
+        let raw = tmp + "/d.raw"
+        var values: [UInt16] = []
+        for i in 0..<(2 * 3 * 8 * 8) { values.append(UInt16(i * 7 % 65_521)) }
+        let bytes: Data = values.withUnsafeBytes { Data($0) }
+        XCTAssertTrue(FileManager.default.createFile(atPath: raw, contents: bytes))
+        let out = tmp + "/d.emd"
+        let r = try CLIRunner.run(["convert", raw, "-o", out, "--raw-dtype", "<u2", "--raw-shape", "2,3,8,8"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let h5 = try HDF5File(reading: out)
+        let prov = try XCTUnwrap(h5.root.openGroup("data_root/metadatabundle/provenance"))
+        let sums = try XCTUnwrap(prov.openGroup("source_sha256"))
+        XCTAssertEqual(str(sums, "0"), try RandomAccessFile(path: raw).finishDigest())
+        XCTAssertEqual(h5.root.openGroup("data_root/data")?.attributeMeta("python_class")?.stringValue, "DataCube")
+        // The .emd is an input too: identified by content as EMD 1.0 and converted onward bit-exactly.
+        let info = try CLIRunner.run(["info", "--json", out])
+        XCTAssertEqual(info.status, 0, info.stderr)
+        XCTAssertTrue(info.stdout.contains("EMD 1.0"), info.stdout)
+        let nxs = tmp + "/back.nxs"
+        let c = try CLIRunner.run(["convert", out, "-o", nxs])
+        XCTAssertEqual(c.status, 0, c.stderr)
+        let real = try XCTUnwrap(HDF5File(reading: nxs).root.openDataset("entry1/measurement/event1/image1/image_4d/real"))
+        var back = [UInt16](repeating: 0, count: values.count)
+        try back.withUnsafeMutableBytes { try real.read(start: [0, 0, 0, 0], count: [2, 3, 8, 8], as: .uint16, into: $0) }
+        XCTAssertEqual(back, values)
+    }
 }

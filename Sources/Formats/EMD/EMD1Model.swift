@@ -42,7 +42,7 @@ enum EMD1Model {
         if let v = text("quantity"), !v.isEmpty { out.quantity = v }
         if let v = text("quantity_units") { out.quantityUnits = v }
         if let c = m.openGroup("conventions") {
-            for k in c.datasetNames { if let v = c.openDataset(k)?.readMeta()?.stringValue { out.conventions[k] = v } }
+            for k in c.datasetNames.prefix(256) { if let v = c.openDataset(k)?.readMeta()?.stringValue { out.conventions[k] = v } }
         }
         if let i = bundle.openGroup("instrument") { instrument(i, into: &out.metadata) }
         return out
