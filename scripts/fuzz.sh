@@ -123,6 +123,10 @@ seeds() {
   done
   add hspy $(find "$gen" -name '*.hspy' -size -320k)
   add zspy $(find "$gen" -name 'zs*.zspy' -size -320k)
+  # EMD 1.0 as emconv writes it (DataCube with calibration, vendor metadata; Array of a raw stack).
+  "$emconv" convert "$gen/c.dm4" -o "$gen/cube.emd" --overwrite >/dev/null 2>&1 || echo "fuzz: could not write an EMD 1.0 seed" >&2
+  "$emconv" convert fixtures/raw/stack_u16.raw -o "$gen/stack.emd" --overwrite >/dev/null 2>&1 || echo "fuzz: could not write an EMD 1.0 seed" >&2
+  add emd $(find "$gen" -name '*.emd' -size -320k)
   for t in $ALL_TARGETS; do echo "fuzz: $t: $(ls "$CORPUS/$t" | wc -l) corpus files"; done
 }
 
