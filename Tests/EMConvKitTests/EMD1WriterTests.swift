@@ -139,6 +139,17 @@ final class EMD1WriterTests: TempDirectoryTestCase {
         }
     }
 
+    func testLargeOffsetAxesKeepTheirExactScaleThroughTheRoundTrip() throws {
+        // EMPAD's detector calibration: [offset, offset + scale] in a dim gives back the scale
+        // as 0.18265370602272846 (last bits lost); the emconv metadata keeps it exact.
+        let f = makeFile(.uint16)
+        for i in 2...3 { f.datasets[0].axes[i].calibration = .uniform(offset: -11.689837185454643, scale: 0.1826537060227288) }
+        let (p, _) = try write(f, "offset.emd")
+        let ds = try XCTUnwrap(Catalog.open(p).datasets.first)
+        XCTAssertEqual(ds.axes[3].calibration, .uniform(offset: -11.689837185454643, scale: 0.1826537060227288))
+        XCTAssertEqual(ds.axes, f.datasets[0].axes)
+    }
+
     func testSpectrumImageIsAnArrayWithItsAxisNamesAndFrameRankOne() throws {
         let f = makeFile(.uint32, shape: [4, 5, 16], frameRank: 1, kind: "eds", units: ["nm", "nm", "eV"])
         let (p, report) = try write(f, "si.emd", options: OptionValues(compression: Compression.none))

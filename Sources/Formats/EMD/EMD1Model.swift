@@ -21,6 +21,10 @@ enum EMD1Model {
             }
             return out
         }
+        func numbers(_ k: String) -> [Double]? {
+            guard let d = m.openDataset(k), d.shape == [ds.rank], let v = try? d.readDoubles(), v.count == ds.rank else { return nil }
+            return v
+        }
         var out = ds
         if let fr = m.openDataset("frame_rank")?.readMeta()?.intValue, fr >= 0, fr <= ds.rank, fr != ds.frameRank,
            let data = BerkeleyEMD.dataArray(g) {
@@ -28,6 +32,11 @@ enum EMD1Model {
                           quantity: ds.quantity, quantityUnits: ds.quantityUnits, signalKind: ds.signalKind,
                           metadata: ds.metadata, original: ds.original, conventions: ds.conventions,
                           source: HDF5HyperslabSource(owner: file, dataset: data, shape: ds.shape, frameRank: fr, type: ds.elementType))
+        }
+        if let offsets = numbers("axis_offsets"), let scales = numbers("axis_scales") {
+            for i in 0..<out.rank where offsets[i].isFinite && scales[i].isFinite {
+                if case .uniform = out.axes[i].calibration { out.axes[i].calibration = .uniform(offset: offsets[i], scale: scales[i]) }
+            }
         }
         if let names = list("axis_names") { for i in 0..<out.rank { out.axes[i].name = names[i]; out.axes[i].longName = nil } }
         if let units = list("axis_units") { for i in 0..<out.rank { out.axes[i].units = units[i] } }

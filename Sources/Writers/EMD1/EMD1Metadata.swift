@@ -103,6 +103,14 @@ enum EMD1Metadata {
         try strings(g, "axis_names", ds.axes.map(\.name))
         try strings(g, "axis_units", ds.axes.map(\.units))
         try strings(g, "axis_roles", ds.axes.map(\.role.rawValue))
+        // Exact offset and scale of uniform axes (a 2-value dim gives the scale only as a difference,
+        // which loses bits when the offset is large); NaN for axes with explicit coordinates.
+        func uniform(_ a: Axis) -> (Double, Double) {
+            if case let .uniform(o, s) = a.calibration { return (o, s) }
+            return (.nan, .nan)
+        }
+        try typed(g.writeDoubles("axis_offsets", ds.axes.map { uniform($0).0 }), "list")
+        try typed(g.writeDoubles("axis_scales", ds.axes.map { uniform($0).1 }), "list")
         if !ds.conventions.isEmpty {
             try writeTree(.object(ds.conventions.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }), name: "conventions", into: g, asItem: true)
         }
