@@ -24,8 +24,9 @@ Q_UNITS = {"1/angstrom": ("A^-1", 1.0), "1/nm": ("A^-1", 0.1), "1/pm": ("A^-1", 
            "1/m": ("A^-1", 1e-10), "mrad": ("mrad", 1.0), "rad": ("mrad", 1000.0), "urad": ("mrad", 1e-3)}
 R_UNITS = {"angstrom": "A", "nm": "nm", "pm": "pm", "um": "um", "m": "m"}
 # Spectrum image and image cases (besides every 4D-STEM case).
+# fei_emd_si.emd holds a HAADF stack and an EDS spectrum image: two trees in one file.
 EXTRA = ["dm/real/EELS_SI.dm4", "dm/real/test_STEM_image.dm3", "dm/real/test_diffraction_pattern.dm3",
-         "emd_velox/fei_emd_image.emd"]
+         "emd_velox/fei_emd_image.emd", "emd_velox/fei_emd_si.emd"]
 
 
 def close(a, b, rel=1e-9):
@@ -41,6 +42,20 @@ def nexus_signal(path):
             g = g[d.decode() if isinstance(d, bytes) else d]
         s = g.attrs["signal"]
         return g[s.decode() if isinstance(s, bytes) else s][()]
+
+
+def nexus_datasets(path):
+    """Every measured dataset of an emconv NeXus file by emconv's dataset name (NXdata whose emconv
+    collection names it; the derived preview has none)."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Group) and "signal" in obj.attrs and "emconv" in obj and "dataset_name" in obj["emconv"]:
+                n = obj["emconv"]["dataset_name"][()]
+                s = obj.attrs["signal"]
+                out[n.decode() if isinstance(n, bytes) else n] = obj[s.decode() if isinstance(s, bytes) else s][()]
+        f.visititems(visit)
+    return out
 
 
 def check_node(node, ds, want_hash, want_data, label):
@@ -126,10 +141,12 @@ def main():
         check(r.returncode == 0, f"convert {src} -> emd")
         if r.returncode != 0:
             continue
-        want = None
+        want, wanted = None, {}
         if h is None:
             r = run(a.emconv, ["convert", src, "-o", nxs, "--quiet", "--compression", "none"] + extra)
-            want = nexus_signal(nxs) if r.returncode == 0 and len(dss) == 1 else None
+            if r.returncode == 0:
+                want = nexus_signal(nxs) if len(dss) == 1 else None
+                wanted = nexus_datasets(nxs) if len(dss) > 1 else {}
         try:
             node = py4DSTEM.read(out)
         except Exception as e:  # noqa: BLE001
@@ -145,7 +162,8 @@ def main():
                 ds = next((d for d in dss if d["name"] + "_root" == name), None)
                 check(ds is not None, f"{label}: tree {name} names a dataset")
                 if ds:
-                    check_node(sub, ds, None, None, f"{label}:{name}")
+                    check(ds["name"] in wanted, f"{label}: {ds['name']} in the NeXus output")
+                    check_node(sub, ds, None, wanted.get(ds["name"]), f"{label}:{name}")
         n4d += sum(1 for d in dss if len(d["axes"]) == 4 and d["frame_rank"] == 2)
         with h5py.File(out, "r") as f:
             check(f.attrs["emd_group_type"] == "file" and int(f.attrs["version_major"]) == 1, f"{label}: h5py opens it")
