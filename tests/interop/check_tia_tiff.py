@@ -11,7 +11,7 @@ Every shared-testdata case of format SER/EMI or TIFF is converted with the emcon
   uniform axes, so offset = the smallest coordinate and scale = |step| (a single coordinate has no step).
 Prints 'N passed, M failed'.
 """
-import argparse, glob, json, os, sys, tempfile, warnings
+import argparse, glob, json, os, re, sys, tempfile, warnings
 
 import numpy as np
 import hyperspy.api as hs
@@ -34,10 +34,18 @@ def units(u):
     return (u or "").replace(" ", "").replace("\u00b5", "u").replace("\u03bc", "u")
 
 
-def signals(loaded, rank_min=1):
+def signals(loaded, nexus=False):
+    """The signals that stand for emconv's datasets, in dataset order. HyperSpy's NeXus reader also
+    returns the axis coordinate arrays as 1-D signals (titles `entry1_…`), the entry's default link
+    (`data`) and the measured NXdata without a navigation/signal split; the views emconv writes for
+    HyperSpy (`entry1/hyperspy/imageN|spectrumN`, numbered in dataset order per kind; a TIA/TIFF
+    file holds one kind) are what a user works with."""
     lst = loaded if isinstance(loaded, list) else [loaded]
-    # HyperSpy's NeXus reader also returns the axis coordinate arrays as 1-D signals.
-    return [s for s in lst if not str(s.metadata.General.title).startswith("entry1_")]
+    lst = [s for s in lst if not str(s.metadata.General.title).startswith("entry1_")]
+    if not nexus:
+        return lst
+    views = [s for s in lst if re.fullmatch(r"(image|spectrum)\d+", str(s.metadata.General.title))]
+    return sorted(views, key=lambda s: int(re.sub(r"\D", "", str(s.metadata.General.title))))
 
 
 def main():
@@ -66,7 +74,7 @@ def main():
             if r.returncode != 0:
                 continue
             try:
-                sigs = signals(hs.load(out))
+                sigs = signals(hs.load(out), nexus=(key == "nxs"))
             except Exception as e:  # noqa: BLE001
                 check(False, f"{out}: hs.load failed: {e}")
                 continue
