@@ -2,11 +2,13 @@
 # Coverage-guided fuzzing of every reader and the metadata sidecar (libFuzzer + AddressSanitizer).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     build, seed, run each target SECONDS (default 300)
+#   FUZZ_RUNS=N scripts/fuzz.sh [TARGET...]    build, seed, run each target for N executions (-runs=N,
+#                                              no time limit: `make fuzz FUZZ_RUNS=1000000`)
 #   scripts/fuzz.sh build                      only build the instrumented library and the harnesses
 #   scripts/fuzz.sh seeds                      only (re)fill the corpora from fixtures and generated files
 #   scripts/fuzz.sh repro TARGET FILE...       run a target once on saved inputs (a finding, a regression)
 #
-# Targets: mib empad dm emd nexus raw sidecar hspy zspy (harnesses in fuzz/targets/). The library is built
+# Targets: mib empad dm emd nexus raw sidecar hspy zspy mrc tia tiff dectris (harnesses in fuzz/targets/). The library is built
 # with -sanitize=fuzzer,address into .build-fuzz; each harness is linked by swiftc against its
 # objects (SwiftPM cannot link a libFuzzer executable). Corpora grow in .build-fuzz/corpus/<target>,
 # findings land in .build-fuzz/findings/<target>/ and the script exits 1 on any finding (crash,
@@ -16,7 +18,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-ALL_TARGETS="mib empad dm emd nexus raw sidecar hspy zspy"
+ALL_TARGETS="mib empad dm emd nexus raw sidecar hspy zspy mrc tia tiff dectris"
 CONFIG="${FUZZ_CONFIG:-release}"
 OUT=.build-fuzz
 BIN="$OUT/bin"
@@ -32,6 +34,7 @@ export ASAN_OPTIONS="detect_leaks=0:suppressions=$ROOT/fuzz/asan.supp${ASAN_OPTI
 max_len() {
   case "$1" in
     sidecar|raw) echo 4096 ;;
+    mrc|tia|tiff) echo 32768 ;;
     empad) echo 300000 ;;
     mib) echo 70000 ;;
     dm) echo 120000 ;;
@@ -85,9 +88,10 @@ for src, out in json.load(open(sys.argv[1])).items():
 add() { local dir="$CORPUS/$1"; shift; mkdir -p "$dir"; for f in "$@"; do [ -f "$f" ] && cp -f "$f" "$dir/seed-$(basename "$f" | tr ' ' _)"; done; }
 small() { find "$@" -type f -size -"$2" 2>/dev/null; }
 seeds() {
-  local emconv=.build/debug/emconv dmgen=.build/debug/emconv-dmgen gen="$OUT/generated"
-  if [ ! -x "$emconv" ] || [ ! -x "$dmgen" ]; then
-    swift build --product emconv >/dev/null && swift build --product emconv-dmgen >/dev/null || { echo "fuzz: swift build failed" >&2; exit 2; }
+  local emconv=.build/debug/emconv dmgen=.build/debug/emconv-dmgen fixgen=.build/debug/emconv-fixtures gen="$OUT/generated"
+  if [ ! -x "$emconv" ] || [ ! -x "$dmgen" ] || [ ! -x "$fixgen" ]; then
+    swift build --product emconv >/dev/null && swift build --product emconv-dmgen >/dev/null \
+      && swift build --product emconv-fixtures >/dev/null || { echo "fuzz: swift build failed" >&2; exit 2; }
   fi
   rm -rf "$gen"; mkdir -p "$gen"
   add mib fixtures/mib/*.mib
@@ -127,13 +131,24 @@ seeds() {
   "$emconv" convert "$gen/c.dm4" -o "$gen/cube.emd" --overwrite >/dev/null 2>&1 || echo "fuzz: could not write an EMD 1.0 seed" >&2
   "$emconv" convert fixtures/raw/stack_u16.raw -o "$gen/stack.emd" --overwrite >/dev/null 2>&1 || echo "fuzz: could not write an EMD 1.0 seed" >&2
   add emd $(find "$gen" -name '*.emd' -size -320k)
+  # MRC, TIA, TIFF, Dectris: files the test-support writers generate (emconv-fixtures fuzz-seeds),
+  # and emconv's own TIFF outputs.
+  local t
+  for t in mrc tia tiff dectris; do
+    mkdir -p "$gen/seeds-$t"
+    "$fixgen" fuzz-seeds "$t" "$gen/seeds-$t" || echo "fuzz: could not generate the $t seeds" >&2
+    add "$t" "$gen/seeds-$t"/*
+  done
+  "$emconv" convert fixtures/raw/stack_u16.raw -o "$gen/stack.tif" --overwrite >/dev/null 2>&1
+  "$emconv" convert fixtures/mib/single_u08_6bit.mib -o "$gen/mib.tif" --overwrite >/dev/null 2>&1
+  add tiff "$gen"/*.tif
   for t in $ALL_TARGETS; do echo "fuzz: $t: $(ls "$CORPUS/$t" | wc -l) corpus files"; done
 }
 
 # HDF5 targets run in fork mode: libhdf5 1.10.8 itself faults, loops or allocates what a damaged
 # variable-length attribute declares, and a run must go on past those to reach emconv's code.
 fork_flags() {
-  case "$1" in emd|nexus|hspy) echo "-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1" ;; esac
+  case "$1" in emd|nexus|hspy|dectris) echo "-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1" ;; esac
 }
 
 # Sorts a target's artifacts: the first frame of the report that is neither sanitizer, libFuzzer,
@@ -161,14 +176,17 @@ triage() {
   echo "$n"
 }
 
-# Runs one target for $2 seconds; prints "target execs seconds status".
+# Runs one target for $2 seconds, or for FUZZ_RUNS executions when set (no time limit then);
+# prints "target execs seconds execs/s status".
 run_one() {
   local t=$1 secs=$2
   local log="$OUT/logs/$t.log"
   mkdir -p "$OUT/logs" "$FINDINGS/$t" "$CORPUS/$t"
   local tmp; tmp=$(mktemp -d "${TMPDIR:-/tmp}/emconv-fuzz-run.XXXXXX")
   local t0=$SECONDS
-  TMPDIR="$tmp" timeout -k 10 $((secs + 120)) "$BIN/fuzz-$t" -max_total_time="$secs" -timeout=10 \
+  local limit=(-max_total_time="$secs") guard=$((secs + 120))
+  if [ -n "${FUZZ_RUNS:-}" ]; then limit=(-runs="$FUZZ_RUNS" -max_total_time=0); guard=$((366 * 86400)); fi
+  TMPDIR="$tmp" timeout -k 10 "$guard" "$BIN/fuzz-$t" "${limit[@]}" -timeout=10 \
     -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len="$(max_len "$t")" -print_final_stats=1 -detect_leaks=0 \
     $(fork_flags "$t") ${FUZZ_FLAGS:-} -artifact_prefix="$FINDINGS/$t/" "$CORPUS/$t" >"$log" 2>&1
   local rc=$?
@@ -180,7 +198,8 @@ run_one() {
   local status=ok
   [ "$found" = 0 ] || status="FINDING ($found, see $FINDINGS/$t and $log)"
   [ "$found" = 0 ] && [ "$rc" != 0 ] && [ "$lib" = 0 ] && status="FAILED (exit $rc, see $log)"
-  printf '%-8s %10s execs %6d s  %s%s\n' "$t" "${execs:-?}" "$((SECONDS - t0))" "$status" \
+  local el=$((SECONDS - t0))
+  printf '%-8s %10s execs %6d s %8s execs/s  %s%s\n' "$t" "${execs:-?}" "$el" "$( [ -n "$execs" ] && [ "$el" -gt 0 ] && echo $((execs / el)) || echo '?')" "$status" \
     "$([ "$lib" != 0 ] && echo "  ($lib inside libhdf5 so far)")"
   [ "$status" = ok ]
 }
@@ -192,12 +211,11 @@ case "${1:-}" in
     shift; t=$1; shift; build >/dev/null
     "$BIN/fuzz-$t" -runs=1 -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 "$@"; exit $? ;;
 esac
-SECS="${1:-${FUZZ_SECONDS:-300}}"
-shift || true
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then SECS=$1; shift; else SECS="${FUZZ_SECONDS:-300}"; fi
 TARGETS="${*:-$ALL_TARGETS}"
 build
 seeds
-echo "fuzz: ${SECS} s per target: $TARGETS"
+if [ -n "${FUZZ_RUNS:-}" ]; then echo "fuzz: ${FUZZ_RUNS} executions per target: $TARGETS"; else echo "fuzz: ${SECS} s per target: $TARGETS"; fi
 failed=0
 JOBS="${FUZZ_JOBS:-1}"
 if [ "$JOBS" -gt 1 ]; then

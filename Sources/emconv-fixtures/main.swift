@@ -9,6 +9,7 @@ import Foundation
 ///     emconv-fixtures bench-emd-stream FILE THREADS    (spectrum-stream decoding throughput)
 ///     swift run -c release emconv-fixtures bench-bitshuffle [SECONDS]   (bitshuffle-LZ4 codec, GB/s on one core)
 ///     swift run -c release emconv-fixtures bench-mrc OUT.mrc [--scan 128x128] [--det 256]   (4D-STEM MRC, FEI2 scan size)
+///     emconv-fixtures fuzz-seeds TARGET DIR        (generated seeds of the mrc, tia, tiff and dectris fuzz targets)
 
 func usage() -> Never {
     FileHandle.standardError.write(Data("""
@@ -17,6 +18,7 @@ func usage() -> Never {
            emconv-fixtures bench-emd-stream FILE THREADS
            emconv-fixtures bench-mrc OUT.mrc [--scan YxX] [--det N]
            emconv-fixtures bench-bitshuffle [SECONDS]
+           emconv-fixtures fuzz-seeds mrc|tia|tiff|dectris DIR
 
     """.utf8))
     exit(64)
@@ -44,6 +46,17 @@ if args.count == 3, args[0] == "bench-emd-stream", let t = Int(args[2]) {
 if args.first == "bench-bitshuffle" {
     do {
         for line in try BitshuffleBench.run(seconds: args.count > 1 ? Double(args[1]) ?? 1 : 1) { print(line) }
+    } catch {
+        fail(error)
+    }
+    exit(0)
+}
+
+if args.count == 3, args[0] == "fuzz-seeds" {
+    guard let target = FuzzTarget(rawValue: args[1]) else { usage() }
+    do {
+        try FileManager.default.createDirectory(atPath: args[2], withIntermediateDirectories: true)
+        try FuzzSeeds.write(target, into: args[2])
     } catch {
         fail(error)
     }
