@@ -24,7 +24,6 @@ OUT=.build-fuzz
 BIN="$OUT/bin"
 CORPUS="$OUT/corpus"
 FINDINGS="$OUT/findings"
-SHARED="$ROOT/../shared/testdata"
 export SWIFT_BACKTRACE=enable=no
 export EMCONV_ROOT="$ROOT"
 # Leaks are not findings here (Foundation's XML errors leak a few bytes by design); HDF5's own
@@ -35,6 +34,7 @@ max_len() {
   case "$1" in
     sidecar|raw) echo 4096 ;;
     mrc|tia|tiff) echo 32768 ;;
+    emd) echo 360000 ;;
     empad) echo 300000 ;;
     mib) echo 70000 ;;
     dm) echo 120000 ;;
@@ -83,8 +83,9 @@ for src, out in json.load(open(sys.argv[1])).items():
   echo "fuzz: built in $((SECONDS - t0)) s"
 }
 
-# Seeds: committed fixtures, files the test-support writers generate, emconv's own NeXus outputs,
-# and (when present, never copied into the repository) the small files of ../shared/testdata.
+# Seeds: committed fixtures, files the test-support writers generate and emconv's own outputs;
+# never ../shared/testdata (a finding is committed under fixtures/regressions, and the shared files
+# must not reach the repository, not even as mutants).
 add() { local dir="$CORPUS/$1"; shift; mkdir -p "$dir"; for f in "$@"; do [ -f "$f" ] && cp -f "$f" "$dir/seed-$(basename "$f" | tr ' ' _)"; done; }
 small() { find "$@" -type f -size -"$2" 2>/dev/null; }
 seeds() {
@@ -99,7 +100,7 @@ seeds() {
   add raw fixtures/raw/*.json
   # EMPAD: first byte 0 = xml beside a fixed raw, 1 = raw beside a fixed xml (see fuzz/targets/empad.swift).
   mkdir -p "$CORPUS/empad"
-  for x in fixtures/empad/*.xml "$SHARED"/empad/*.xml; do
+  for x in fixtures/empad/*.xml; do
     [ -f "$x" ] && { printf '\0'; cat "$x"; } >"$CORPUS/empad/seed-xml-$(basename "$x")"
   done
   { printf '\1'; cat fixtures/empad/scan_x2_y2.raw; } >"$CORPUS/empad/seed-raw-2x2"
@@ -108,9 +109,6 @@ seeds() {
   "$dmgen" "$gen/t.dm4" 4d --layout transposed --scan 3,2 --det 8,8 --big-endian >/dev/null
   "$dmgen" "$gen/tags.dm4" tags --groups 5 >/dev/null
   add dm "$gen"/*.dm4
-  [ -d "$SHARED/dm" ] && add dm $(find "$SHARED/dm" -type f -size -100k | head -40)
-  # EMD: the small Velox and Berkeley files (HDF5 seeds otherwise come from emconv's outputs).
-  [ -d "$SHARED" ] && add emd $(find "$SHARED/emd_berkeley" "$SHARED/emd_velox" -type f -size -320k 2>/dev/null)
   # NeXus: emconv's own outputs of small fixtures.
   local i=0
   for f in fixtures/raw/stack_u16.raw fixtures/raw/frames_f4be.raw fixtures/mib/single_r64_1bit.mib fixtures/mib/single_u08_6bit.mib "$gen/c.dm4"; do
@@ -131,10 +129,11 @@ seeds() {
   "$emconv" convert "$gen/c.dm4" -o "$gen/cube.emd" --overwrite >/dev/null 2>&1 || echo "fuzz: could not write an EMD 1.0 seed" >&2
   "$emconv" convert fixtures/raw/stack_u16.raw -o "$gen/stack.emd" --overwrite >/dev/null 2>&1 || echo "fuzz: could not write an EMD 1.0 seed" >&2
   add emd $(find "$gen" -name '*.emd' -size -320k)
-  # MRC, TIA, TIFF, Dectris: files the test-support writers generate (emconv-fixtures fuzz-seeds),
+  # MRC, TIA, TIFF, Dectris, EMD (Velox, Berkeley): files the test-support writers generate
+  # (emconv-fixtures fuzz-seeds),
   # and emconv's own TIFF outputs.
   local t
-  for t in mrc tia tiff dectris; do
+  for t in mrc tia tiff dectris emd; do
     mkdir -p "$gen/seeds-$t"
     "$fixgen" fuzz-seeds "$t" "$gen/seeds-$t" || echo "fuzz: could not generate the $t seeds" >&2
     add "$t" "$gen/seeds-$t"/*

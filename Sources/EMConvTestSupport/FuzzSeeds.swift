@@ -52,7 +52,7 @@ public enum FuzzSeeds {
         try master.flush()
     }
 
-    /// Writes the seeds of `target` (mrc, tia, tiff, dectris) into the existing folder `dir`,
+    /// Writes the seeds of `target` (mrc, tia, tiff, dectris, emd) into the existing folder `dir`,
     /// each file laid out as the target expects its input (see ``FuzzTarget``).
     public static func write(_ target: FuzzTarget, into dir: String) throws {
         func pattern(_ n: Int, _ k: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: $0 * 31 + k) } }
@@ -102,6 +102,12 @@ public enum FuzzSeeds {
                 try Data([0] + Array(FileManager.default.contents(atPath: "\(tmp)/\(n)_master.h5")!)).write(to: URL(fileURLWithPath: "\(dir)/seed-master-\(n)"))
                 try Data([1] + Array(FileManager.default.contents(atPath: "\(tmp)/input_data_000001.h5")!)).write(to: URL(fileURLWithPath: "\(dir)/seed-data-\(n)"))
             }
+        case .emd:
+            _ = try HDF5Regressions.base(at: "\(dir)/seed-berkeley.emd")
+            var v = VeloxEELSEDSSpec()
+            v.eelsH = 2; v.eelsW = 3; v.channels = 16; v.eelsRanges = [(-20, 0.25)]
+            v.edsH = 4; v.edsW = 4; v.bincount = 32
+            try VeloxWriter.writeEELSWithEDSStream(v, to: "\(dir)/seed-velox.emd")
         default:
             throw EMError(.usage, "no generated seeds for the \(target.rawValue) target")
         }

@@ -10,6 +10,7 @@ import Foundation
 ///     swift run -c release emconv-fixtures bench-bitshuffle [SECONDS]   (bitshuffle-LZ4 codec, GB/s on one core)
 ///     swift run -c release emconv-fixtures bench-mrc OUT.mrc [--scan 128x128] [--det 256]   (4D-STEM MRC, FEI2 scan size)
 ///     emconv-fixtures fuzz-seeds TARGET DIR        (generated seeds of the mrc, tia, tiff and dectris fuzz targets)
+///     emconv-fixtures regressions DIR              (the damaged HDF5 files of fixtures/regressions, from a generated EMD)
 
 func usage() -> Never {
     FileHandle.standardError.write(Data("""
@@ -19,6 +20,7 @@ func usage() -> Never {
            emconv-fixtures bench-mrc OUT.mrc [--scan YxX] [--det N]
            emconv-fixtures bench-bitshuffle [SECONDS]
            emconv-fixtures fuzz-seeds mrc|tia|tiff|dectris DIR
+           emconv-fixtures regressions DIR
 
     """.utf8))
     exit(64)
@@ -60,6 +62,11 @@ if args.count == 3, args[0] == "fuzz-seeds" {
     } catch {
         fail(error)
     }
+    exit(0)
+}
+
+if args.count == 2, args[0] == "regressions" {
+    do { try HDF5Regressions.writeAll(under: args[1]) } catch { fail(error) }
     exit(0)
 }
 
