@@ -176,7 +176,7 @@ triage() {
 }
 
 # Runs one target for $2 seconds, or for FUZZ_RUNS executions when set (no time limit then);
-# prints "target execs seconds execs/s status".
+# prints "target execs seconds execs/s cpu-seconds execs/cpu-second status".
 run_one() {
   local t=$1 secs=$2
   local log="$OUT/logs/$t.log"
@@ -185,7 +185,11 @@ run_one() {
   local t0=$SECONDS
   local limit=(-max_total_time="$secs") guard=$((secs + 120))
   if [ -n "${FUZZ_RUNS:-}" ]; then limit=(-runs="$FUZZ_RUNS" -max_total_time=0); guard=$((366 * 86400)); fi
-  TMPDIR="$tmp" timeout -k 10 "$guard" "$BIN/fuzz-$t" "${limit[@]}" -timeout=10 \
+  # CPU seconds of the target and its fork-mode children (/usr/bin/time), for a rate independent of load.
+  local timer=() cpu_file="$OUT/logs/$t.cpu"
+  rm -f "$cpu_file"
+  [ -x /usr/bin/time ] && timer=(/usr/bin/time -q -f "%U %S" -o "$cpu_file")
+  TMPDIR="$tmp" "${timer[@]}" timeout -k 10 "$guard" "$BIN/fuzz-$t" "${limit[@]}" -timeout=10 \
     -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len="$(max_len "$t")" -print_final_stats=1 -detect_leaks=0 \
     $(fork_flags "$t") ${FUZZ_FLAGS:-} -artifact_prefix="$FINDINGS/$t/" "$CORPUS/$t" >"$log" 2>&1
   local rc=$?
@@ -198,7 +202,10 @@ run_one() {
   [ "$found" = 0 ] || status="FINDING ($found, see $FINDINGS/$t and $log)"
   [ "$found" = 0 ] && [ "$rc" != 0 ] && [ "$lib" = 0 ] && status="FAILED (exit $rc, see $log)"
   local el=$((SECONDS - t0))
-  printf '%-8s %10s execs %6d s %8s execs/s  %s%s\n' "$t" "${execs:-?}" "$el" "$( [ -n "$execs" ] && [ "$el" -gt 0 ] && echo $((execs / el)) || echo '?')" "$status" \
+  local cpu; cpu=$(awk '/^[0-9.]+ [0-9.]+$/ { printf "%.0f", $1 + $2 }' "$cpu_file" 2>/dev/null)
+  printf '%-8s %10s execs %6d s %8s execs/s %6s cpu-s %8s execs/cpu-s  %s%s\n' "$t" "${execs:-?}" "$el" \
+    "$( [ -n "$execs" ] && [ "$el" -gt 0 ] && echo $((execs / el)) || echo '?')" "${cpu:-?}" \
+    "$( [ -n "$execs" ] && [ "${cpu:-0}" -gt 0 ] && echo $((execs / cpu)) || echo '?')" "$status" \
     "$([ "$lib" != 0 ] && echo "  ($lib inside libhdf5 so far)")"
   [ "$status" = ok ]
 }

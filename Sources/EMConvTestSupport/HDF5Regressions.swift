@@ -72,6 +72,20 @@ public enum HDF5Regressions {
         try Data(b).write(to: URL(fileURLWithPath: path))
     }
 
+    /// The free-space object that ends the first global heap collection declares 0 bytes:
+    /// libhdf5 1.10 parses it without advancing, for ever (found by the nexus fuzz target).
+    public static func globalHeapFreeSpaceLoop(at path: String) throws {
+        var b = try base(at: path)
+        guard let gcol = find(Array("GCOL".utf8), in: b) else { throw fail(path, "a global heap") }
+        var p = gcol + 16
+        while b[p] != 0 || b[p + 1] != 0 {
+            let size = Int(b[p + 8]) | Int(b[p + 9]) << 8
+            p += 16 + (size + 7) / 8 * 8
+        }
+        b.replaceSubrange((p + 8)..<(p + 16), with: le(0, 8))
+        try Data(b).write(to: URL(fileURLWithPath: path))
+    }
+
     /// The root group's local heap (link names) declares a data segment of 2^64 - 1 bytes:
     /// libhdf5 1.10 copies with size -1 while it looks a link up, corrupting the malloc heap
     /// (glibc aborts, or a later free faults).
@@ -106,6 +120,7 @@ public enum HDF5Regressions {
         for d in [lib, emd] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
         try vlenAttributeLength(at: lib + "/vlen-attribute-length-1.7GB.emd")
         try globalHeapLoop(at: lib + "/vlen-attribute-global-heap-loop.emd")
+        try globalHeapFreeSpaceLoop(at: lib + "/vlen-attribute-heap-free-space-size-0.emd")
         try localHeapSize(at: lib + "/local-heap-size-corrupts-malloc.h5")
         try continuationLength(at: emd + "/metadata-cache-entry-size-huge.emd")
     }

@@ -92,7 +92,7 @@ final class HDF5RawFile {
                 collections[address] = all
             }
             guard let objectSize = heapObjectSize(collections[address]!, index: index) else {
-                return "value \(i) names object \(index) of the global heap collection at \(address), which is missing or runs past the collection"
+                return "value \(i) names object \(index) of the global heap collection at \(address), which lacks it or is damaged (an object size that runs past the collection or does not advance)"
             }
             guard length <= objectSize else {
                 return "value \(i) declares \(length) bytes; its global heap object holds \(objectSize)"
@@ -102,9 +102,11 @@ final class HDF5RawFile {
     }
 
     /// Size of object `index` of the global heap collection `c` (its bytes, header excluded);
-    /// nil when it is absent or when any object of the collection runs past it: libhdf5 parses
-    /// the whole collection on first use, and a damaged object size (say -512) makes it walk
-    /// backwards for ever or copy past the collection.
+    /// nil when it is absent or when the collection would not parse as libhdf5 parses it on
+    /// first use: object after object to the end, each taking its header plus its size rounded
+    /// up to 8, the free-space object (index 0) exactly its size. A damaged size makes libhdf5
+    /// walk backwards or stand still for ever (-512, or a free-space object of size 0) or copy
+    /// past the collection, so each step must advance and stay inside.
     func heapObjectSize(_ c: [UInt8], index: UInt64) -> Int? {
         let header = 8 + sizeofSize
         var p = 8 + sizeofSize
@@ -112,10 +114,12 @@ final class HDF5RawFile {
         while p + header <= c.count {
             let id = HDF5RawFile.uint(c, p, 2)
             let size = HDF5RawFile.uint(c, p + 8, sizeofSize)
-            if id == 0 { break }                      // the free space: the rest of the collection
-            guard size <= UInt64(c.count - p - header) else { return nil }
-            if id == index { found = Int(size) }
-            p += header + (Int(size) + 7) / 8 * 8
+            let left = UInt64(c.count - p)
+            let step = id == 0 ? size : UInt64(header) + (size + 7) / 8 * 8
+            // The free-space object's size counts its own header (it ends the collection).
+            guard size <= left, step > 0, step <= left else { return nil }
+            if id == index, id != 0 { found = Int(size) }
+            p += Int(step)
         }
         return found
     }

@@ -47,6 +47,19 @@ final class VariableLengthGuardTests: TempDirectoryTestCase {
         XCTAssertLessThan(seconds, 20)
     }
 
+    /// The free-space object ending a global heap collection declares 0 bytes (nexus fuzz
+    /// target): libhdf5 parsed it without advancing until the watchdog; now refused at once.
+    func testGlobalHeapFreeSpaceOfSizeZeroIsRefusedWithoutLooping() throws {
+        let input = tmp + "/free.emd"
+        try HDF5Regressions.globalHeapFreeSpaceLoop(at: input)
+        setenv("EMCONV_WATCHDOG_SECONDS", "60", 1)
+        defer { unsetenv("EMCONV_WATCHDOG_SECONDS") }
+        let (status, err, _, seconds) = try run(["info", input])
+        XCTAssertEqual(status, 65, err)
+        XCTAssertTrue(err.contains("global heap collection") && !err.contains("no progress"), err)
+        XCTAssertLessThan(seconds, 20)
+    }
+
     /// In-process: the refusal is the error `Catalog.open` throws (not a missing attribute).
     func testDamagedAttributeIsTheOpenError() throws {
         let input = tmp + "/len.emd"
