@@ -198,3 +198,16 @@ final class RegressionProvenanceTests: XCTestCase {
         }
     }
 }
+
+/// Findings of the new fuzz targets (fixtures/regressions/<target>/), beyond the generic replay.
+final class NewTargetFindingTests: TempDirectoryTestCase {
+    /// A SER element of 2^31 x 2^31 values: the size check itself overflowed (Swift trap);
+    /// now the element is refused as not fitting the file.
+    func testSERElementSizeThatOverflowsIsRefused() throws {
+        let bytes = try XCTUnwrap(FileManager.default.contents(atPath: SharedTestData.packageRoot + "/fixtures/regressions/tia/ser-element-size-overflows"))
+        let result = bytes.withUnsafeBytes { FuzzInputs.run(.tia, $0, in: tmp) }
+        let e = try XCTUnwrap(result as? EMError, "\(String(describing: result))")
+        XCTAssertEqual(e.code, .badInput)
+        XCTAssertTrue(e.description.contains("does not fit in the file"), e.description)
+    }
+}
