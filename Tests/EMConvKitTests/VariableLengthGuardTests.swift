@@ -211,3 +211,17 @@ final class NewTargetFindingTests: TempDirectoryTestCase {
         XCTAssertTrue(e.description.contains("does not fit in the file"), e.description)
     }
 }
+
+extension NewTargetFindingTests {
+    /// A BigTIFF tag whose value offset is near Int64.max: the check "does the value lie inside
+    /// the file" overflowed (Swift trap); now the file is read or refused, one line.
+    func testTIFFTagValueOffsetNearInt64MaxDoesNotTrap() throws {
+        let bytes = try XCTUnwrap(FileManager.default.contents(atPath: SharedTestData.packageRoot + "/fixtures/regressions/tiff/tag-value-offset-near-int64-max.tif"))
+        let result = bytes.withUnsafeBytes { FuzzInputs.run(.tiff, $0, in: tmp) }
+        XCTAssertFalse(result is FuzzInputs.Finding)
+        if let result {
+            let e = try XCTUnwrap(result as? EMError, "\(result)")
+            XCTAssertFalse(e.description.contains("\n"), e.description)
+        }
+    }
+}
