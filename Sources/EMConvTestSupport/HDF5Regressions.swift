@@ -96,6 +96,21 @@ public enum HDF5Regressions {
         try Data(b).write(to: URL(fileURLWithPath: path))
     }
 
+    /// The root group's local heap has a free list whose block points at itself: libhdf5 1.10
+    /// allocates a free-list entry per step for ever (1 GB in 5 s; found by the dectris target).
+    public static func localHeapFreeListCycle(at path: String) throws {
+        var b = try base(at: path)
+        guard let heap = find(Array("HEAP".utf8), in: b) else { throw fail(path, "a local heap") }
+        func u64(_ at: Int) -> Int { Int(truncatingIfNeeded: b[at..<(at + 8)].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }) }
+        let size = u64(heap + 8), segment = u64(heap + 24)
+        var head = u64(heap + 16)
+        if head <= 1 || head + 16 > size { head = 8 }
+        guard size >= head + 16 else { throw fail(path, "room for a free block") }
+        b.replaceSubrange((heap + 16)..<(heap + 24), with: le(UInt64(head), 8))
+        b.replaceSubrange((segment + head)..<(segment + head + 16), with: le(UInt64(head), 8) + le(16, 8))
+        try Data(b).write(to: URL(fileURLWithPath: path))
+    }
+
     /// The first object header continuation message declares a block of 0xFA00_0000_0000_0000 +
     /// its length: libhdf5's metadata cache asks for that allocation (an ASan abort; with plain
     /// malloc the allocation fails and HDF5 reports an error).
@@ -122,6 +137,7 @@ public enum HDF5Regressions {
         try globalHeapLoop(at: lib + "/vlen-attribute-global-heap-loop.emd")
         try globalHeapFreeSpaceLoop(at: lib + "/vlen-attribute-heap-free-space-size-0.emd")
         try localHeapSize(at: lib + "/local-heap-size-corrupts-malloc.h5")
+        try localHeapFreeListCycle(at: lib + "/local-heap-free-list-cycle.h5")
         try continuationLength(at: emd + "/metadata-cache-entry-size-huge.emd")
     }
 }

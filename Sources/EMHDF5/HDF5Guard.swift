@@ -67,6 +67,23 @@ public final class HDF5Guard: @unchecked Sendable {
         dapl = d
     }
 
+    /// Groups whose local heap was checked (file number and header address): passed or not.
+    private var heapsChecked: [String: Bool] = [:]
+
+    /// Whether the local heap of the group at `address` passed ``HDF5RawFile/checkLocalHeap(group:)``
+    /// (checked once per group; a failure is recorded as the refusal).
+    func localHeapFits(file: UInt, address: UInt64, object: hid_t, path: String) -> Bool {
+        let key = "\(file):\(address)"
+        if let ok = sink?.heapsChecked[key] ?? heapsChecked[key] { return ok }
+        var ok = true
+        if let raw = HDF5RawFile(object: object), let problem = raw.checkLocalHeap(group: address) {
+            refuse(EMError(.badInput, file: input, at: path, "group: \(problem) (damaged file)"))
+            ok = false
+        }
+        if let sink { sink.heapsChecked[key] = ok } else { heapsChecked[key] = ok }
+        return ok
+    }
+
     /// The first refusal recorded while reading this input (nil: nothing was refused).
     public var refusal: EMError? { sink?.firstRefusal ?? firstRefusal }
 

@@ -134,39 +134,38 @@ final class HDF5RawFile {
         case damaged(String)
     }
 
-    /// Finds the message of attribute `name` in the object header at `address` (versions 1
-    /// and 2, following continuation blocks).
-    func attributeData(header address: UInt64, name: String) -> Lookup {
-        guard let sig = read(address, 4) else { return .damaged("its object header lies past the end of the file") }
+    /// Visits the messages of the object header at `address` (versions 1 and 2, following
+    /// continuation blocks): `visit(type, flags, body)` returns true to stop. Returns why the
+    /// header cannot be walked, or nil.
+    func walkMessages(header address: UInt64, _ visit: (Int, UInt8, ArraySlice<UInt8>) -> Bool) -> String? {
+        guard let sig = read(address, 4) else { return "its object header lies past the end of the file" }
         let v2 = sig == Array("OHDR".utf8)
         var blocks: [(address: UInt64, length: Int, first: Bool)] = []
         var messageHeader = 8
         if v2 {
-            guard let h = read(address, 6), h[4] == 2 else { return .damaged("unknown object header version") }
+            guard let h = read(address, 6), h[4] == 2 else { return "unknown object header version" }
             let flags = h[5]
             var p = 6 + (flags & 0x20 != 0 ? 16 : 0) + (flags & 0x10 != 0 ? 4 : 0)
             let width = 1 << Int(flags & 3)
-            guard let s = read(address + UInt64(p), width) else { return .damaged("its object header is cut short") }
+            guard let s = read(address + UInt64(p), width) else { return "its object header is cut short" }
             p += width
             blocks.append((address + UInt64(p), Int(clamping: HDF5RawFile.uint(s, 0, width)), true))
             messageHeader = 4 + (flags & 0x04 != 0 ? 2 : 0)
         } else {
-            guard let h = read(address, 16), h[0] == 1 else { return .damaged("unknown object header version") }
+            guard let h = read(address, 16), h[0] == 1 else { return "unknown object header version" }
             blocks.append((address + 16, Int(HDF5RawFile.uint(h, 8, 4)), true))
         }
-        let want = Array(name.utf8)
         var seen = 0, bytes = 0
-        var shared = false
         while !blocks.isEmpty {
             let b = blocks.removeFirst()
             seen += 1
             bytes += b.length
             guard seen <= 1024, bytes <= 16 << 20, let raw = read(b.address, b.length) else {
-                return .damaged("its object header is cut short or loops")
+                return "its object header is cut short or loops"
             }
             var region = raw[...]
             if v2 && !b.first {
-                guard raw.count >= 8, raw.starts(with: Array("OCHK".utf8)) else { return .damaged("an object header continuation block lacks its signature") }
+                guard raw.count >= 8, raw.starts(with: Array("OCHK".utf8)) else { return "an object header continuation block lacks its signature" }
                 region = raw[4..<(raw.count - 4)]
             }
             var q = region.startIndex
@@ -175,20 +174,75 @@ final class HDF5RawFile {
                 let size = Int(HDF5RawFile.uint(raw, v2 ? q + 1 : q + 2, 2))
                 let flags = raw[v2 ? q + 3 : q + 4]
                 let body = q + messageHeader
-                guard body + size <= region.endIndex else { return .damaged("an object header message runs past its block") }
+                guard body + size <= region.endIndex else { return "an object header message runs past its block" }
                 if type == 0x10 {
-                    guard size >= sizeofAddr + sizeofSize else { return .damaged("a continuation message is cut short") }
+                    guard size >= sizeofAddr + sizeofSize else { return "a continuation message is cut short" }
                     let m = Array(raw[body..<(body + size)])
                     blocks.append((HDF5RawFile.uint(m, 0, sizeofAddr), Int(clamping: HDF5RawFile.uint(m, sizeofAddr, sizeofSize)), false))
-                } else if type == 0x0C, flags & 0x02 != 0 {
-                    shared = true
-                } else if type == 0x0C, let data = attributeValue(raw[body..<(body + size)], named: want) {
-                    return data
+                } else if visit(type, flags, raw[body..<(body + size)]) {
+                    return nil
                 }
                 q = body + size
             }
         }
+        return nil
+    }
+
+    /// Finds the message of attribute `name` in the object header at `address`.
+    func attributeData(header address: UInt64, name: String) -> Lookup {
+        let want = Array(name.utf8)
+        var shared = false
+        var result: Lookup?
+        let problem = walkMessages(header: address) { type, flags, body in
+            guard type == 0x0C else { return false }
+            if flags & 0x02 != 0 { shared = true; return false }
+            result = attributeValue(body, named: want)
+            return result != nil
+        }
+        if let result { return result }
+        if let problem { return .damaged(problem) }
         return .notFound(shared: shared)
+    }
+
+    /// Checks the local heap (link names) of the group whose object header is at `address`,
+    /// when it has one (a symbol table message; newer groups keep links elsewhere): its data
+    /// segment inside the file and the budget, its free list inside the segment, advancing and
+    /// without a cycle. libhdf5 1.10 trusts both: a damaged size made it copy 2^64 - 1 bytes
+    /// (a corrupted malloc heap), a cyclic free list made it allocate 32 bytes per step for ever.
+    /// Layout: HDF5 File Format Specification 3.0, III.D (local heap) and IV.A.2.r (symbol table).
+    func checkLocalHeap(group address: UInt64) -> String? {
+        var heapAddress: UInt64?
+        if let problem = walkMessages(header: address, { type, _, body in
+            guard type == 0x11, body.count >= 2 * sizeofAddr else { return false }
+            heapAddress = HDF5RawFile.uint(Array(body), sizeofAddr, sizeofAddr)
+            return true
+        }) { return problem }
+        guard let heap = heapAddress else { return nil }
+        let l = sizeofSize
+        guard let h = read(heap, 8 + 2 * l + sizeofAddr), h.starts(with: Array("HEAP".utf8)), h[4] == 0 else {
+            return "its local heap at \(heap) lacks the HEAP signature"
+        }
+        let size = HDF5RawFile.uint(h, 8, l)
+        var free = HDF5RawFile.uint(h, 8 + l, l)
+        let segment = HDF5RawFile.uint(h, 8 + 2 * l, sizeofAddr)
+        guard size <= UInt64(MemoryBudget.maxAllocation), segment <= fileSize, size <= fileSize - segment else {
+            return "its local heap at \(heap) declares a data segment of \(size) bytes at \(segment), beyond the file of \(fileSize) bytes"
+        }
+        var visited = Set<UInt64>()
+        let noFree = UInt64(1)                          // libhdf5's H5HL_FREE_NULL
+        let undefined = UInt64.max >> (64 - 8 * UInt64(l))
+        while free != noFree && free != undefined {
+            guard free < size, size - free >= UInt64(2 * l), visited.insert(free).inserted, visited.count <= 1 << 20,
+                  let entry = read(segment + free, 2 * l) else {
+                return "the free list of its local heap at \(heap) leaves the data segment or loops"
+            }
+            let next = HDF5RawFile.uint(entry, 0, l), blockSize = HDF5RawFile.uint(entry, l, l)
+            guard blockSize > 0, blockSize <= size - free else {
+                return "a free block of its local heap at \(heap) declares \(blockSize) bytes, beyond the data segment"
+            }
+            free = next
+        }
+        return nil
     }
 
     /// The value bytes of an attribute message when it is the attribute `name`; nil otherwise.
@@ -318,5 +372,27 @@ extension HDF5Dataset {
             if let problem = file.checkDescriptors(raw[...], count: block.bytes / record) { return refuse(problem) }
         }
         return read()
+    }
+}
+
+extension HDF5Group {
+    /// Whether HDF5 may look names up in this group (its local heap passed the check; always
+    /// true for files emconv writes).
+    func linksReadable() -> Bool {
+        guard let g = inputGuard else { return true }
+        var info = H5O_info_t()
+        guard H5Oget_info2(id, &info, UInt32(H5O_INFO_BASIC)) >= 0 else { return false }
+        return g.localHeapFits(file: UInt(info.fileno), address: UInt64(info.addr), object: id, path: path)
+    }
+
+    /// The same for the group at `relative` (a path below this group, already looked up).
+    func linksReadable(at relative: String) -> Bool {
+        guard let g = inputGuard else { return true }
+        var info = H5O_info_t()
+        guard H5Oget_info_by_name2(id, relative, &info, UInt32(H5O_INFO_BASIC), lapl) >= 0 else { return false }
+        guard info.type == H5O_TYPE_GROUP else { return true }
+        guard let o = Optional(H5Oopen(id, relative, lapl)), o >= 0 else { return false }
+        defer { H5Oclose(o) }
+        return g.localHeapFits(file: UInt(info.fileno), address: UInt64(info.addr), object: o, path: childPath(relative))
     }
 }

@@ -60,6 +60,27 @@ final class VariableLengthGuardTests: TempDirectoryTestCase {
         XCTAssertLessThan(seconds, 20)
     }
 
+    /// A local heap whose free list points at itself (dectris fuzz target): libhdf5 allocated
+    /// a list entry per step (894 MB in 6 s until the watchdog); a heap declaring 2^64 - 1 bytes
+    /// made it corrupt the malloc heap (glibc's own line, then the fault handler). Both are now
+    /// refused before libhdf5 reads the heap: one line of emconv's, little memory, at once.
+    func testDamagedLocalHeapsAreRefusedBeforeLibhdf5ReadsThem() throws {
+        setenv("EMCONV_WATCHDOG_SECONDS", "60", 1)
+        defer { unsetenv("EMCONV_WATCHDOG_SECONDS") }
+        let cycle = tmp + "/cycle.h5", size = tmp + "/size.h5"
+        try HDF5Regressions.localHeapFreeListCycle(at: cycle)
+        try HDF5Regressions.localHeapSize(at: size)
+        for (input, what) in [(cycle, "leaves the data segment or loops"), (size, "declares a data segment of 18446744073709551615 bytes")] {
+            let (status, err, rss, seconds) = try run(["info", input])
+            XCTAssertEqual(status, 65, err)
+            XCTAssertEqual(err.split(separator: "\n").count, 1, err)
+            XCTAssertTrue(err.hasPrefix("emconv: error: ") && err.contains("local heap") && err.contains(what), err)
+            XCTAssertLessThan(rss, 512 << 20, "peak RSS \(rss >> 20) MiB")
+            XCTAssertLessThan(seconds, 20)
+        }
+        XCTAssertThrowsError(try HDF5File(reading: cycle)) { XCTAssertTrue("\($0)".contains("local heap"), "\($0)") }
+    }
+
     /// In-process: the refusal is the error `Catalog.open` throws (not a missing attribute).
     func testDamagedAttributeIsTheOpenError() throws {
         let input = tmp + "/len.emd"
