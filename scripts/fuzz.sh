@@ -202,10 +202,10 @@ run_one() {
   [ "$found" = 0 ] || status="FINDING ($found, see $FINDINGS/$t and $log)"
   [ "$found" = 0 ] && [ "$rc" != 0 ] && [ "$lib" = 0 ] && status="FAILED (exit $rc, see $log)"
   local el=$((SECONDS - t0))
-  local cpu; cpu=$(awk '/^[0-9.]+ [0-9.]+$/ { printf "%.0f", $1 + $2 }' "$cpu_file" 2>/dev/null)
-  printf '%-8s %10s execs %6d s %8s execs/s %6s cpu-s %8s execs/cpu-s  %s%s\n' "$t" "${execs:-?}" "$el" \
-    "$( [ -n "$execs" ] && [ "$el" -gt 0 ] && echo $((execs / el)) || echo '?')" "${cpu:-?}" \
-    "$( [ -n "$execs" ] && [ "${cpu:-0}" -gt 0 ] && echo $((execs / cpu)) || echo '?')" "$status" \
+  local cpu; cpu=$(awk '/^[0-9.]+ [0-9.]+$/ { printf "%.2f", $1 + $2 }' "$cpu_file" 2>/dev/null)
+  local per_cpu; per_cpu=$(awk -v e="${execs:-0}" -v c="${cpu:-0}" 'BEGIN { if (c > 0 && e > 0) printf "%.0f", e / c; else print "?" }')
+  printf '%-8s %10s execs %6d s %8s execs/s %7s cpu-s %8s execs/cpu-s  %s%s\n' "$t" "${execs:-?}" "$el" \
+    "$( [ -n "$execs" ] && [ "$el" -gt 0 ] && echo $((execs / el)) || echo '?')" "${cpu:-?}" "$per_cpu" "$status" \
     "$([ "$lib" != 0 ] && echo "  ($lib inside libhdf5 so far)")"
   [ "$status" = ok ]
 }
