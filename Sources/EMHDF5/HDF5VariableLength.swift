@@ -115,9 +115,10 @@ final class HDF5RawFile {
             let id = HDF5RawFile.uint(c, p, 2)
             let size = HDF5RawFile.uint(c, p + 8, sizeofSize)
             let left = UInt64(c.count - p)
-            let step = id == 0 ? size : UInt64(header) + (size + 7) / 8 * 8
             // The free-space object's size counts its own header (it ends the collection).
-            guard size <= left, step > 0, step <= left else { return nil }
+            guard size <= left else { return nil }
+            let step = id == 0 ? size : UInt64(header) + (size + 7) / 8 * 8
+            guard step > 0, step <= left else { return nil }
             if id == index, id != 0 { found = Int(size) }
             p += Int(step)
         }
