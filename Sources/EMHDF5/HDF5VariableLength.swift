@@ -11,6 +11,8 @@ import Foundation
 // checks each against the global heap collection it names. Layouts: HDF5 file format
 // specification 3.0, sections III.A (object headers), IV.A.2.m (attribute message), III.E
 // (global heap), and the disk form of variable-length data (length, heap address, index).
+// The same raw view checks each group's local heap before libhdf5 looks a link name up in it
+// (``HDF5RawFile/checkLocalHeap(group:)``).
 
 /// A read-only raw view of the file an HDF5 object lives in.
 final class HDF5RawFile {
