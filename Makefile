@@ -26,10 +26,12 @@ test: setup
 	$(MAKE) fuzz-smoke
 
 # Coverage-guided fuzzing (libFuzzer + ASan) of every reader and the metadata sidecar, each target
-# for FUZZ_SECONDS (see scripts/fuzz.sh; findings in .build-fuzz/findings, exit 1 on any).
+# for FUZZ_SECONDS, or for FUZZ_RUNS executions when given (`make fuzz FUZZ_RUNS=1000000`: no time
+# limit; durations in fuzz/README.md). See scripts/fuzz.sh; findings in .build-fuzz/findings, exit 1 on any.
 FUZZ_SECONDS ?= 300
+FUZZ_RUNS ?=
 fuzz: setup
-	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+	FUZZ_RUNS=$(FUZZ_RUNS) bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # The short run `make test` ends with: 20 s per target, fails on any crash, hang or bomb.
 fuzz-smoke: setup

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Hostile-input campaign: mutants of real instrument files through `emconv info` and `convert`.
 
-For every family of ../shared/testdata (dm, emd_velox, emd_berkeley, mib, empad, and NeXus files
-emconv converts from them) it makes --per-family mutants (truncations at many offsets, byte flips,
+For every family of ../shared/testdata (dm, emd_velox, emd_berkeley, mib, empad, mrc, tia, tiff,
+dectris, and NeXus files emconv converts from them) it makes --per-family mutants (truncations at many offsets, byte flips,
 inserted runs of random bytes, huge values in length fields at known header offsets), copies the
 companions a format needs, and runs
 
@@ -33,7 +33,10 @@ import tempfile
 import time
 
 DOCUMENTED_EXITS = {1, 2, 3, 64, 65, 66, 73, 74}
-FAMILIES = ["dm", "emd_velox", "emd_berkeley", "mib", "empad", "nexus"]
+FAMILIES = ["dm", "emd_velox", "emd_berkeley", "mib", "empad", "mrc", "tia", "tiff", "dectris", "nexus"]
+# Share of a family's mutants that change a companion instead of the primary file.
+COMPANION_SHARE = {"mib": 0.1, "empad": 0.4, "tia": 0.5, "dectris": 0.5, "mrc": 0.2}
+HDF5_FAMILIES = ("emd_velox", "emd_berkeley", "nexus", "dectris")
 COLUMNS = ["tried", "crash", "hang", "rss", "silent", "clean", "messy", "ok", "leftovers", "foreign"]
 BAD = ["crash", "hang", "rss", "silent", "messy", "leftovers", "foreign"]
 
@@ -64,10 +67,30 @@ def base_files(testdata, work, emconv, max_bytes):
         raw = os.path.join(os.path.dirname(x), m.group(1).decode()) if m else None
         if raw and os.path.exists(raw):
             bases["empad"].append((x, [raw]))
+    # MRC: a Direct Electron movie reads its NAME_info.txt beside it.
+    for p in small("mrc", {".mrc"}):
+        d, n = os.path.split(p)
+        infos = [os.path.join(d, t) for t in os.listdir(d) if t.endswith("_info.txt") and n.startswith(t[:-len("_info.txt")])]
+        bases["mrc"].append((p, infos))
+    # TIA: an .emi with its NAME_N.ser series.
+    for e in small("tia", {".emi"}):
+        stem = os.path.splitext(e)[0]
+        sers = sorted(os.path.join(os.path.dirname(e), n) for n in os.listdir(os.path.dirname(e))
+                      if n.lower().endswith(".ser") and os.path.join(os.path.dirname(e), n).startswith(stem + "_"))
+        if sers and all(os.path.getsize(x) <= max_bytes for x in sers):
+            bases["tia"].append((e, sers))
+    bases["tiff"] = [(p, []) for p in small("tiff", {".tif", ".tiff"})]
+    # Dectris: a master with the data files it links (NAME_data_NNNNNN.h5).
+    for m in small("arina", {".h5"}):
+        if m.endswith("_master.h5"):
+            stem = m[:-len("_master.h5")]
+            data = sorted(os.path.join(os.path.dirname(m), n) for n in os.listdir(os.path.dirname(m))
+                          if os.path.join(os.path.dirname(m), n).startswith(stem + "_data_"))
+            bases["dectris"].append((m, data))
     # NeXus: emconv's own outputs of one small file of every other family.
     nx = os.path.join(work, "nexus-bases")
     os.makedirs(nx, exist_ok=True)
-    for fam in ["dm", "emd_velox", "emd_berkeley", "mib", "empad"]:
+    for fam in ["dm", "emd_velox", "emd_berkeley", "mib", "empad", "mrc", "tia", "tiff", "dectris"]:
         for i, (p, _) in enumerate(bases[fam][:3]):
             out = os.path.join(nx, f"{fam}-{i}.nxs")
             r = subprocess.run([emconv, "convert", p, "-o", out, "--overwrite"], capture_output=True, timeout=120)
@@ -90,7 +113,15 @@ def length_offsets(family, data):
         offs += [4, 8, 12]                              # file size / version fields
         offs += [m.start() + 4 for m in re.finditer(rb"%%%%", data[:1 << 20])][:400]   # tag info counts
         offs += [m.start() + 8 for m in re.finditer(rb"%%%%", data[:1 << 20])][:400]
-    elif family in ("emd_velox", "emd_berkeley", "nexus"):
+    elif family == "mrc":
+        offs += [0, 4, 8, 12, 28, 32, 36, 92, 104, 208]          # nx ny nz mode, mx my mz, nsymbt, exttyp, map
+    elif family == "tia":
+        offs += [6, 10, 14, 18, 22, 26, 30, 34]                  # SER: type ids, element counts, offset array, dims
+        offs += [m.start() + 8 for m in re.finditer(rb"\x60\x00\x00\x01", data[:1 << 20])][:200]   # EMI string lengths
+    elif family == "tiff":
+        offs += [4, 8]                                           # first IFD offset (classic / BigTIFF)
+        offs += [m.start() + k for m in re.finditer(rb"(\x11\x01|\x01\x11|\x17\x01|\x01\x17|\x00\x01|\x01\x00)[\x03\x04]\x00", data[:1 << 16]) for k in (4, 8)][:400]
+    elif family in HDF5_FAMILIES:
         offs += list(range(8, 96, 4))                   # superblock: sizes, addresses, EOF
         for sig in HDF5_SIGS:
             for m in re.finditer(re.escape(sig), data):
@@ -221,8 +252,11 @@ def one_mutant(args, family, index, base, companions, mutate_companion, seed, wo
         shutil.copyfile(base, os.path.join(inner, name))
     for c in companions:
         cn = os.path.basename(c)
+        stem = os.path.splitext(os.path.basename(base))[0]
         if family == "mib":     # the .hdr follows the renamed .mib
             cn = os.path.splitext(name)[0] + ".hdr"
+        elif cn.startswith(stem):   # NAME_1.ser, NAME_data_000001.h5 follow the renamed primary
+            cn = os.path.splitext(name)[0] + cn[len(stem):]
         inputs.add(cn)
         if mutate_companion == c:
             open(os.path.join(inner, cn), "wb").write(payload)
@@ -300,9 +334,9 @@ def campaign(args, work):
         for i in range(args.per_family):
             base, comps = bases[fam][i % len(bases[fam])]
             mutate_companion = None
-            # Some MIB (a tenth) and EMPAD (0.4) mutants change the companion (.hdr / .raw) instead.
-            if comps and rng.random() < (0.1 if fam == "mib" else 0.4):
-                mutate_companion = comps[0]
+            # Some mutants change a companion (.hdr, .raw, .ser, data file, info.txt) instead.
+            if comps and rng.random() < COMPANION_SHARE.get(fam, 0.4):
+                mutate_companion = rng.choice(comps)
             jobs.append((args, fam, i, base, comps, mutate_companion, rng.randrange(1 << 62), work))
     results = []
     with concurrent.futures.ThreadPoolExecutor(args.workers) as ex:

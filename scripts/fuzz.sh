@@ -2,11 +2,13 @@
 # Coverage-guided fuzzing of every reader and the metadata sidecar (libFuzzer + AddressSanitizer).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     build, seed, run each target SECONDS (default 300)
+#   FUZZ_RUNS=N scripts/fuzz.sh [TARGET...]    build, seed, run each target for N executions (-runs=N,
+#                                              no time limit: `make fuzz FUZZ_RUNS=1000000`)
 #   scripts/fuzz.sh build                      only build the instrumented library and the harnesses
 #   scripts/fuzz.sh seeds                      only (re)fill the corpora from fixtures and generated files
 #   scripts/fuzz.sh repro TARGET FILE...       run a target once on saved inputs (a finding, a regression)
 #
-# Targets: mib empad dm emd nexus raw sidecar hspy zspy (harnesses in fuzz/targets/). The library is built
+# Targets: mib empad dm emd nexus raw sidecar hspy zspy mrc tia tiff dectris (harnesses in fuzz/targets/). The library is built
 # with -sanitize=fuzzer,address into .build-fuzz; each harness is linked by swiftc against its
 # objects (SwiftPM cannot link a libFuzzer executable). Corpora grow in .build-fuzz/corpus/<target>,
 # findings land in .build-fuzz/findings/<target>/ and the script exits 1 on any finding (crash,
@@ -16,13 +18,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-ALL_TARGETS="mib empad dm emd nexus raw sidecar hspy zspy"
+ALL_TARGETS="mib empad dm emd nexus raw sidecar hspy zspy mrc tia tiff dectris"
 CONFIG="${FUZZ_CONFIG:-release}"
 OUT=.build-fuzz
 BIN="$OUT/bin"
 CORPUS="$OUT/corpus"
 FINDINGS="$OUT/findings"
-SHARED="$ROOT/../shared/testdata"
 export SWIFT_BACKTRACE=enable=no
 export EMCONV_ROOT="$ROOT"
 # Leaks are not findings here (Foundation's XML errors leak a few bytes by design); HDF5's own
@@ -32,6 +33,8 @@ export ASAN_OPTIONS="detect_leaks=0:suppressions=$ROOT/fuzz/asan.supp${ASAN_OPTI
 max_len() {
   case "$1" in
     sidecar|raw) echo 4096 ;;
+    mrc|tia|tiff) echo 32768 ;;
+    emd) echo 360000 ;;
     empad) echo 300000 ;;
     mib) echo 70000 ;;
     dm) echo 120000 ;;
@@ -80,14 +83,16 @@ for src, out in json.load(open(sys.argv[1])).items():
   echo "fuzz: built in $((SECONDS - t0)) s"
 }
 
-# Seeds: committed fixtures, files the test-support writers generate, emconv's own NeXus outputs,
-# and (when present, never copied into the repository) the small files of ../shared/testdata.
+# Seeds: committed fixtures, files the test-support writers generate and emconv's own outputs;
+# never ../shared/testdata (a finding is committed under fixtures/regressions, and the shared files
+# must not reach the repository, not even as mutants).
 add() { local dir="$CORPUS/$1"; shift; mkdir -p "$dir"; for f in "$@"; do [ -f "$f" ] && cp -f "$f" "$dir/seed-$(basename "$f" | tr ' ' _)"; done; }
 small() { find "$@" -type f -size -"$2" 2>/dev/null; }
 seeds() {
-  local emconv=.build/debug/emconv dmgen=.build/debug/emconv-dmgen gen="$OUT/generated"
-  if [ ! -x "$emconv" ] || [ ! -x "$dmgen" ]; then
-    swift build --product emconv >/dev/null && swift build --product emconv-dmgen >/dev/null || { echo "fuzz: swift build failed" >&2; exit 2; }
+  local emconv=.build/debug/emconv dmgen=.build/debug/emconv-dmgen fixgen=.build/debug/emconv-fixtures gen="$OUT/generated"
+  if [ ! -x "$emconv" ] || [ ! -x "$dmgen" ] || [ ! -x "$fixgen" ]; then
+    swift build --product emconv >/dev/null && swift build --product emconv-dmgen >/dev/null \
+      && swift build --product emconv-fixtures >/dev/null || { echo "fuzz: swift build failed" >&2; exit 2; }
   fi
   rm -rf "$gen"; mkdir -p "$gen"
   add mib fixtures/mib/*.mib
@@ -95,7 +100,7 @@ seeds() {
   add raw fixtures/raw/*.json
   # EMPAD: first byte 0 = xml beside a fixed raw, 1 = raw beside a fixed xml (see fuzz/targets/empad.swift).
   mkdir -p "$CORPUS/empad"
-  for x in fixtures/empad/*.xml "$SHARED"/empad/*.xml; do
+  for x in fixtures/empad/*.xml; do
     [ -f "$x" ] && { printf '\0'; cat "$x"; } >"$CORPUS/empad/seed-xml-$(basename "$x")"
   done
   { printf '\1'; cat fixtures/empad/scan_x2_y2.raw; } >"$CORPUS/empad/seed-raw-2x2"
@@ -104,9 +109,6 @@ seeds() {
   "$dmgen" "$gen/t.dm4" 4d --layout transposed --scan 3,2 --det 8,8 --big-endian >/dev/null
   "$dmgen" "$gen/tags.dm4" tags --groups 5 >/dev/null
   add dm "$gen"/*.dm4
-  [ -d "$SHARED/dm" ] && add dm $(find "$SHARED/dm" -type f -size -100k | head -40)
-  # EMD: the small Velox and Berkeley files (HDF5 seeds otherwise come from emconv's outputs).
-  [ -d "$SHARED" ] && add emd $(find "$SHARED/emd_berkeley" "$SHARED/emd_velox" -type f -size -320k 2>/dev/null)
   # NeXus: emconv's own outputs of small fixtures.
   local i=0
   for f in fixtures/raw/stack_u16.raw fixtures/raw/frames_f4be.raw fixtures/mib/single_r64_1bit.mib fixtures/mib/single_u08_6bit.mib "$gen/c.dm4"; do
@@ -127,13 +129,25 @@ seeds() {
   "$emconv" convert "$gen/c.dm4" -o "$gen/cube.emd" --overwrite >/dev/null 2>&1 || echo "fuzz: could not write an EMD 1.0 seed" >&2
   "$emconv" convert fixtures/raw/stack_u16.raw -o "$gen/stack.emd" --overwrite >/dev/null 2>&1 || echo "fuzz: could not write an EMD 1.0 seed" >&2
   add emd $(find "$gen" -name '*.emd' -size -320k)
+  # MRC, TIA, TIFF, Dectris, EMD (Velox, Berkeley): files the test-support writers generate
+  # (emconv-fixtures fuzz-seeds),
+  # and emconv's own TIFF outputs.
+  local t
+  for t in mrc tia tiff dectris emd; do
+    mkdir -p "$gen/seeds-$t"
+    "$fixgen" fuzz-seeds "$t" "$gen/seeds-$t" || echo "fuzz: could not generate the $t seeds" >&2
+    add "$t" "$gen/seeds-$t"/*
+  done
+  "$emconv" convert fixtures/raw/stack_u16.raw -o "$gen/stack.tif" --overwrite >/dev/null 2>&1
+  "$emconv" convert fixtures/mib/single_u08_6bit.mib -o "$gen/mib.tif" --overwrite >/dev/null 2>&1
+  add tiff "$gen"/*.tif
   for t in $ALL_TARGETS; do echo "fuzz: $t: $(ls "$CORPUS/$t" | wc -l) corpus files"; done
 }
 
 # HDF5 targets run in fork mode: libhdf5 1.10.8 itself faults, loops or allocates what a damaged
 # variable-length attribute declares, and a run must go on past those to reach emconv's code.
 fork_flags() {
-  case "$1" in emd|nexus|hspy) echo "-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1" ;; esac
+  case "$1" in emd|nexus|hspy|dectris) echo "-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1" ;; esac
 }
 
 # Sorts a target's artifacts: the first frame of the report that is neither sanitizer, libFuzzer,
@@ -161,14 +175,21 @@ triage() {
   echo "$n"
 }
 
-# Runs one target for $2 seconds; prints "target execs seconds status".
+# Runs one target for $2 seconds, or for FUZZ_RUNS executions when set (no time limit then);
+# prints "target execs seconds execs/s cpu-seconds execs/cpu-second status".
 run_one() {
   local t=$1 secs=$2
   local log="$OUT/logs/$t.log"
   mkdir -p "$OUT/logs" "$FINDINGS/$t" "$CORPUS/$t"
   local tmp; tmp=$(mktemp -d "${TMPDIR:-/tmp}/emconv-fuzz-run.XXXXXX")
   local t0=$SECONDS
-  TMPDIR="$tmp" timeout -k 10 $((secs + 120)) "$BIN/fuzz-$t" -max_total_time="$secs" -timeout=10 \
+  local limit=(-max_total_time="$secs") guard=$((secs + 120))
+  if [ -n "${FUZZ_RUNS:-}" ]; then limit=(-runs="$FUZZ_RUNS" -max_total_time=0); guard=$((366 * 86400)); fi
+  # CPU seconds of the target and its fork-mode children (/usr/bin/time), for a rate independent of load.
+  local timer=() cpu_file="$OUT/logs/$t.cpu"
+  rm -f "$cpu_file"
+  [ -x /usr/bin/time ] && timer=(/usr/bin/time -q -f "%U %S" -o "$cpu_file")
+  TMPDIR="$tmp" "${timer[@]}" timeout -k 10 "$guard" "$BIN/fuzz-$t" "${limit[@]}" -timeout=10 \
     -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len="$(max_len "$t")" -print_final_stats=1 -detect_leaks=0 \
     $(fork_flags "$t") ${FUZZ_FLAGS:-} -artifact_prefix="$FINDINGS/$t/" "$CORPUS/$t" >"$log" 2>&1
   local rc=$?
@@ -180,7 +201,11 @@ run_one() {
   local status=ok
   [ "$found" = 0 ] || status="FINDING ($found, see $FINDINGS/$t and $log)"
   [ "$found" = 0 ] && [ "$rc" != 0 ] && [ "$lib" = 0 ] && status="FAILED (exit $rc, see $log)"
-  printf '%-8s %10s execs %6d s  %s%s\n' "$t" "${execs:-?}" "$((SECONDS - t0))" "$status" \
+  local el=$((SECONDS - t0))
+  local cpu; cpu=$(awk '/^[0-9.]+ [0-9.]+$/ { printf "%.2f", $1 + $2 }' "$cpu_file" 2>/dev/null)
+  local per_cpu; per_cpu=$(awk -v e="${execs:-0}" -v c="${cpu:-0}" 'BEGIN { if (c > 0 && e > 0) printf "%.0f", e / c; else print "?" }')
+  printf '%-8s %10s execs %6d s %8s execs/s %7s cpu-s %8s execs/cpu-s  %s%s\n' "$t" "${execs:-?}" "$el" \
+    "$( [ -n "$execs" ] && [ "$el" -gt 0 ] && echo $((execs / el)) || echo '?')" "${cpu:-?}" "$per_cpu" "$status" \
     "$([ "$lib" != 0 ] && echo "  ($lib inside libhdf5 so far)")"
   [ "$status" = ok ]
 }
@@ -192,12 +217,11 @@ case "${1:-}" in
     shift; t=$1; shift; build >/dev/null
     "$BIN/fuzz-$t" -runs=1 -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 "$@"; exit $? ;;
 esac
-SECS="${1:-${FUZZ_SECONDS:-300}}"
-shift || true
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then SECS=$1; shift; else SECS="${FUZZ_SECONDS:-300}"; fi
 TARGETS="${*:-$ALL_TARGETS}"
 build
 seeds
-echo "fuzz: ${SECS} s per target: $TARGETS"
+if [ -n "${FUZZ_RUNS:-}" ]; then echo "fuzz: ${FUZZ_RUNS} executions per target: $TARGETS"; else echo "fuzz: ${SECS} s per target: $TARGETS"; fi
 failed=0
 JOBS="${FUZZ_JOBS:-1}"
 if [ "$JOBS" -gt 1 ]; then

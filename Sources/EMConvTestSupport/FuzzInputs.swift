@@ -23,6 +23,17 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case hspy
     /// The bytes are a ZIP store named .zspy (HyperSpy zarr: ZIP directory, JSON, chunk codecs).
     case zspy
+    /// The bytes are an .mrc (MRC2014, FEI extended headers, DE-16 variants).
+    case mrc
+    /// First byte even: the rest is `input_1.ser` beside a fixed generated `input.emi`, opened as
+    /// the .ser; odd: the rest is `input.emi` beside a fixed generated `input_1.ser`, opened as the .emi.
+    case tia
+    /// The bytes are a .tif (classic or BigTIFF; read through libtiff).
+    case tiff
+    /// First byte even: the rest is `input_master.h5` beside a fixed generated
+    /// `input_data_000001.h5`; odd: the rest is that data file beside a fixed generated master.
+    /// The master is opened.
+    case dectris
 }
 
 public enum FuzzInputs {
@@ -82,7 +93,51 @@ public enum FuzzInputs {
             do { _ = try Sidecar.load(put(bytes, "metadata.yaml")); return nil } catch { return error }
         case .hspy: return openAndReadAll(put(bytes, "input.hspy"))
         case .zspy: return openAndReadAll(put(bytes, "input.zspy"))
+        case .mrc: return openAndReadAll(put(bytes, "input.mrc"))
+        case .tiff: return openAndReadAll(put(bytes, "input.tif"))
+        case .tia:
+            guard !bytes.isEmpty else { return nil }
+            if odd {
+                _ = put(generated("tia", "input_1.ser"), "input_1.ser")
+                return openAndReadAll(put(rest, "input.emi"))
+            }
+            _ = put(generated("tia", "input.emi"), "input.emi")
+            return openAndReadAll(put(rest, "input_1.ser"))
+        case .dectris:
+            guard !bytes.isEmpty else { return nil }
+            if odd {
+                _ = put(rest, "input_data_000001.h5")
+                return openAndReadAll(put(generated("dectris", "input_master.h5"), "input_master.h5"))
+            }
+            _ = put(generated("dectris", "input_data_000001.h5"), "input_data_000001.h5")
+            return openAndReadAll(put(rest, "input_master.h5"))
         }
+    }
+
+    /// The fixed companions of the tia and dectris targets, generated once per process.
+    static func generated(_ kind: String, _ name: String) -> [UInt8] {
+        let key = "generated/\(kind)/\(name)"
+        if let c = cache[key] { return c }
+        let dir = NSTemporaryDirectory() + "emconv-fuzz-companions-\(getpid())-\(kind)"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            if kind == "tia" {
+                try SERWriter.write(dir + "/input_1.ser", image: true, dataType: 2, frame: [4, 5], dims: [SERWriter.Dim(3)]) { i in
+                    (0..<40).map { UInt8(truncatingIfNeeded: $0 + i) }
+                }
+                try SERWriter.writeEMI(dir + "/input.emi", objects: [("STEM BF", "Image", "input_1.ser", SERWriter.objectInfo())])
+            } else {
+                try FuzzSeeds.writeDectris(dir: dir, name: "input", bitshuffle: true)
+            }
+        } catch {
+            fatalError("fuzz: cannot generate the \(kind) companions: \(error)")
+        }
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+            if let d = FileManager.default.contents(atPath: dir + "/" + f) { cache["generated/\(kind)/\(f)"] = [UInt8](d) }
+        }
+        guard let c = cache[key] else { fatalError("fuzz: generated \(kind) companions lack \(name)") }
+        return c
     }
 
     /// Identifies and opens `path` as emconv does, then reads every frame of every dataset.

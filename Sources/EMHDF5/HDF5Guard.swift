@@ -67,6 +67,23 @@ public final class HDF5Guard: @unchecked Sendable {
         dapl = d
     }
 
+    /// Groups whose local heap was checked (file number and header address): passed or not.
+    private var heapsChecked: [String: Bool] = [:]
+
+    /// Whether the local heap of the group at `address` passed ``HDF5RawFile/checkLocalHeap(group:)``
+    /// (checked once per group; a failure is recorded as the refusal).
+    func localHeapFits(file: UInt, address: UInt64, object: hid_t, path: String) -> Bool {
+        let key = "\(file):\(address)"
+        if let ok = sink?.heapsChecked[key] ?? heapsChecked[key] { return ok }
+        var ok = true
+        if let raw = HDF5RawFile(object: object), let problem = raw.checkLocalHeap(group: address) {
+            refuse(EMError(.badInput, file: input, at: path, "group: \(problem) (damaged file)"))
+            ok = false
+        }
+        if let sink { sink.heapsChecked[key] = ok } else { heapsChecked[key] = ok }
+        return ok
+    }
+
     /// The first refusal recorded while reading this input (nil: nothing was refused).
     public var refusal: EMError? { sink?.firstRefusal ?? firstRefusal }
 
@@ -424,65 +441,6 @@ extension HDF5Dataset {
         }
         try MemoryBudget.check(MemoryBudget.product([elements, elementSize]), what: "reading \(elements) values",
                                file: filePath, at: path, stored: whole ? knownStoredBytes : nil)
-    }
-}
-
-extension HDF5Dataset {
-    /// Variable-length values stored contiguously or in unfiltered chunks: the lengths their
-    /// on-disk descriptors record (4-byte length, heap address, 4-byte index) must each fit the
-    /// file and together the budget, checked before HDF5 allocates them (a damaged length made
-    /// HDF5 allocate and clear gigabytes for one string). Other layouts are left to HDF5.
-    func variableLengthsFit(count n: Int) -> Bool {
-        let fid = H5Iget_file_id(id)
-        guard fid >= 0 else { return false }
-        defer { H5Fclose(fid) }
-        let fcpl = H5ID(H5Fget_create_plist(fid), .plist)
-        var sizeofAddr = 0, sizeofSize = 0
-        var userblock: hsize_t = 0, fileSize: hsize_t = 0
-        H5Pget_sizes(fcpl.id, &sizeofAddr, &sizeofSize)
-        H5Pget_userblock(fcpl.id, &userblock)
-        H5Fget_filesize(fid, &fileSize)
-        let record = 8 + sizeofAddr
-        // Where the descriptors are: one contiguous block, or each unfiltered chunk.
-        var blocks: [(address: UInt64, bytes: Int)] = []
-        let dcpl = H5ID(H5Dget_create_plist(id), .plist)
-        switch H5Pget_layout(dcpl.id) {
-        case H5D_CONTIGUOUS:
-            let addr = H5Dget_offset(id)
-            guard addr != UInt64.max else { return true }
-            guard let b = MemoryBudget.product([n, record]) else { return false }
-            blocks.append((UInt64(addr), b))
-        case H5D_CHUNKED:
-            guard H5Pget_nfilters(dcpl.id) == 0 else { return true }
-            var count: hsize_t = 0
-            let space = H5ID(H5Dget_space(id), .dataspace)
-            guard H5Dget_num_chunks(id, space.id, &count) >= 0, count <= 4096 else { return false }
-            var offset = [hsize_t](repeating: 0, count: 32)
-            for i in 0..<count {
-                var mask: UInt32 = 0
-                var addr: haddr_t = 0
-                var size: hsize_t = 0
-                guard H5Dget_chunk_info(id, space.id, i, &offset, &mask, &addr, &size) >= 0 else { return false }
-                blocks.append((UInt64(addr), Int(clamping: size)))
-            }
-        default:
-            return true
-        }
-        guard let name = HDF5Guard.fileName(id), blocks.reduce(0, { $0 + $1.bytes }) <= 1 << 24 else { return false }
-        let fd = open(name, O_RDONLY)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var total = 0
-        for block in blocks {
-            var buf = [UInt8](repeating: 0, count: block.bytes)
-            guard pread(fd, &buf, block.bytes, off_t(clamping: UInt64(userblock) &+ block.address)) == block.bytes else { return false }
-            for o in stride(from: 0, to: block.bytes - record + 1, by: record) {
-                let len = Int(buf[o]) | Int(buf[o + 1]) << 8 | Int(buf[o + 2]) << 16 | Int(buf[o + 3]) << 24
-                total += len
-                guard len <= Int(clamping: fileSize), total <= MemoryBudget.maxAllocation else { return false }
-            }
-        }
-        return true
     }
 }
 

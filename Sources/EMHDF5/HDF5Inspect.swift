@@ -43,6 +43,8 @@ extension HDF5Dataset {
         // Variable-length data would need reclaiming; their decoding is covered by reading metadata.
         if H5Tget_class(t.id) == H5T_STRING && H5Tis_variable_str(t.id) > 0 { return true }
         if H5Tget_class(t.id) == H5T_VLEN { return true }
+        // Nor compounds or arrays holding them: libhdf5 would allocate what their lengths declare.
+        if H5Tdetect_class(t.id, H5T_VLEN) > 0 || (H5Tget_class(t.id) != H5T_STRING && H5Tdetect_class(t.id, H5T_STRING) > 0) { return true }
         let bytes = count.reduce(1, *) * ts
         guard bytes <= 64 << 20 else { return true }
         var buf = [UInt8](repeating: 0, count: max(1, bytes))

@@ -189,6 +189,7 @@ public final class HDF5File {
         root = HDF5Group(H5ID(g, .group), path: "/", filePath: path)
         root.inputGuard = inputGuard
         self.inputGuard = inputGuard
+        if !root.linksReadable(), let e = inputGuard.refusal { throw e }
     }
 
     public func flush() throws {
@@ -233,10 +234,13 @@ public final class HDF5Group: HDF5Node {
         return d >= 0 ? HDF5Dataset(H5ID(d, .dataset), path: childPath(name), filePath: filePath) : nil
     }
 
-    /// Whether a link (possibly a path with '/') exists.
+    /// Whether a link (possibly a path with '/') exists. On files opened for reading, the local
+    /// heap of each group on the way is checked before HDF5 looks a name up in it.
     public func exists(_ name: String) -> Bool {
+        guard linksReadable() else { return false }
         var cur = ""
         for part in name.split(separator: "/") {
+            if !cur.isEmpty, !linksReadable(at: cur) { return false }
             cur += (cur.isEmpty ? "" : "/") + part
             if H5Lexists(id, cur, lapl) <= 0 { return false }
         }
@@ -252,6 +256,7 @@ public final class HDF5Group: HDF5Node {
     /// Names of the direct children, in creation (or name) order.
     public var childNames: [String] {
         var names: [String] = []
+        guard linksReadable() else { return [] }
         var info = H5G_info_t()
         guard H5Gget_info(id, &info) >= 0 else { return [] }
         for i in 0..<info.nlinks {

@@ -190,10 +190,9 @@ extension HDF5Dataset {
               (try? checkRead(elements: n, elementSize: H5Tis_variable_str(ft.id) > 0 ? 16 : H5Tget_size(ft.id), whole: true)) != nil else { return nil }
         defer { HDF5Guard.endRead() }
         if H5Tis_variable_str(ft.id) > 0 {
-            guard variableLengthsFit(count: n) else { return nil }
             let mt = vlenStringType(matching: ft.id)
             var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: n)
-            guard H5Dread(id, mt.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), &ptrs) >= 0 else { return nil }
+            guard variableLengthsFit(count: n, read: { H5Dread(id, mt.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), &ptrs) >= 0 }) else { return nil }
             let out = ptrs.map { $0.map { String(cString: $0) } ?? "" }
             H5Dvlen_reclaim(mt.id, sp.id, hid_t(H5P_DEFAULT), &ptrs)
             return out
@@ -220,7 +219,7 @@ extension HDF5Node {
         if H5Tis_variable_str(ft.id) > 0 {
             let mt = vlenStringType(matching: ft.id)
             var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: n)
-            guard H5Aread(a.id, mt.id, &ptrs) >= 0 else { return nil }
+            guard variableLengthAttributeFits(name, count: n, read: { H5Aread(a.id, mt.id, &ptrs) >= 0 }) else { return nil }
             let out = ptrs.map { $0.map { String(cString: $0) } ?? "" }
             H5Dvlen_reclaim(mt.id, sp.id, hid_t(H5P_DEFAULT), &ptrs)
             return out

@@ -9,6 +9,8 @@ import Foundation
 ///     emconv-fixtures bench-emd-stream FILE THREADS    (spectrum-stream decoding throughput)
 ///     swift run -c release emconv-fixtures bench-bitshuffle [SECONDS]   (bitshuffle-LZ4 codec, GB/s on one core)
 ///     swift run -c release emconv-fixtures bench-mrc OUT.mrc [--scan 128x128] [--det 256]   (4D-STEM MRC, FEI2 scan size)
+///     emconv-fixtures fuzz-seeds TARGET DIR        (generated seeds of the mrc, tia, tiff and dectris fuzz targets)
+///     emconv-fixtures regressions DIR              (the damaged HDF5 files of fixtures/regressions, from a generated EMD)
 
 func usage() -> Never {
     FileHandle.standardError.write(Data("""
@@ -17,6 +19,8 @@ func usage() -> Never {
            emconv-fixtures bench-emd-stream FILE THREADS
            emconv-fixtures bench-mrc OUT.mrc [--scan YxX] [--det N]
            emconv-fixtures bench-bitshuffle [SECONDS]
+           emconv-fixtures fuzz-seeds mrc|tia|tiff|dectris DIR
+           emconv-fixtures regressions DIR
 
     """.utf8))
     exit(64)
@@ -47,6 +51,22 @@ if args.first == "bench-bitshuffle" {
     } catch {
         fail(error)
     }
+    exit(0)
+}
+
+if args.count == 3, args[0] == "fuzz-seeds" {
+    guard let target = FuzzTarget(rawValue: args[1]) else { usage() }
+    do {
+        try FileManager.default.createDirectory(atPath: args[2], withIntermediateDirectories: true)
+        try FuzzSeeds.write(target, into: args[2])
+    } catch {
+        fail(error)
+    }
+    exit(0)
+}
+
+if args.count == 2, args[0] == "regressions" {
+    do { try HDF5Regressions.writeAll(under: args[1]) } catch { fail(error) }
     exit(0)
 }
 

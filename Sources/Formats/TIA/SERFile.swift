@@ -170,7 +170,7 @@ struct SERFile {
 
         // Offset arrays: data offsets then tag offsets, one per element.
         let arraysBytes = Int64(total) * Int64(offsetSize) * 2
-        guard arrayOffset >= Int64(r.pos), arrayOffset + arraysBytes <= size else {
+        guard arrayOffset >= Int64(r.pos), arrayOffset <= size - arraysBytes else {
             throw EMError.bad(path, offset: 14 + 8, "offset arrays at \(arrayOffset) (\(arraysBytes) bytes) lie outside the file of \(size) bytes; truncated?")
         }
         var a = LEBytes(try file.read(at: arrayOffset, count: Int(arraysBytes), what: "offset arrays"), base: arrayOffset, path: path)
@@ -189,7 +189,7 @@ struct SERFile {
         let headerBytes = kind == .spectrum ? 26 : 50
         func elementHeader(_ i: Int) throws -> (Int16, [Int], [Calibration]) {
             let off = dataOffsets[i]
-            guard off > 0, off + Int64(headerBytes) <= size else {
+            guard off > 0, off <= size - Int64(headerBytes) else {
                 throw EMError.bad(path, offset: off, "element \(i + 1) of \(validElements) starts outside the file of \(size) bytes; truncated?")
             }
             var e = LEBytes(try file.read(at: off, count: headerBytes, what: "element \(i + 1) header"), base: off, path: path)
@@ -210,7 +210,12 @@ struct SERFile {
         guard let et = SERFile.elementType(code: t0) else {
             throw EMError.bad(path, offset: dataOffsets[0] + Int64(headerBytes - (kind == .spectrum ? 6 : 10)), "unknown SER data type code \(t0) (1…10)")
         }
-        guard shape0.allSatisfy({ $0 > 0 }), shape0.reduce(Int64(1), { $0 * Int64($1) }) * Int64(et.size) <= size else {
+        // Overflow-safe: each of two sizes may be up to 2^31 - 1 and a value 16 bytes.
+        let declared = shape0.reduce(Int64(et.size)) { acc, d in
+            let (m, o) = acc.multipliedReportingOverflow(by: Int64(d))
+            return o ? Int64.max : m
+        }
+        guard shape0.allSatisfy({ $0 > 0 }), declared <= size else {
             throw EMError.bad(path, offset: dataOffsets[0], "element size \(shape0.map(String.init).joined(separator: "x")) does not fit in the file of \(size) bytes")
         }
         dataType = t0
@@ -218,7 +223,8 @@ struct SERFile {
         frameShape = shape0
         calibrations = cal0
         let fb = Int64(shape0.reduce(1, *) * et.size)
-        guard Int64(validElements) * fb <= size else {
+        let (all, overflow) = Int64(validElements).multipliedReportingOverflow(by: fb)
+        guard !overflow, all <= size else {
             throw EMError.bad(path, offset: dataOffsets[0], "\(validElements) elements of \(fb) bytes do not fit in the file of \(size) bytes; truncated?")
         }
         var warns: [String] = []
@@ -248,7 +254,7 @@ struct SERFile {
         var times: [MetaValue] = [], xs: [MetaValue] = [], ys: [MetaValue] = []
         var missing = 0
         for off in tagOffsets {
-            guard off > 0, off + Int64(tagBytes) <= file.size, let b = try? file.read(at: off, count: tagBytes, what: "tag") else {
+            guard off > 0, off <= file.size - Int64(tagBytes), let b = try? file.read(at: off, count: tagBytes, what: "tag") else {
                 missing += 1
                 continue
             }

@@ -67,9 +67,10 @@ public enum TIFFReader: FormatReader {
         for (k, offset) in Set([tags.firstIFD, pages[pages.count - 1].offset]).sorted().enumerated() {
             let entries = k == 0 && offset == tags.firstIFD ? first : ((try? tags.entries(at: offset)) ?? [:])
             for e in entries.values.sorted(by: { $0.tag < $1.tag }) {
-                let end = e.valueOffset + Int64(TIFFTagReader.typeSize(e.type)) * Int64(e.count)
-                if e.valueOffset < 0 || end > file.size {
-                    warnings.append("tag \(e.tag) (\(end - e.valueOffset) bytes at offset \(e.valueOffset)) lies beyond the end of the file of \(file.size) bytes: truncated; its content is missing")
+                // count < 2^40 (TIFFTagReader), so the size cannot overflow; the offset may be near Int64.max.
+                let bytes = Int64(TIFFTagReader.typeSize(e.type)) * Int64(e.count)
+                if e.valueOffset < 0 || e.valueOffset > file.size - bytes {
+                    warnings.append("tag \(e.tag) (\(bytes) bytes at offset \(e.valueOffset)) lies beyond the end of the file of \(file.size) bytes: truncated; its content is missing")
                 }
             }
         }

@@ -90,7 +90,7 @@ struct TIFFTagReader {
     /// The value bytes (at most 16 MiB; nil when outside the file).
     func bytes(_ e: Entry) -> [UInt8]? {
         let total = UInt64(TIFFTagReader.typeSize(e.type)) * e.count
-        guard total <= 16 << 20, e.valueOffset >= 0, e.valueOffset + Int64(total) <= file.size else { return nil }
+        guard total <= 16 << 20, e.valueOffset >= 0, e.valueOffset <= file.size - Int64(total) else { return nil }
         return try? file.read(at: e.valueOffset, count: Int(total), what: "TIFF tag \(e.tag)")
     }
 
