@@ -80,7 +80,8 @@ public enum HSpyReader: FormatReader {
                 let want = MemoryBudget.product([perFrame, bytes]).map { $0 + (1 << 20) } ?? MemoryBudget.maxAllocation
                 if want > 2 << 20, let d = g.openDataset("data", chunkCacheBytes: min(want, 128 << 20)) { reading = d }
             }
-            let source = HDF5HyperslabSource(owner: handle, dataset: reading, shape: shape, frameRank: frameRank, type: type)
+            let source = slabSource(handle: handle, dataset: data, shape: shape, frameRank: frameRank, type: type)
+                ?? HDF5HyperslabSource(owner: handle, dataset: reading, shape: shape, frameRank: frameRank, type: type)
             let ds = try HyperSpyMetadata.dataset(stored, file: path, source: source)
             if datasets.contains(where: { $0.name == ds.name }) { ds.name = name }
             datasets.append(ds)
@@ -91,6 +92,22 @@ public enum HSpyReader: FormatReader {
         return OpenedFile(path: path, format: "hspy", variant: "HyperSpy \(version), \(datasets.count) signal(s)", datasets: datasets,
                           files: [path], original: .object([("file_format_version", .string(version))]), warnings: warnings,
                           readerName: "hspy", readerVersion: Self.version, handles: [handle])
+    }
+
+    /// Chunked data read a slab of navigation rows at a time (``SlabFrameSource``, at most half
+    /// the memory budget): one hyperslab read per slab decodes each chunk it touches once.
+    /// nil for contiguous data or when one row of frames does not fit.
+    static func slabSource(handle: AnyObject, dataset: HDF5Dataset, shape: [Int], frameRank: Int, type: ElementType) -> FrameSource? {
+        let navRank = shape.count - frameRank
+        guard navRank > 0, let chunk = dataset.chunkShape, chunk.count == shape.count,
+              let frameElements = MemoryBudget.product(Array(shape.suffix(frameRank))), frameElements > 0 else { return nil }
+        let frameShape = Array(shape.suffix(frameRank))
+        return SlabFrameSource(navShape: Array(shape.prefix(navRank)), navChunks: Array(chunk.prefix(navRank)),
+                               frameBytes: frameElements * type.size, budget: MemoryBudget.maxAllocation / 2,
+                               prepareThread: { HDF5.silenceErrorsOnThisThread() }) { slab, region in
+            _ = handle
+            try HDF5.lock.withLock { try dataset.read(start: slab.start + frameShape.map { _ in 0 }, count: slab.count + frameShape, as: type, into: region) }
+        }
     }
 
     /// Limits on the metadata trees a file may declare (nodes and depth).

@@ -69,7 +69,7 @@ public enum ZspyReader: FormatReader {
             let original = try tree(store, base + "/original_metadata", budget: &budget).value
             let stored = HyperSpyStoredSignal(groupName: name, axes: axes, coordinates: coordinates, metadata: metadata,
                                               original: original, shape: array.shape, elementType: array.elementType)
-            let source = try ZarrFrameSource(array: array, frameRank: HyperSpyMetadata.frameRank(stored))
+            let source = try frameSource(array, frameRank: HyperSpyMetadata.frameRank(stored))
             let ds = try HyperSpyMetadata.dataset(stored, file: path, source: source)
             if datasets.contains(where: { $0.name == ds.name }) { ds.name = name }
             datasets.append(ds)
@@ -81,6 +81,24 @@ public enum ZspyReader: FormatReader {
         return OpenedFile(path: path, format: "zspy", variant: "ZSpy \(version) \(kind), \(datasets.count) signal(s)", datasets: datasets,
                           files: [path], original: .object([("file_format_version", .string(version))]), warnings: warnings,
                           readerName: "zspy", readerVersion: Self.version, handles: store.handles)
+    }
+
+    /// Frames from slabs of navigation rows (``SlabFrameSource``): every chunk is decoded once
+    /// per slab, on all cores. The slab is at most half the memory budget; when not even one row
+    /// of frames fits, frames are cut from the chunks frame by frame (``ZarrFrameSource``).
+    static func frameSource(_ array: ZarrArray, frameRank: Int) throws -> FrameSource {
+        let navRank = array.rank - frameRank
+        let frameElements = MemoryBudget.product(Array(array.shape.suffix(frameRank))) ?? 0
+        if navRank > 0, frameElements > 0,
+           let slabs = SlabFrameSource(navShape: Array(array.shape.prefix(navRank)), navChunks: Array(array.chunks.prefix(navRank)),
+                                       frameBytes: frameElements * array.elementType.size, budget: MemoryBudget.maxAllocation / 2,
+                                       fill: { slab, region in
+                                           try slab.fillFromChunks(shape: array.shape, chunks: array.chunks, elementSize: array.elementType.size,
+                                                                   into: region) { try array.readChunk($0, into: $1) }
+                                       }) {
+            return slabs
+        }
+        return try ZarrFrameSource(array: array, frameRank: frameRank)
     }
 
     static let maxNodes = 200_000
