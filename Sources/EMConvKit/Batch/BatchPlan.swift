@@ -143,7 +143,7 @@ public struct BatchPlanner {
             guard stat(raw, &st) == 0 else { throw EMError(.missingInput, file: raw, "no such file or directory") }
             let isDir = (st.st_mode & S_IFMT) == S_IFDIR
             let root = isDir ? (raw.hasSuffix("/") && raw.count > 1 ? String(raw.dropLast()) : raw) : (raw as NSString).deletingLastPathComponent
-            if !isDir { out.append((raw, root, OutputSafety.fileID(raw), false)); continue }
+            if !isDir || Self.isStoreDirectory(raw) { out.append((raw, root, OutputSafety.fileID(raw), false)); continue }
             let realRoot = OutputSafety.realPath(root) ?? root
             let inside = { (p: String) -> Bool in p == realRoot || p.hasPrefix(realRoot == "/" ? "/" : realRoot + "/") }
             var walked: Set<OutputSafety.FileID> = [OutputSafety.FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))]
@@ -160,6 +160,13 @@ public struct BatchPlanner {
                     let id = OutputSafety.FileID(device: UInt64(ts.st_dev), inode: UInt64(ts.st_ino))
                     let target = isLink ? (OutputSafety.realPath(p) ?? p) : p
                     switch ts.st_mode & S_IFMT {
+                    case S_IFDIR where Self.isStoreDirectory(p):
+                        // A zarr store (.zspy) is one input, like a file: its chunks are not walked.
+                        if isLink && !followSymlinks && !inside(target) {
+                            skipped.append(SkippedFile(path: p, reason: "symbolic link to a folder outside the input (\(target)): not followed (use --follow-symlinks)"))
+                        } else {
+                            out.append((p, root, id, isLink))
+                        }
                     case S_IFDIR:
                         guard recursive && !n.hasPrefix(".") else { continue }
                         if isLink && !followSymlinks {
@@ -268,7 +275,8 @@ public struct BatchPlanner {
                 continue
             }
             let attrs = try? fm.attributesOfItem(atPath: c.path)
-            let size = (attrs?[.size] as? NSNumber)?.int64Value ?? 0
+            let size = Self.isStoreDirectory(c.path) && (attrs?[.type] as? FileAttributeType) == .typeDirectory
+                ? Self.treeSize(c.path) : (attrs?[.size] as? NSNumber)?.int64Value ?? 0
             let mtime = (attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
             let compSizes = c.companions.compactMap { (try? fm.attributesOfItem(atPath: $0)[.size] as? NSNumber)?.int64Value }.reduce(0, +)
             items.append(BatchItem(index: items.count, input: c.path, companions: c.companions.filter { fm.fileExists(atPath: $0) },
@@ -286,6 +294,23 @@ public struct BatchPlanner {
         for k in claimed.sorted() { skipped.append(SkippedFile(path: k, reason: "companion of \(companionOf[k]!)")) }
         skipped.sort { BatchPlanner.naturalLess($0.path, $1.path) }
         return (items, skipped)
+    }
+
+    /// A folder that is one input, not a folder of inputs: a HyperSpy zarr store (`*.zspy`).
+    static func isStoreDirectory(_ path: String) -> Bool {
+        (path as NSString).pathExtension.lowercased() == "zspy"
+    }
+
+    /// Bytes of the regular files under a store folder (links not followed; at most 10^6 entries).
+    static func treeSize(_ path: String) -> Int64 {
+        guard let e = FileManager.default.enumerator(atPath: path) else { return 0 }
+        var total: Int64 = 0, n = 0
+        while let rel = e.nextObject() as? String, n < 1_000_000 {
+            n += 1
+            var st = stat()
+            if lstat((path as NSString).appendingPathComponent(rel), &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { total += Int64(st.st_size) }
+        }
+        return total
     }
 
     func relative(_ path: String, to root: String) -> String {
