@@ -1,5 +1,6 @@
 @testable import EMConvKit
 @testable import EMCore
+@testable import FormatHyperSpy
 import EMConvTestSupport
 import Foundation
 import XCTest
@@ -120,6 +121,21 @@ final class HyperSpySlabReadTests: TempDirectoryTestCase {
         s = hs.signals.Signal2D(data).as_lazy()
         s.save(f"{out}/lazy.hspy", overwrite=True, chunks=(4, 4, 5, 6))
         s.save(f"{out}/lazy.zspy", overwrite=True, chunks=(4, 4, 5, 6))
+        s.save(f"{out}/lazy_plain.hspy", overwrite=True, chunks=(4, 4, 5, 6), compression=None)
+        # fletcher32 (a filter emconv leaves to HDF5) and zstd (hdf5plugin) on the same tiles.
+        import h5py, shutil, hdf5plugin
+        for name, kw in (("lazy_f32", dict(fletcher32=True, compression="gzip", shuffle=True)),
+                         ("lazy_zstd", dict(**hdf5plugin.Zstd(clevel=1), shuffle=True))):
+            shutil.copy(f"{out}/lazy.hspy", f"{out}/{name}.hspy")
+            with h5py.File(f"{out}/{name}.hspy", "r+") as f:
+                g = f["Experiments/__unnamed__"]
+                del g["data"]
+                g.create_dataset("data", data=data, chunks=(4, 4, 5, 6), **kw)
+        shutil.copy(f"{out}/lazy.hspy", f"{out}/lazy_bad.hspy")
+        with h5py.File(f"{out}/lazy_bad.hspy", "r") as f:
+            info = f["Experiments/__unnamed__/data"].id.get_chunk_info(5)
+        with open(f"{out}/lazy_bad.hspy", "r+b") as f:  # a damaged deflate stream in one tile
+            f.seek(info.byte_offset + 2); f.write(b"\\xff" * min(64, info.size - 2))
         data.tofile(f"{out}/lazy.bin")
         """
         try script.write(toFile: tmp + "/gen.py", atomically: true, encoding: .utf8)
@@ -134,13 +150,27 @@ final class HyperSpySlabReadTests: TempDirectoryTestCase {
         let d = SHA256Digest()
         raw.withUnsafeBytes { d.update($0) }
         let want = d.finalizeHex()
-        for name in ["lazy.hspy", "lazy.zspy"] {
+        // Which .hspy tiles emconv decodes itself on all cores (the others: one HDF5 read per slab).
+        for (name, own) in [("lazy.hspy", true), ("lazy_plain.hspy", true), ("lazy_zstd.hspy", true), ("lazy_f32.hspy", false)] {
+            let h5 = try HDF5File(reading: tmp + "/" + name)
+            let d = try XCTUnwrap(h5.root.openGroup("Experiments")?.openGroup("__unnamed__")?.openDataset("data"))
+            XCTAssertEqual(HSpyChunkDecoder(dataset: d, type: .uint16, shape: d.shape, chunk: d.chunkShape ?? []) != nil, own, name)
+        }
+        for name in ["lazy.hspy", "lazy.zspy", "lazy_plain.hspy", "lazy_zstd.hspy", "lazy_f32.hspy"] {
             let ds = try Catalog.open(tmp + "/" + name).datasets[0]
             XCTAssertEqual(ds.shape, [9, 10, 12, 13], name)
             let slabs = try XCTUnwrap(ds.source as? SlabFrameSource, "\(name): read through slabs")
             XCTAssertEqual(slabs.navChunks, [4, 4], "\(name): the saved tiles")
             XCTAssertEqual(try DataHash.sha256(ds), want, "\(name): data bit-exact")
         }
+        // A damaged tile: a one-line error naming the file and the chunk, no output left behind.
+        let out = tmp + "/bad.nxs"
+        XCTAssertThrowsError(try Converter.convert(input: tmp + "/lazy_bad.hspy", output: out, options: ConversionOptions(threads: 2, commandLine: "test"))) { e in
+            let err = e as? EMError
+            XCTAssertEqual(err?.code, .badInput, "\(e)")
+            XCTAssertTrue(err?.location?.contains("chunk at [") == true, "\(e)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
 
     func testBatchTakesZspyStoresAsOneInputAndDoesNotWalkTheirChunks() throws {

@@ -95,13 +95,24 @@ public enum HSpyReader: FormatReader {
     }
 
     /// Chunked data read a slab of navigation rows at a time (``SlabFrameSource``, at most half
-    /// the memory budget): one hyperslab read per slab decodes each chunk it touches once.
+    /// the memory budget): the slab's chunks are decoded once each, on all cores when emconv
+    /// decodes their filters (``HSpyChunkDecoder``), else by one hyperslab read under HDF5's lock.
     /// nil for contiguous data or when one row of frames does not fit.
     static func slabSource(handle: AnyObject, dataset: HDF5Dataset, shape: [Int], frameRank: Int, type: ElementType) -> FrameSource? {
         let navRank = shape.count - frameRank
         guard navRank > 0, let chunk = dataset.chunkShape, chunk.count == shape.count,
               let frameElements = MemoryBudget.product(Array(shape.suffix(frameRank))), frameElements > 0 else { return nil }
         let frameShape = Array(shape.suffix(frameRank))
+        if let decoder = HSpyChunkDecoder(dataset: dataset, type: type, shape: shape, chunk: chunk) {
+            return SlabFrameSource(navShape: Array(shape.prefix(navRank)), navChunks: Array(chunk.prefix(navRank)),
+                                   frameBytes: frameElements * type.size, budget: MemoryBudget.maxAllocation / 2,
+                                   prepareThread: { HDF5.silenceErrorsOnThisThread() }) { slab, region in
+                _ = handle
+                try slab.fillFromChunks(shape: shape, chunks: chunk, elementSize: type.size, into: region) {
+                    try decoder.read(dataset, grid: $0, chunk: chunk, into: $1)
+                }
+            }
+        }
         return SlabFrameSource(navShape: Array(shape.prefix(navRank)), navChunks: Array(chunk.prefix(navRank)),
                                frameBytes: frameElements * type.size, budget: MemoryBudget.maxAllocation / 2,
                                prepareThread: { HDF5.silenceErrorsOnThisThread() }) { slab, region in
