@@ -200,6 +200,14 @@ final class HyperSpySlabReadTests: TempDirectoryTestCase {
         // A store named on the command line is one input too.
         (items, _) = try p.plan([root + "/dir.zspy"])
         XCTAssertEqual(items.map(\.input), [root + "/dir.zspy"])
+        // --watch sees a store change below its top level (chunks still being written).
+        let before = try XCTUnwrap(BatchWatcher.signature(items[0]))
+        let chunk = try XCTUnwrap(fm.subpathsOfDirectory(atPath: root + "/dir.zspy").first { $0.hasSuffix("data/0/0/0/0") || $0.hasSuffix("data/0.0.0.0") })
+        let chunkPath = root + "/dir.zspy/" + chunk
+        let stored = try Data(contentsOf: URL(fileURLWithPath: chunkPath))
+        try (stored + Data([1])).write(to: URL(fileURLWithPath: chunkPath))
+        XCTAssertNotEqual(BatchWatcher.signature(items[0]), before, "a chunk grew")
+        try stored.write(to: URL(fileURLWithPath: chunkPath))
         // End to end: the CLI converts all three, bit-exact.
         let r = try CLIRunner.run(["batch", root, "-r", "-o", tmp + "/out", "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)

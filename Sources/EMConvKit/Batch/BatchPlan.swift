@@ -301,16 +301,22 @@ public struct BatchPlanner {
         (path as NSString).pathExtension.lowercased() == "zspy"
     }
 
-    /// Bytes of the regular files under a store folder (links not followed; at most 10^6 entries).
-    static func treeSize(_ path: String) -> Int64 {
-        guard let e = FileManager.default.enumerator(atPath: path) else { return 0 }
-        var total: Int64 = 0, n = 0
+    /// Bytes of the regular files under a store folder.
+    static func treeSize(_ path: String) -> Int64 { treeState(path).bytes }
+
+    /// Total bytes and newest modification time (ns) of the regular files under a store folder
+    /// (links not followed; at most 10^6 entries).
+    static func treeState(_ path: String) -> (bytes: Int64, newest: Int64) {
+        guard let e = FileManager.default.enumerator(atPath: path) else { return (0, 0) }
+        var total: Int64 = 0, newest: Int64 = 0, n = 0
         while let rel = e.nextObject() as? String, n < 1_000_000 {
             n += 1
             var st = stat()
-            if lstat((path as NSString).appendingPathComponent(rel), &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { total += Int64(st.st_size) }
+            guard lstat((path as NSString).appendingPathComponent(rel), &st) == 0 else { continue }
+            newest = max(newest, Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
+            if (st.st_mode & S_IFMT) == S_IFREG { total += Int64(st.st_size) }
         }
-        return total
+        return (total, newest)
     }
 
     func relative(_ path: String, to root: String) -> String {

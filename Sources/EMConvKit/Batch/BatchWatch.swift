@@ -42,6 +42,11 @@ public final class BatchWatcher: @unchecked Sendable {
             var st = stat()
             guard stat(p, &st) == 0 else { return nil }
             parts.append("\(p):\(st.st_size):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)")
+            // A store folder (.zspy) changes below its top level: its files' total size and newest time.
+            if (st.st_mode & S_IFMT) == S_IFDIR, BatchPlanner.isStoreDirectory(p) {
+                let (bytes, newest) = BatchPlanner.treeState(p)
+                parts.append("tree:\(bytes):\(newest)")
+            }
         }
         return parts.joined(separator: "|")
     }
