@@ -100,29 +100,32 @@ public final class SlabFrameSource: FrameSource {
 }
 
 extension FrameSlab {
-    /// Grid indices of the stored chunks (`chunks` over the full `shape`, the navigation
-    /// dimensions first) that hold part of this slab.
-    public func chunkIndices(shape: [Int], chunks: [Int]) -> [[Int]] {
+    /// The stored chunks (`chunks` over the full `shape`, the navigation dimensions first) that
+    /// hold part of this slab: first grid index and extent per dimension.
+    public func chunkRange(shape: [Int], chunks: [Int]) -> (first: [Int], extent: [Int]) {
         let n = start.count
-        var lo: [Int] = [], hi: [Int] = []
+        var first: [Int] = [], extent: [Int] = []
         for d in 0..<shape.count {
             let c = max(chunks[d], 1)
-            if d < n { lo.append(start[d] / c); hi.append((start[d] + count[d] - 1) / c) }
-            else { lo.append(0); hi.append(max(shape[d] - 1, 0) / c) }
+            let lo = d < n ? start[d] / c : 0
+            let hi = d < n ? (start[d] + count[d] - 1) / c : max(shape[d] - 1, 0) / c
+            first.append(lo)
+            extent.append(hi - lo + 1)
         }
-        var out: [[Int]] = []
-        var g = lo
-        while true {
-            out.append(g)
-            var d = g.count - 1
-            while d >= 0 {
-                g[d] += 1
-                if g[d] <= hi[d] { break }
-                g[d] = lo[d]
-                d -= 1
-            }
-            if d < 0 { return out }
-        }
+        return (first, extent)
+    }
+
+    /// Grid index of the `k`-th chunk (C order) of ``chunkRange(shape:chunks:)``.
+    static func chunkIndex(_ k: Int, first: [Int], extent: [Int]) -> [Int] {
+        var g = first, r = k
+        for d in stride(from: first.count - 1, through: 0, by: -1) { g[d] += r % extent[d]; r /= extent[d] }
+        return g
+    }
+
+    /// Grid indices of the chunks that hold part of this slab, in C order.
+    public func chunkIndices(shape: [Int], chunks: [Int]) -> [[Int]] {
+        let (first, extent) = chunkRange(shape: shape, chunks: chunks)
+        return (0..<extent.reduce(1, *)).map { Self.chunkIndex($0, first: first, extent: extent) }
     }
 
     /// Copies the part of a decoded chunk (grid index `grid`, C order, `chunks` elements per
@@ -165,9 +168,12 @@ extension FrameSlab {
     /// (called concurrently: it must be thread-safe). Memory: one chunk per worker.
     public func fillFromChunks(shape: [Int], chunks: [Int], elementSize: Int, into region: UnsafeMutableRawBufferPointer,
                                decode: @escaping ([Int], UnsafeMutableRawBufferPointer) throws -> Void) throws {
-        let job = SlabChunkJob(slab: self, keys: chunkIndices(shape: shape, chunks: chunks), shape: shape, chunks: chunks,
+        // Grid indices are made per iteration: tiny chunks make many of them (at most one per
+        // element of the slab, which fits the budget).
+        let (first, extent) = chunkRange(shape: shape, chunks: chunks)
+        let job = SlabChunkJob(slab: self, first: first, extent: extent, shape: shape, chunks: chunks,
                                elementSize: elementSize, region: region, decode: decode)
-        DispatchQueue.concurrentPerform(iterations: job.keys.count) { job.run($0) }
+        DispatchQueue.concurrentPerform(iterations: extent.reduce(1, *)) { job.run($0) }
         if let e = job.failure { throw e }
     }
 }
@@ -176,7 +182,7 @@ extension FrameSlab {
 /// a part of the region no other chunk covers.
 final class SlabChunkJob: @unchecked Sendable {
     let slab: FrameSlab
-    let keys: [[Int]]
+    let first: [Int], extent: [Int]
     let shape: [Int], chunks: [Int], elementSize: Int
     let region: UnsafeMutableRawBufferPointer
     let decode: ([Int], UnsafeMutableRawBufferPointer) throws -> Void
@@ -184,10 +190,11 @@ final class SlabChunkJob: @unchecked Sendable {
     private let lock = NSLock()
     private(set) var failure: Error?
 
-    init(slab: FrameSlab, keys: [[Int]], shape: [Int], chunks: [Int], elementSize: Int, region: UnsafeMutableRawBufferPointer,
+    init(slab: FrameSlab, first: [Int], extent: [Int], shape: [Int], chunks: [Int], elementSize: Int, region: UnsafeMutableRawBufferPointer,
          decode: @escaping ([Int], UnsafeMutableRawBufferPointer) throws -> Void) {
         self.slab = slab
-        self.keys = keys
+        self.first = first
+        self.extent = extent
         self.shape = shape
         self.chunks = chunks
         self.elementSize = elementSize
@@ -200,9 +207,10 @@ final class SlabChunkJob: @unchecked Sendable {
         if lock.withLock({ failure != nil }) { return }
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: max(chunkBytes, 1), alignment: 64)
         defer { buf.deallocate() }
+        let g = FrameSlab.chunkIndex(k, first: first, extent: extent)
         do {
-            try decode(keys[k], buf)
-            slab.copy(chunk: UnsafeRawBufferPointer(buf), grid: keys[k], shape: shape, chunks: chunks, elementSize: elementSize, into: region)
+            try decode(g, buf)
+            slab.copy(chunk: UnsafeRawBufferPointer(buf), grid: g, shape: shape, chunks: chunks, elementSize: elementSize, into: region)
         } catch {
             lock.withLock { if failure == nil { failure = error } }
         }
