@@ -164,7 +164,7 @@ final class ZipZarrStore: ZarrReadStore {
             }
             members[name] = Member(method: method, compressedSize: csize, size: size, localHeader: local)
             var parts = name.split(separator: "/").map(String.init)
-            if !name.hasSuffix("/") { parts.removeLast() }
+            if !name.hasSuffix("/"), !parts.isEmpty { parts.removeLast() }  // a name of only slashes has no parts
             for k in 0..<parts.count {
                 groups[parts[0..<k].joined(separator: "/"), default: []].insert(parts[k])
             }
