@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import hyperspy.api as hs
 
-from common import Tally, run, sha_le
+from common import Tally, flipped_rows_hash, reference_cases, run, sha_le
 
 logging.getLogger("hyperspy").setLevel(logging.ERROR)
 check = Tally()
@@ -72,21 +72,14 @@ def main():
         print(check.summary())
         return
     n = 0
-    for p in sorted(glob.glob(os.path.join(refdir, "*.json"))):
-        ref = json.load(open(p))
+    for ref, src in reference_cases(a.testdata, ("MIB", "EMPAD", "DM3", "DM4", "EMD (Velox)", "EMD (Berkeley/NCEM)")):
         fmt = ref.get("format")
-        if fmt not in ("MIB", "EMPAD", "DM3", "DM4", "EMD (Velox)", "EMD (Berkeley/NCEM)") or ref.get("ref_suffix") or ref.get("xml_only"):
-            continue
-        src = os.path.join(a.testdata, ref["id"])
-        if not os.path.exists(src):
+        if ref.get("ref_suffix") or ref.get("xml_only"):
             continue
         extra = ["--mib-flip-rows"] if fmt == "MIB" else []
         ref_hash = None
         if fmt in ("MIB", "EMPAD"):
-            ref_hash = ref["signals"][0].get("data_sha256") if ref.get("signals") else None
-            if ref_hash is None and ref.get("alt_reference"):
-                alt = ref["alt_reference"]
-                ref_hash = alt.get("data_sha256_rows_flipped") or alt["signals"][0].get("data_sha256_rows_flipped")
+            ref_hash = flipped_rows_hash(ref)
         else:
             info = run(a.emconv, ["info", src, "--json"])
             if info.returncode != 0 or len(json.loads(info.stdout)["files"][0]["datasets"]) != 1:

@@ -67,3 +67,13 @@ def reference_cases(testdata, formats=None, what="shared cases"):
         if (formats is None or ref.get("format") in formats) and os.path.exists(src):
             cases.append((ref, src))
     return cases
+
+
+def flipped_rows_hash(ref):
+    """A MIB/EMPAD reference's data hash in emconv's row order (MIB with --mib-flip-rows): the
+    signal's own hash, else the alternative reader's rows-flipped one; None when neither exists."""
+    h = ref["signals"][0].get("data_sha256") if ref.get("signals") else None
+    if h is None and ref.get("alt_reference"):
+        alt = ref["alt_reference"]
+        h = alt.get("data_sha256_rows_flipped") or alt["signals"][0].get("data_sha256_rows_flipped")
+    return h
