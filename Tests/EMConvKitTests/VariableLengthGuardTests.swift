@@ -14,9 +14,9 @@ final class VariableLengthGuardTests: TempDirectoryTestCase {
         let r = try CLIRunner.run(args, timeout: 120)
         let seconds = Date().timeIntervalSince(t0)
         guard let bin = CLIRunner.binary else { throw EMError(.failure, "emconv not built") }
-        let (status, rss) = try SpinningLibraryTests.runMeasured(bin, args)
-        XCTAssertEqual(status, r.status)
-        return (r.status, r.stderr, rss, seconds)
+        let m = try SpinningLibraryTests.runMeasured(bin, args)
+        XCTAssertEqual(m.status, r.status)
+        return (r.status, r.stderr, m.peakRSS, seconds)
     }
 
     /// The descriptor of `/user@email` declares 1.7 GB: libhdf5 used to allocate and clear it

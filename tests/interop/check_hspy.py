@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import hyperspy.api as hs
 
-from common import Tally, flipped_rows_hash, reference_cases, run, sha_le
+from common import Tally, flipped_rows_hash, reference_cases, run, sha_le, scratch_dir
 
 logging.getLogger("hyperspy").setLevel(logging.ERROR)
 check = Tally()
@@ -64,7 +64,7 @@ def main():
     ap.add_argument("--testdata", required=True)
     a = ap.parse_args()
     refdir = os.path.join(a.testdata, "reference")
-    tmp = tempfile.mkdtemp(prefix="emconv-hspy-")
+    tmp = scratch_dir("emconv-hspy-")
     if not os.path.isdir(refdir):
         print("interop: shared-testdata cases skipped: ../shared/testdata not found")
         for path, s in synthetic(tmp):

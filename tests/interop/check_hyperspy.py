@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import hyperspy.api as hs
 
-from common import Tally, flipped_rows_hash, reference_cases, run, sha_le
+from common import Tally, flipped_rows_hash, reference_cases, run, sha_le, scratch_dir
 
 logging.getLogger("hyperspy").setLevel(logging.ERROR)
 logging.getLogger("rsciio").setLevel(logging.ERROR)
@@ -97,7 +97,7 @@ def main():
         print("interop: skipped: ../shared/testdata not found")
         print(check.summary())
         return
-    tmp = tempfile.mkdtemp(prefix="emconv-hyperspy-")
+    tmp = scratch_dir("emconv-hyperspy-")
     n = 0
     for ref, src in reference_cases(a.testdata, ("MIB", "EMPAD", "DM3", "DM4", "EMD (Velox)", "EMD (Berkeley/NCEM)")):
         fmt = ref.get("format")

@@ -14,7 +14,7 @@ import argparse, glob, json, logging, os, tempfile, warnings
 import h5py
 import hyperspy.api as hs
 
-from common import Tally, reference_cases, run, sha_le
+from common import Tally, reference_cases, run, sha_le, scratch_dir
 
 warnings.filterwarnings("ignore")
 logging.getLogger("hyperspy").setLevel(logging.ERROR)
@@ -69,7 +69,7 @@ def main():
     if not cases:
         print(check.summary())
         return 0
-    tmp = tempfile.mkdtemp(prefix="emconv-mrc-")
+    tmp = scratch_dir("emconv-mrc-")
     n = 0
     for ref, src in cases:
         n += 1

@@ -12,7 +12,7 @@ import h5py
 import hdf5plugin  # noqa: F401  (registers the zstd filter 32015)
 import numpy as np
 
-from common import Tally, reference_cases, run as run_emconv, sha_le
+from common import Tally, reference_cases, run as run_emconv, sha_le, scratch_dir
 
 check = Tally()
 
@@ -81,7 +81,7 @@ def main():
     ap.add_argument("--testdata", required=True)
     ap.add_argument("--fixtures", required=True)
     a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="emconv-interop-")
+    tmp = scratch_dir("emconv-interop-")
     cases = []
     for ref, src in reference_cases(a.testdata):
         if ref.get("ref_suffix"):

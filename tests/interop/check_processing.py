@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import hyperspy.api as hs
 
-from common import Tally, run
+from common import Tally, run, scratch_dir
 
 warnings.filterwarnings("ignore")
 import logging  # noqa: E402
@@ -186,7 +186,7 @@ def main():
     ap.add_argument("--emconv", required=True)
     a = ap.parse_args()
     rng = np.random.default_rng(16)
-    tmp = tempfile.mkdtemp(prefix="emconv-processing-")
+    tmp = scratch_dir("emconv-processing-")
     u16 = rng.integers(0, 65536, size=(6, 7, 10, 12), dtype=np.uint16)
     f32 = rng.normal(size=(5, 6, 8, 9)).astype(np.float32)
     case(tmp, a.emconv, u16, {}, {}, "sum", "u16 plain")

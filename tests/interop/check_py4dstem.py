@@ -15,7 +15,7 @@ warnings.filterwarnings("ignore")
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import Tally, reference_cases, run, sha_le  # noqa: E402
+from common import Tally, reference_cases, run, sha_le, scratch_dir  # noqa: E402
 
 check = Tally()
 
@@ -110,7 +110,7 @@ def main():
     ap.add_argument("--testdata", required=True)
     a = ap.parse_args()
     import py4DSTEM
-    tmp = tempfile.mkdtemp(prefix="emconv-py4dstem-")
+    tmp = scratch_dir("emconv-py4dstem-")
     cases = []
     for ref, src in reference_cases(a.testdata, what="py4DSTEM shared cases"):
         if ref.get("xml_only") or ref.get("ref_suffix"):

@@ -10,7 +10,7 @@ import argparse, os, socket, subprocess, sys, tempfile, time
 import h5py
 import numpy as np
 
-from common import Tally, run as run_emconv
+from common import Tally, run as run_emconv, scratch_dir
 
 check = Tally()
 
@@ -82,7 +82,7 @@ def main():
         print(f"record interop: skipped: {mibdir} absent")
         print(check.summary())
         return 0
-    tmp = tempfile.mkdtemp(prefix="emconv-record-")
+    tmp = scratch_dir("emconv-record-")
     for stem, nav in CASES:
         hdr = os.path.join(mibdir, stem + ".hdr")
         if not os.path.exists(hdr):

@@ -16,7 +16,7 @@ import argparse, glob, json, os, re, sys, tempfile, warnings
 import numpy as np
 import hyperspy.api as hs
 
-from common import Tally, reference_cases, run, sha_le
+from common import Tally, reference_cases, run, sha_le, scratch_dir
 
 warnings.filterwarnings("ignore")
 import logging  # noqa: E402
@@ -57,7 +57,7 @@ def main():
     if not cases:
         print(check.summary())
         return 0
-    tmp = tempfile.mkdtemp(prefix="emconv-tia-tiff-")
+    tmp = scratch_dir("emconv-tia-tiff-")
     n = 0
     for ref, src in cases:
         n += 1

@@ -23,7 +23,7 @@ import hdf5plugin  # noqa: F401  (zstd filter)
 from pynxtools.dataconverter.helpers import collector
 from pynxtools.dataconverter.validation import validate_hdf_group_against
 
-from common import Tally
+from common import Tally, scratch_dir
 
 
 SIDECAR = """\
@@ -90,7 +90,7 @@ def main():
     ap.add_argument("--emconv", required=True)
     ap.add_argument("--testdata", default="../shared/testdata")
     a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="emconv-validate-")
+    tmp = scratch_dir("emconv-validate-")
     side = os.path.join(tmp, "meta.yaml")
     with open(side, "w") as f:
         f.write(SIDECAR)

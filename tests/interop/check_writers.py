@@ -14,7 +14,7 @@ import numpy as np
 import tifffile
 import hyperspy.api as hs
 
-from common import Tally, emconv_detail, reference_cases, run, sha_le
+from common import Tally, emconv_detail, reference_cases, run, sha_le, scratch_dir
 
 warnings.filterwarnings("ignore")
 import logging  # noqa: E402
@@ -97,7 +97,7 @@ def main():
     ap.add_argument("--testdata", required=True)
     ap.add_argument("--fixtures", required=True)
     a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="emconv-writers-")
+    tmp = scratch_dir("emconv-writers-")
     cases = []
     for ref, src in reference_cases(a.testdata, ("MIB", "EMPAD")):
         if ref.get("xml_only"):

@@ -1,6 +1,10 @@
 """Shared pieces of the interop checks: a pass/fail tally, the reference data hash, running emconv."""
+import atexit
 import hashlib
+import os
+import shutil
 import subprocess
+import tempfile
 
 import numpy as np
 
@@ -21,6 +25,17 @@ class Tally:
 
     def summary(self):
         return f"{self.passed} passed, {self.failed} failed"
+
+
+def scratch_dir(prefix):
+    """A temporary folder for one check script, removed when the script exits; kept (and its path
+    printed) when EMCONV_KEEP_TMP is set, to look at the outputs of a failing check."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    if os.environ.get("EMCONV_KEEP_TMP"):
+        print(f"outputs kept in {path}")
+    else:
+        atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def sha_le(a):
