@@ -34,7 +34,8 @@ final class MerlinRecordTests: TempDirectoryTestCase {
         let t0 = Date()
         let r = try CLIRunner.run(["record", server.url, "-o", out, "--timeout", "5", "--progress", "none"], timeout: 60)
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertLessThan(Date().timeIntervalSince(t0), 5, "record must stop at the end of the acquisition, not wait for the stream")
+        // The stream repeats for ever: a record that did not stop would run into the 60 s limit.
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 30, "record must stop at the end of the acquisition, not wait for the stream")
         let got = try summary(out)
         let want = try converted(mib)
         XCTAssertEqual(got.0, want.0, "data must equal emconv convert of the .mib")
@@ -103,7 +104,7 @@ final class MerlinRecordTests: TempDirectoryTestCase {
         let (r, out, _, _, seconds) = try recordFaulty(.stallAfter(MerlinTestServer.frameOffset(spec, 2)), timeout: "1")
         XCTAssertEqual(r.status, 75, r.stderr)
         XCTAssertTrue(r.stderr.contains("no data for 1 s"), r.stderr)
-        XCTAssertLessThan(seconds, 8)
+        XCTAssertLessThan(seconds, 15)
         XCTAssertEqual(try summary(out).1, [2, 32, 256])
     }
 
