@@ -35,6 +35,18 @@ public enum BitshuffleLZ4 {
             }
         }
 
+        /// Block size emconv writes, in elements (0: bitshuffle's default of 8 KiB). LZ4 keeps the
+        /// default, which every Dectris reader's fast path expects; zstd takes 64 KiB blocks, since a
+        /// zstd frame per 8 KiB costs so much that nearly empty frames came out 1.6x zstd:1's size
+        /// (64 KiB: 0.91x, and faster both ways; benchmarks/README.md). Readers take any block size
+        /// (each chunk's header declares it).
+        public func writtenBlockElements(elementSize: Int) -> Int {
+            switch self {
+            case .lz4: return 0
+            case .zstd: return max(8, BitshuffleLZ4.zstdBlockBytes / max(1, elementSize) / 8 * 8)
+            }
+        }
+
         /// Largest compressed size of one block of `bytes` bytes.
         func blockBound(_ bytes: Int) -> Int {
             switch self {
@@ -52,6 +64,8 @@ public enum BitshuffleLZ4 {
     public static let zstdFlag: UInt32 = 3
     /// bitshuffle's target block size: 8 KiB of elements, so a block and its transposition stay in L1.
     public static let targetBlockBytes = 8192
+    /// Block size emconv writes with zstd blocks (see ``BlockCodec/writtenBlockElements(elementSize:)``).
+    public static let zstdBlockBytes = 65536
 
     public static var lz4Version: String { String(cString: LZ4_versionString()) }
 

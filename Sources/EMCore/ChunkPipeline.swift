@@ -229,9 +229,10 @@ extension PipelineSlot {
         var data = src
         if let codec = compression.bitshuffleCodec {
             // Its own bit transposition replaces the byte shuffle.
-            let bound = BitshuffleLZ4.compressBound(bytes: src.count, elementSize: max(1, shuffleElementSize), codec: codec)
+            let e = max(1, shuffleElementSize), block = codec.writtenBlockElements(elementSize: e)
+            let bound = BitshuffleLZ4.compressBound(bytes: src.count, elementSize: e, blockElements: block, codec: codec)
             out.reserveKeeping(offset, total: offset + bound)
-            return offset + (try BitshuffleLZ4.encode(src, elementSize: max(1, shuffleElementSize), codec: codec, zstdContext: zstdContext(for: codec),
+            return offset + (try BitshuffleLZ4.encode(src, elementSize: e, blockElements: block, codec: codec, zstdContext: zstdContext(for: codec),
                                                       into: out.raw.baseAddress! + offset, capacity: bound))
         }
         if shuffleElementSize > 1, compression != .none {
@@ -248,7 +249,8 @@ extension PipelineSlot {
             bound = libdeflate_zlib_compress_bound(codecs.deflater, data.count)
         case .zstd: bound = ZSTD_compressBound(data.count)
         case .bitshuffleLZ4, .bitshuffleZstd:
-            bound = BitshuffleLZ4.compressBound(bytes: data.count, elementSize: 1, codec: compression.bitshuffleCodec!)
+            let codec = compression.bitshuffleCodec!
+            bound = BitshuffleLZ4.compressBound(bytes: data.count, elementSize: 1, blockElements: codec.writtenBlockElements(elementSize: 1), codec: codec)
         }
         grow(bound)
         return offset + (try compress(data, into: out.raw.baseAddress! + offset, capacity: bound, compression: compression))
@@ -284,7 +286,8 @@ extension PipelineSlot {
         case .bitshuffleLZ4, .bitshuffleZstd:
             // Without an element size: bytes (callers with typed data use the shuffling entry point).
             let codec = compression.bitshuffleCodec!
-            return try BitshuffleLZ4.encode(src, elementSize: 1, codec: codec, zstdContext: zstdContext(for: codec), into: dst, capacity: capacity)
+            return try BitshuffleLZ4.encode(src, elementSize: 1, blockElements: codec.writtenBlockElements(elementSize: 1), codec: codec,
+                                            zstdContext: zstdContext(for: codec), into: dst, capacity: capacity)
         }
     }
 

@@ -13,12 +13,14 @@ extension HDF5 {
     /// `cd_values` of the bitshuffle-LZ4 filter as hdf5plugin 4+ writes them: bitshuffle format
     /// version 0.4, element size, block size 0 (bitshuffle's default, 8 KiB), 2 = LZ4. Dectris
     /// writes version 0.3 with the same layout; decoders read the block size from each chunk.
-    /// With zstd blocks, `cd_values[4]` is 3 and `cd_values[5]` the zstd level, as hdf5plugin's
-    /// `Bitshuffle(cname='zstd', clevel=…)` writes them.
+    /// With zstd blocks, `cd_values[3]` is emconv's block size in elements (64 KiB), `cd_values[4]` 3
+    /// and `cd_values[5]` the zstd level, as hdf5plugin's `Bitshuffle(nelems, cname='zstd', clevel)`
+    /// writes them.
     public static func bitshuffleCDValues(elementSize: Int, codec: BitshuffleLZ4.BlockCodec = .lz4) -> [UInt32] {
         switch codec {
         case .lz4: return [0, 4, UInt32(elementSize), 0, BitshuffleLZ4.lz4Flag]
-        case let .zstd(level): return [0, 4, UInt32(elementSize), 0, BitshuffleLZ4.zstdFlag, UInt32(level)]
+        case let .zstd(level):
+            return [0, 4, UInt32(elementSize), UInt32(codec.writtenBlockElements(elementSize: elementSize)), BitshuffleLZ4.zstdFlag, UInt32(level)]
         }
     }
 

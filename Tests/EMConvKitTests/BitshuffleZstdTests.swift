@@ -129,7 +129,8 @@ final class BitshuffleZstdTests: XCTestCase {
     /// `cd_values` as hdf5plugin writes them, and an unknown compression refused instead of being
     /// read as bitshuffle alone.
     func testCDValuesMatchHdf5pluginAndUnknownCompressionIsRefused() throws {
-        XCTAssertEqual(HDF5.bitshuffleCDValues(elementSize: 4, codec: .zstd(level: 5)), [0, 4, 4, 0, 3, 5])
+        XCTAssertEqual(HDF5.bitshuffleCDValues(elementSize: 4, codec: .zstd(level: 5)), [0, 4, 4, 16384, 3, 5])
+        XCTAssertEqual(HDF5.bitshuffleCDValues(elementSize: 2, codec: .zstd(level: 1)), [0, 4, 2, 32768, 3, 1])
         XCTAssertEqual(HDF5.bitshuffleCDValues(elementSize: 2), [0, 4, 2, 0, 2])
         XCTAssertEqual(try HDF5.bitshuffleCodec(cdValues: [0, 4, 4, 64, 3, 5]), .zstd(level: 5))
         XCTAssertEqual(try HDF5.bitshuffleCodec(cdValues: [0, 3, 2, 0, 2]), .lz4)

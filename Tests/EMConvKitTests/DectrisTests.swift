@@ -399,7 +399,14 @@ final class DectrisTests: TempDirectoryTestCase {
             let f = try HDF5File(reading: out)
             let data = try XCTUnwrap(f.root.openDataset("entry1/measurement/event1/image1/image_3d/real"))
             XCTAssertEqual(data.filterPipeline.map(\.id), [32008])
-            XCTAssertEqual(data.filterPipeline.first?.cdValues, [0, 4, 4, 0, 3, 2])
+            XCTAssertEqual(data.filterPipeline.first?.cdValues, [0, 4, 4, 16384, 3, 2])
+            // The first chunk's header: its size in bytes, then 64 KiB blocks.
+            let loc = try XCTUnwrap(data.chunkLocation(at: [0, 0, 0]))
+            let total = try XCTUnwrap(data.chunkShape).reduce(1, *) * 4
+            let fh = try XCTUnwrap(FileHandle(forReadingAtPath: out))
+            fh.seek(toFileOffset: loc.address)
+            let head = [UInt8](fh.readData(ofLength: 12))
+            XCTAssertEqual(head, (0..<8).map { UInt8(truncatingIfNeeded: total >> (56 - 8 * $0)) } + [0, 1, 0, 0])
         }
         let back = try Catalog.open(out)
         XCTAssertEqual(try readAll(back.datasets[0]), acq.frames)

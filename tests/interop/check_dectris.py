@@ -14,7 +14,7 @@
    decoded by hdf5plugin's bitshuffle, not by emconv), equal to the `--compression none` output.
 4. bitshuffle + zstd: acquisitions whose chunks hdf5plugin's Bitshuffle(cname='zstd') wrote
    convert bit-exactly (emconv decodes them); `--compression bitshuffle-zstd[:LEVEL]` outputs
-   (.nxs and .hspy) declare hdf5plugin's cd_values (0, 4, E, 0, 3, LEVEL) and read back
+   (.nxs and .hspy) declare hdf5plugin's cd_values (0, 4, E, 65536/E, 3, LEVEL) and read back
    bit-exactly in h5py + hdf5plugin; a NeXus file with such chunks converts through HDF5's path.
 Prints 'N passed, M failed'.
 """
@@ -133,7 +133,8 @@ def check_bszstd_output(emconv, master, expected, case, tmp):
         if r.returncode != 0:
             continue
         got, flt = filter_of(out, hspy=ext == "hspy")
-        check(flt == (32008, (0, 4, e, 0, 3, level)), f"{case}: {comp} .{ext} declares filter 32008 cd_values (0, 4, {e}, 0, 3, {level}) (got {flt})")
+        block = 65536 // e  # emconv's 64 KiB zstd blocks, as hdf5plugin's Bitshuffle(nelems=block, cname='zstd') declares them
+        check(flt == (32008, (0, 4, e, block, 3, level)), f"{case}: {comp} .{ext} declares filter 32008 cd_values (0, 4, {e}, {block}, 3, {level}) (got {flt})")
         check(got.dtype == expected.dtype and np.array_equal(got.reshape(expected.shape), expected),
               f"{case}: {comp} .{ext} output bit-exact in h5py + hdf5plugin")
 
