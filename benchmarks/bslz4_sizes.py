@@ -82,7 +82,8 @@ def emconv_stored(emconv, data, compression):
         data.astype(data.dtype.newbyteorder("<")).tofile(raw)
         shape = ",".join(map(str, data.shape))
         subprocess.run([emconv, "convert", raw, "-o", out, "--quiet", "--raw-dtype", data.dtype.newbyteorder("<").str,
-                        "--raw-shape", shape, "--compression", compression], check=True)
+                        "--raw-shape", shape, "--compression", compression,
+                        "--chunks", ",".join(map(str, (1,) + data.shape[1:]))], check=True)
         with h5py.File(out, "r") as f:
             g = f["entry1/measurement/event1/image1"]
             grp = g[g.attrs["default"]]
