@@ -3,17 +3,23 @@
 
 Every codec is hdf5plugin's (the same byte formats emconv writes), applied to the same frames in
 the same chunks; sizes are the sums of the stored chunks. Data sets, generated (seeded):
-  - poisson-0.01 / 0.1 / 0.5: uint16 256x256 frames of Poisson counts with that mean everywhere
+  - poisson-0.01 / 0.1 / 0.5 / 1: uint16 256x256 frames of Poisson counts with that mean everywhere
     (low-dose 4D-STEM on a Merlin/ARINA-class counting detector);
   - arina-like: uint32 192x192, a disc (radius 30) of mean 10 over a background of mean 0.3, as
     benchmarks/make_arina.py writes;
   - bench-mib: frames of the 2 GiB benchmark MIB (emconv-fixtures bench-mib: a disc of 12-bit counts
     around 30-70 with noise in every low bit, 1 % of the background at 1-3), read from --mib;
   - the shared ARINA acquisition (--arina), when present.
-Usage: bslz4_sizes.py [--mib FILE.mib] [--arina DATA.h5] [--frames 64]
+With --emconv BIN, each set is also converted by emconv (`--compression bitshuffle-zstd:1` and
+`zstd:1`, one-frame chunks) and the stored chunks of its NeXus output summed: emconv's own encoder,
+linked to the system libzstd (hdf5plugin bundles its own zstd build).
+LZ4 high compression (no hdf5plugin codec writes it) is measured by bslz4_hc.sh.
+Usage: bslz4_sizes.py [--mib FILE.mib] [--arina DATA.h5] [--frames 64] [--emconv BIN]
 """
 import argparse
 import os
+import subprocess
+import tempfile
 
 import h5py
 import hdf5plugin
@@ -63,8 +69,27 @@ def codecs(itemsize):
         if b != default:
             yield f"bitshuffle-lz4 block {b}", dict(**hdf5plugin.Bitshuffle(nelems=b, cname="lz4"))
     yield "bitshuffle-zstd:1 (default block)", dict(**hdf5plugin.Bitshuffle(nelems=0, cname="zstd", clevel=1))
+    yield "bitshuffle-zstd:3 (default block)", dict(**hdf5plugin.Bitshuffle(nelems=0, cname="zstd", clevel=3))
+    yield "bitshuffle-zstd:1 block 65536", dict(**hdf5plugin.Bitshuffle(nelems=65536, cname="zstd", clevel=1))
     yield "shuffle + zstd:1 (emconv zstd:1)", dict(shuffle=True, **hdf5plugin.Zstd(clevel=1))
     yield "zstd:1 alone", dict(**hdf5plugin.Zstd(clevel=1))
+
+
+def emconv_stored(emconv, data, compression):
+    """Total stored chunk bytes of emconv's NeXus output of `data` (a raw file, one-frame chunks)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, out = os.path.join(tmp, "d.raw"), os.path.join(tmp, "d.nxs")
+        data.astype(data.dtype.newbyteorder("<")).tofile(raw)
+        shape = ",".join(map(str, data.shape))
+        subprocess.run([emconv, "convert", raw, "-o", out, "--quiet", "--raw-dtype", data.dtype.newbyteorder("<").str,
+                        "--raw-shape", shape, "--compression", compression,
+                        "--chunks", ",".join(map(str, (1,) + data.shape[1:]))], check=True)
+        with h5py.File(out, "r") as f:
+            g = f["entry1/measurement/event1/image1"]
+            grp = g[g.attrs["default"]]
+            d = grp[grp.attrs["signal"]]
+            assert d.chunks[0] == 1 and (d[()] == data).all()
+            return sum(d.id.get_chunk_info(i).size for i in range(d.id.get_num_chunks()))
 
 
 def main():
@@ -72,12 +97,14 @@ def main():
     ap.add_argument("--mib")
     ap.add_argument("--arina")
     ap.add_argument("--frames", type=int, default=64)
+    ap.add_argument("--emconv")
     a = ap.parse_args()
     n = a.frames
     sets = [
         ("poisson-0.01 u16 256x256", poisson_frames(0.01, n)),
         ("poisson-0.1 u16 256x256", poisson_frames(0.1, n)),
         ("poisson-0.5 u16 256x256", poisson_frames(0.5, n)),
+        ("poisson-1 u16 256x256", poisson_frames(1.0, n)),
         ("arina-like u32 192x192", arina_like(n)),
     ]
     if a.mib and os.path.exists(a.mib):
@@ -93,6 +120,8 @@ def main():
             chunks = (min(per_chunk, data.shape[0]),) + data.shape[1:]
             rows = [(c, stored(data, chunks, **flt)) for c, flt in codecs(data.itemsize)]
             z = dict(rows)["shuffle + zstd:1 (emconv zstd:1)"]
+            if a.emconv and per_chunk == 1:
+                rows += [(f"emconv {c} (its own encoder)", emconv_stored(a.emconv, data, c)) for c in ("bitshuffle-zstd:1", "zstd:1")]
             for c, s in rows:
                 print(f"{name:34} {c:36} {per_chunk:>5} fr {s:>12} {data.nbytes / s:>7.1f}x {s / z:>8.2f}x")
 

@@ -8,24 +8,26 @@ import Foundation
 public enum FuzzSeeds {
     /// A Dectris acquisition: `NAME_master.h5` (detector fields, external link `data_000001`)
     /// and `NAME_data_000001.h5` with `frames` frames of `frame` uint16 pixels, one frame per
-    /// chunk, bitshuffle-LZ4 (emconv's encoder) or uncompressed.
+    /// chunk, bitshuffle with `codec` blocks (emconv's encoder) or uncompressed.
     public static func writeDectris(dir: String, name: String, frames: Int = 3, frame: [Int] = [8, 6],
-                                    bitshuffle: Bool = true, dataFileName: String? = nil) throws {
+                                    bitshuffle: Bool = true, codec: BitshuffleLZ4.BlockCodec = .lz4, dataFileName: String? = nil) throws {
         let dataName = dataFileName ?? "\(name)_data_000001.h5"
         let elements = frame.reduce(1, *)
         let h5 = try HDF5File(creating: dir + "/" + dataName, truncate: true)
         let g = try h5.root.createGroup("entry/data", nxClass: "NXdata")
         let ds = try g.createChunkedDataset("data", type: .uint16, shape: [frames] + frame, chunk: [1] + frame,
-                                            compression: bitshuffle ? .bitshuffleLZ4 : .none, shuffle: false)
+                                            compression: !bitshuffle ? .none : codec == .lz4 ? .bitshuffleLZ4 : .bitshuffleZstd(level: 1), shuffle: false)
         for f in 0..<frames {
             var raw = [UInt8](repeating: 0, count: elements * 2)
             for i in 0..<elements where (i + f) % 3 == 0 { raw[2 * i] = UInt8(truncatingIfNeeded: i * 7 + f) }
             var chunk = raw
             if bitshuffle {
-                let cap = BitshuffleLZ4.compressBound(bytes: raw.count, elementSize: 2, blockElements: 0)
+                let cap = BitshuffleLZ4.compressBound(bytes: raw.count, elementSize: 2, blockElements: 0, codec: codec)
                 var out = [UInt8](repeating: 0, count: cap)
                 let n = try raw.withUnsafeBytes { src in
-                    try out.withUnsafeMutableBytes { try BitshuffleLZ4.encode(src, elementSize: 2, blockElements: 0, into: $0.baseAddress!, capacity: cap) }
+                    try out.withUnsafeMutableBytes {
+                        try BitshuffleLZ4.encode(src, elementSize: 2, blockElements: 0, codec: codec, into: $0.baseAddress!, capacity: cap)
+                    }
                 }
                 chunk = Array(out.prefix(n))
             }
@@ -96,8 +98,8 @@ public enum FuzzSeeds {
             let tmp = dir + "/.dectris"
             try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: tmp) }
-            for (n, bs) in [("bslz4", true), ("plain", false)] {
-                try writeDectris(dir: tmp, name: n, bitshuffle: bs, dataFileName: "input_data_000001.h5")
+            for (n, bs, codec) in [("bslz4", true, BitshuffleLZ4.BlockCodec.lz4), ("bszstd", true, .zstd(level: 1)), ("plain", false, .lz4)] {
+                try writeDectris(dir: tmp, name: n, bitshuffle: bs, codec: codec, dataFileName: "input_data_000001.h5")
                 // Even first byte: the master beside the fixed data file; odd: a data file beside the fixed master.
                 try Data([0] + Array(FileManager.default.contents(atPath: "\(tmp)/\(n)_master.h5")!)).write(to: URL(fileURLWithPath: "\(dir)/seed-master-\(n)"))
                 try Data([1] + Array(FileManager.default.contents(atPath: "\(tmp)/input_data_000001.h5")!)).write(to: URL(fileURLWithPath: "\(dir)/seed-data-\(n)"))

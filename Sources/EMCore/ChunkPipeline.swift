@@ -227,11 +227,12 @@ extension PipelineSlot {
     public func compress(_ src: UnsafeRawBufferPointer, compression: Compression, shuffleElementSize: Int,
                          into out: ChunkBuffer, at offset: Int) throws -> Int {
         var data = src
-        if compression == .bitshuffleLZ4 {
+        if let codec = compression.bitshuffleCodec {
             // Its own bit transposition replaces the byte shuffle.
-            let bound = BitshuffleLZ4.compressBound(bytes: src.count, elementSize: max(1, shuffleElementSize))
+            let e = max(1, shuffleElementSize), block = codec.writtenBlockElements(elementSize: e)
+            let bound = BitshuffleLZ4.compressBound(bytes: src.count, elementSize: e, blockElements: block, codec: codec)
             out.reserveKeeping(offset, total: offset + bound)
-            return offset + (try BitshuffleLZ4.encode(src, elementSize: max(1, shuffleElementSize),
+            return offset + (try BitshuffleLZ4.encode(src, elementSize: e, blockElements: block, codec: codec, zstdContext: zstdContext(for: codec),
                                                       into: out.raw.baseAddress! + offset, capacity: bound))
         }
         if shuffleElementSize > 1, compression != .none {
@@ -247,7 +248,9 @@ extension PipelineSlot {
             prepareDeflater(level)
             bound = libdeflate_zlib_compress_bound(codecs.deflater, data.count)
         case .zstd: bound = ZSTD_compressBound(data.count)
-        case .bitshuffleLZ4: bound = BitshuffleLZ4.compressBound(bytes: data.count, elementSize: 1)
+        case .bitshuffleLZ4, .bitshuffleZstd:
+            let codec = compression.bitshuffleCodec!
+            bound = BitshuffleLZ4.compressBound(bytes: data.count, elementSize: 1, blockElements: codec.writtenBlockElements(elementSize: 1), codec: codec)
         }
         grow(bound)
         return offset + (try compress(data, into: out.raw.baseAddress! + offset, capacity: bound, compression: compression))
@@ -280,10 +283,19 @@ extension PipelineSlot {
             let n = ZSTD_compressCCtx(codecs.zstd, dst, capacity, src.baseAddress, src.count, Int32(level))
             guard ZSTD_isError(n) == 0 else { throw EMError(.failure, "zstd compression failed") }
             return n
-        case .bitshuffleLZ4:
+        case .bitshuffleLZ4, .bitshuffleZstd:
             // Without an element size: bytes (callers with typed data use the shuffling entry point).
-            return try BitshuffleLZ4.encode(src, elementSize: 1, into: dst, capacity: capacity)
+            let codec = compression.bitshuffleCodec!
+            return try BitshuffleLZ4.encode(src, elementSize: 1, blockElements: codec.writtenBlockElements(elementSize: 1), codec: codec,
+                                            zstdContext: zstdContext(for: codec), into: dst, capacity: capacity)
         }
+    }
+
+    /// This slot's zstd compression context when `codec` is zstd (made on first use), else nil.
+    private func zstdContext(for codec: BitshuffleLZ4.BlockCodec) -> OpaquePointer? {
+        guard case .zstd = codec else { return nil }
+        if codecs.zstd == nil { codecs.zstd = ZSTD_createCCtx() }
+        return codecs.zstd
     }
 
     /// Complex data as two chunks: the real parts, then the imaginary parts, each shuffled and

@@ -2,19 +2,37 @@ import EMCore
 import Foundation
 import CHDF5
 
-// Raw chunk access, filter pipelines, external links and the bitshuffle-LZ4 filter (32008):
-// what readers that decode chunks on their own threads need (Dectris), and what lets emconv
-// read back its own bitshuffle-LZ4 output without an HDF5 plugin.
+// Raw chunk access, filter pipelines, external links and the bitshuffle filter (32008, with LZ4 or
+// zstd blocks): what readers that decode chunks on their own threads need (Dectris), and what lets
+// emconv read back its own bitshuffle output without an HDF5 plugin.
 
 extension HDF5 {
-    /// HDF5 filter id of bitshuffle (+ LZ4 when `cd_values[4]` is 2).
+    /// HDF5 filter id of bitshuffle (+ LZ4 when `cd_values[4]` is 2, + zstd when 3).
     public static let bitshuffleFilterID = H5Z_filter_t(BitshuffleLZ4.filterID)
 
     /// `cd_values` of the bitshuffle-LZ4 filter as hdf5plugin 4+ writes them: bitshuffle format
     /// version 0.4, element size, block size 0 (bitshuffle's default, 8 KiB), 2 = LZ4. Dectris
     /// writes version 0.3 with the same layout; decoders read the block size from each chunk.
-    public static func bitshuffleCDValues(elementSize: Int) -> [UInt32] {
-        [0, 4, UInt32(elementSize), 0, BitshuffleLZ4.lz4Flag]
+    /// With zstd blocks, `cd_values[3]` is emconv's block size in elements (64 KiB), `cd_values[4]` 3
+    /// and `cd_values[5]` the zstd level, as hdf5plugin's `Bitshuffle(nelems, cname='zstd', clevel)`
+    /// writes them.
+    public static func bitshuffleCDValues(elementSize: Int, codec: BitshuffleLZ4.BlockCodec = .lz4) -> [UInt32] {
+        switch codec {
+        case .lz4: return [0, 4, UInt32(elementSize), 0, BitshuffleLZ4.lz4Flag]
+        case let .zstd(level):
+            return [0, 4, UInt32(elementSize), UInt32(codec.writtenBlockElements(elementSize: elementSize)), BitshuffleLZ4.zstdFlag, UInt32(level)]
+        }
+    }
+
+    /// The block codec that `cd_values` of filter 32008 declare: nil for bitshuffle alone (`cd_values[4]`
+    /// absent or 0); throws on a compression emconv does not know.
+    public static func bitshuffleCodec(cdValues cd: [UInt32]) throws -> BitshuffleLZ4.BlockCodec? {
+        guard cd.count > 4, cd[4] != 0 else { return nil }
+        switch cd[4] {
+        case BitshuffleLZ4.lz4Flag: return .lz4
+        case BitshuffleLZ4.zstdFlag: return .zstd(level: cd.count > 5 ? Int(cd[5]) : 0)
+        default: throw EMError(.unsupported, "bitshuffle filter with compression \(cd[4]) (cd_values[4]): emconv reads 0 (none), 2 (LZ4) and 3 (zstd)")
+        }
     }
 
     /// Lets `H5Fopen` open a file shorter than its superblock's end-of-file address (HDF5 1.10's
@@ -110,15 +128,16 @@ private let bitshuffleFilterCallback: H5Z_func_t = { flags, cdNelmts, cdValues, 
     guard let buf, let bufSize, let input = buf.pointee, cdNelmts >= 3, let cd = cdValues else { return 0 }
     let e = Int(cd[2])
     let block = cdNelmts > 3 ? Int(cd[3]) : 0
-    let lz4 = cdNelmts > 4 && cd[4] == BitshuffleLZ4.lz4Flag
+    let codec: BitshuffleLZ4.BlockCodec?  // nil: bitshuffle alone
+    do { codec = try HDF5.bitshuffleCodec(cdValues: (0..<min(Int(cdNelmts), 6)).map { cd[$0] }) } catch { return 0 }
     guard e > 0 else { return 0 }
     let src = UnsafeRawBufferPointer(start: input, count: nbytes)
     var outSize: Int
     var capacity: Int
     if flags & emc_Z_FLAG_REVERSE() != 0 {
-        if lz4 {
+        if let codec {
             guard let h = BitshuffleLZ4.header(src), h.total < (1 << 34),
-                  h.total <= UInt64(BitshuffleLZ4.maxDecodedBytes(encodedBytes: nbytes)) else { return 0 }
+                  h.total <= UInt64(BitshuffleLZ4.maxDecodedBytes(encodedBytes: nbytes, codec: codec)) else { return 0 }
             outSize = Int(h.total)
         } else {
             outSize = nbytes
@@ -126,17 +145,17 @@ private let bitshuffleFilterCallback: H5Z_func_t = { flags, cdNelmts, cdValues, 
         capacity = outSize
     } else {
         guard nbytes % e == 0 else { return 0 }
-        capacity = lz4 ? BitshuffleLZ4.compressBound(bytes: nbytes, elementSize: e, blockElements: block) : nbytes
+        capacity = codec.map { BitshuffleLZ4.compressBound(bytes: nbytes, elementSize: e, blockElements: block, codec: $0) } ?? nbytes
         outSize = nbytes
     }
     guard let out = malloc(max(capacity, 1)) else { return 0 }
     let dst = UnsafeMutableRawBufferPointer(start: out, count: capacity)
     do {
         if flags & emc_Z_FLAG_REVERSE() != 0 {
-            if lz4 { try BitshuffleLZ4.decode(src, elementSize: e, into: dst) }
+            if let codec { try BitshuffleLZ4.decode(src, elementSize: e, codec: codec, into: dst) }
             else { try BitshuffleLZ4.unshuffleOnly(src, elementSize: e, blockElements: block, into: dst) }
-        } else if lz4 {
-            outSize = try BitshuffleLZ4.encode(src, elementSize: e, blockElements: block, into: out, capacity: capacity)
+        } else if let codec {
+            outSize = try BitshuffleLZ4.encode(src, elementSize: e, blockElements: block, codec: codec, into: out, capacity: capacity)
         } else {
             let b = block > 0 ? block : BitshuffleLZ4.defaultBlockElements(elementSize: e)
             let n = nbytes / e

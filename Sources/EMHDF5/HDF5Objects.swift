@@ -350,9 +350,9 @@ public final class HDF5Group: HDF5Node {
             if shuffle { try check(H5Pset_shuffle(dcpl.id), "set shuffle on \(name)") }
             var cd: [UInt32] = [UInt32(level)]
             try check(H5Pset_filter(dcpl.id, HDF5.zstdFilterID, UInt32(emc_Z_FLAG_OPTIONAL()), 1, &cd), "set zstd on \(name)")
-        case .bitshuffleLZ4:
-            var cd = HDF5.bitshuffleCDValues(elementSize: H5Tget_size(ft.id))
-            try check(H5Pset_filter(dcpl.id, HDF5.bitshuffleFilterID, UInt32(emc_Z_FLAG_OPTIONAL()), cd.count, &cd), "set bitshuffle-lz4 on \(name)")
+        case .bitshuffleLZ4, .bitshuffleZstd:
+            var cd = HDF5.bitshuffleCDValues(elementSize: H5Tget_size(ft.id), codec: compression.bitshuffleCodec!)
+            try check(H5Pset_filter(dcpl.id, HDF5.bitshuffleFilterID, UInt32(emc_Z_FLAG_OPTIONAL()), cd.count, &cd), "set \(compression) on \(name)")
         }
         let d = H5Dcreate2(id, name, ft.id, s.id, hid_t(H5P_DEFAULT), dcpl.id, hid_t(H5P_DEFAULT))
         guard d >= 0 else { throw fail("create dataset \(name)") }

@@ -30,11 +30,13 @@ final class DectrisTests: TempDirectoryTestCase {
         return out
     }
 
-    func encode(_ data: [UInt8], elementSize: Int, blockElements: Int = 0) throws -> [UInt8] {
-        let cap = BitshuffleLZ4.compressBound(bytes: data.count, elementSize: elementSize, blockElements: blockElements)
+    func encode(_ data: [UInt8], elementSize: Int, blockElements: Int = 0, codec: BitshuffleLZ4.BlockCodec = .lz4) throws -> [UInt8] {
+        let cap = BitshuffleLZ4.compressBound(bytes: data.count, elementSize: elementSize, blockElements: blockElements, codec: codec)
         var out = [UInt8](repeating: 0, count: cap)
         let n = try data.withUnsafeBytes { src in
-            try out.withUnsafeMutableBytes { try BitshuffleLZ4.encode(src, elementSize: elementSize, blockElements: blockElements, into: $0.baseAddress!, capacity: cap) }
+            try out.withUnsafeMutableBytes {
+                try BitshuffleLZ4.encode(src, elementSize: elementSize, blockElements: blockElements, codec: codec, into: $0.baseAddress!, capacity: cap)
+            }
         }
         return Array(out.prefix(n))
     }
@@ -147,7 +149,7 @@ final class DectrisTests: TempDirectoryTestCase {
                 let first = (start + c * chunkFrames) * frameElements * e
                 let have = min(chunkBytes, (start + n) * frameElements * e - first)
                 chunk.replaceSubrange(0..<have, with: frames[first..<(first + have)])
-                let enc = compression == .none ? chunk : try encode(chunk, elementSize: e)
+                let enc = compression == .none ? chunk : try encode(chunk, elementSize: e, codec: compression.bitshuffleCodec ?? .lz4)
                 try enc.withUnsafeBytes { try ds.writeChunk(offset: [c * chunkFrames] + frame.map { _ in 0 }, data: $0) }
             }
             try h5.flush()
@@ -211,6 +213,19 @@ final class DectrisTests: TempDirectoryTestCase {
         }
     }
 
+    /// Data files whose chunks are bitshuffle + zstd (filter 32008, cd_values[4] = 3) are decoded by
+    /// emconv's chunk path, bit-exact, and named so in the variant.
+    func testBitshuffleZstdAcquisitionsReadBitExact() throws {
+        let cases: [(ElementType, [Int], [Int], Int)] = [(.uint8, [13, 11], [5], 1), (.uint16, [64, 48], [4, 3], 1), (.uint32, [16, 24], [7], 2)]
+        for (k, (type, frame, perFile, chunkFrames)) in cases.enumerated() {
+            let acq = try writeAcquisition(try dir("z\(k)"), "z\(k)", type: type, frame: frame, perFile: perFile, chunkFrames: chunkFrames,
+                                           compression: .bitshuffleZstd(level: 3))
+            let file = try Catalog.open(acq.master)
+            XCTAssertTrue(file.variant.contains("bitshuffle-zstd"), file.variant)
+            XCTAssertEqual(try readAll(file.datasets[0]), acq.frames, "case \(k): frames bit-exact")
+        }
+    }
+
     func testNtriggerTimesNimagesGivesTheScanShapeAndOptionOverrides() throws {
         let acq = try writeAcquisition(try dir("s"), "s", type: .uint16, frame: [8, 8], perFile: [12], ntrigger: 3, nimages: 4)
         XCTAssertEqual(try Catalog.open(acq.master).datasets[0].shape, [3, 4, 8, 8])
@@ -257,18 +272,27 @@ final class DectrisTests: TempDirectoryTestCase {
     }
 
     func testDamagedChunkIsAOneLineErrorNamingFileAndChunk() throws {
-        let d = try dir("x")
-        let acq = try writeAcquisition(d, "x", type: .uint32, frame: [16, 16], perFile: [3])
-        let p = d + "/x_data_000001.h5"
+        try damagedChunkIsAOneLineError(.bitshuffleLZ4, "x")
+    }
+
+    func testDamagedBitshuffleZstdChunkIsAOneLineErrorNamingFileAndChunk() throws {
+        try damagedChunkIsAOneLineError(.bitshuffleZstd(level: 1), "xz")
+    }
+
+    /// Chunk 1 declares 2 GiB: refused before allocating, one line naming the file and the chunk.
+    func damagedChunkIsAOneLineError(_ compression: Compression, _ name: String) throws {
+        let d = try dir(name)
+        let acq = try writeAcquisition(d, name, type: .uint32, frame: [16, 16], perFile: [3], compression: compression)
+        let p = d + "/\(name)_data_000001.h5"
         let loc = try XCTUnwrap(HDF5.lock.withLock { try? HDF5File(reading: p).root.openDataset("entry/data/data")?.chunkLocation(at: [1, 0, 0]) })
         let fh = try XCTUnwrap(FileHandle(forUpdatingAtPath: p))
         fh.seek(toFileOffset: loc.address)
-        fh.write(Data([0, 0, 0, 0, 0x7F, 0, 0, 0]))  // declared size 2^55 bytes
+        fh.write(Data([0, 0, 0, 0, 0x7F, 0, 0, 0]))  // declared size 0x7F000000 bytes (2 GiB)
         fh.closeFile()
         let ds = try Catalog.open(acq.master).datasets[0]
         XCTAssertThrowsError(try readAll(ds)) { e in
             let s = "\(e)"
-            XCTAssertTrue(s.contains("x_data_000001.h5") && s.contains("chunk 1") && s.contains("declares"), s)
+            XCTAssertTrue(s.contains("\(name)_data_000001.h5") && s.contains("chunk 1") && s.contains("declares") && !s.contains("\n"), s)
         }
     }
 
@@ -375,13 +399,37 @@ final class DectrisTests: TempDirectoryTestCase {
         XCTAssertEqual(try readAll(back.datasets[0]), acq.frames)
     }
 
+    func testBitshuffleZstdOutputDeclaresHdf5pluginsCDValuesAndReadsBack() throws {
+        let acq = try writeAcquisition(try dir("oz"), "oz", type: .uint32, frame: [13, 11], perFile: [6])
+        let out = tmp + "/oz.nxs"
+        _ = try Converter.convert(input: acq.master, output: out,
+                                  options: ConversionOptions(threads: 2, commandLine: "test", compression: .bitshuffleZstd(level: 2)))
+        try HDF5.lock.withLock {
+            let f = try HDF5File(reading: out)
+            let data = try XCTUnwrap(f.root.openDataset("entry1/measurement/event1/image1/image_3d/real"))
+            XCTAssertEqual(data.filterPipeline.map(\.id), [32008])
+            XCTAssertEqual(data.filterPipeline.first?.cdValues, [0, 4, 4, 16384, 3, 2])
+            // The first chunk's header: its size in bytes, then 64 KiB blocks.
+            let loc = try XCTUnwrap(data.chunkLocation(at: [0, 0, 0]))
+            let total = try XCTUnwrap(data.chunkShape).reduce(1, *) * 4
+            let fh = try XCTUnwrap(FileHandle(forReadingAtPath: out))
+            fh.seek(toFileOffset: loc.address)
+            let head = [UInt8](fh.readData(ofLength: 12))
+            XCTAssertEqual(head, (0..<8).map { UInt8(truncatingIfNeeded: total >> (56 - 8 * $0)) } + [0, 1, 0, 0])
+        }
+        let back = try Catalog.open(out)
+        XCTAssertEqual(try readAll(back.datasets[0]), acq.frames)
+    }
+
     func testZspyAndTIFFRefuseBitshuffleWithAUsageError() throws {
         let acq = try writeAcquisition(try dir("z"), "z", type: .uint16, frame: [8, 8], perFile: [2])
         for out in [tmp + "/z.zspy", tmp + "/z.tif"] {
-            let r = try CLIRunner.run(["convert", acq.master, "-o", out, "--compression", "bitshuffle-lz4"])
-            XCTAssertEqual(r.status, 64, r.stderr)
-            XCTAssertTrue(r.stderr.contains("bitshuffle-lz4 is an HDF5 filter"), r.stderr)
-            XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+            for c in ["bitshuffle-lz4", "bitshuffle-zstd:1"] {
+                let r = try CLIRunner.run(["convert", acq.master, "-o", out, "--compression", c])
+                XCTAssertEqual(r.status, 64, r.stderr)
+                XCTAssertTrue(r.stderr.contains("\(c) is an HDF5 filter"), r.stderr)
+                XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+            }
         }
     }
 

@@ -12,6 +12,10 @@
 3. Every input above, every fixture and the shared MIB/DM files converted with
    `--compression bitshuffle-lz4` read back bit-exactly in h5py + hdf5plugin (filter 32008
    decoded by hdf5plugin's bitshuffle, not by emconv), equal to the `--compression none` output.
+4. bitshuffle + zstd: acquisitions whose chunks hdf5plugin's Bitshuffle(cname='zstd') wrote
+   convert bit-exactly (emconv decodes them); `--compression bitshuffle-zstd[:LEVEL]` outputs
+   (.nxs and .hspy) declare hdf5plugin's cd_values (0, 4, E, 65536/E, 3, LEVEL) and read back
+   bit-exactly in h5py + hdf5plugin; a NeXus file with such chunks converts through HDF5's path.
 Prints 'N passed, M failed'.
 """
 import argparse, glob, json, os, sys, tempfile
@@ -60,7 +64,7 @@ def check_cases(emconv, tmp):
     gen = os.path.join(tmp, "gen")
     make_dectris.main(gen)
     for case in ["u8", "u16", "u32", "chunk2", "gzip", "blosc-lz4-bit", "blosc-zstd-byte", "blosc-blosclz-none",
-                 "blosc-lz4hc-byte", "blosc-chunk3"]:
+                 "blosc-lz4hc-byte", "blosc-chunk3", "bszstd-u8", "bszstd-u16", "bszstd-chunk2"]:
         master = os.path.join(gen, case, f"{case}_master.h5")
         expected = np.load(os.path.join(gen, case, "expected.npy"))
         out = os.path.join(tmp, f"{case}.nxs")
@@ -88,6 +92,8 @@ def check_cases(emconv, tmp):
                                  "(header, block sizes, transposition, unshuffled tail)")
         else:
             check(False, f"{case}: converts to bitshuffle-lz4")
+        if case in ("u8", "u16", "chunk2", "bszstd-u16"):
+            check_bszstd_output(emconv, master, expected, case, tmp)
 
     r = run(emconv, ["convert", os.path.join(gen, "missing", "missing_master.h5"), "-o", os.path.join(tmp, "m.nxs")])
     check(r.returncode == 66 and "missing_data_000002.h5" in r.stderr, f"missing data file: exit 66 naming it (got {r.returncode}: {r.stderr.strip()})")
@@ -102,6 +108,49 @@ def check_cases(emconv, tmp):
         got = got.reshape((-1,) + expected.shape[1:])
         check(4 <= got.shape[0] < expected.shape[0] and np.array_equal(got, expected[:got.shape[0]]),
               f"truncated data file: the {got.shape[0]} complete frames bit-exact")
+
+
+def filter_of(path, hspy=False):
+    """(values, (filter id, cd_values)) of the signal of an emconv .nxs or .hspy file."""
+    with h5py.File(path, "r") as f:
+        if hspy:
+            ds = f["Experiments"][list(f["Experiments"])[0]]["data"]
+        else:
+            g = f["entry1/measurement/event1/image1"]
+            data = g[g.attrs["default"]]
+            ds = data[data.attrs["signal"]]
+        flt = ds.id.get_create_plist().get_filter(0)
+        return ds[()], (flt[0], tuple(flt[2]))
+
+
+def check_bszstd_output(emconv, master, expected, case, tmp):
+    """`--compression bitshuffle-zstd[:LEVEL]` read back by hdf5plugin (not emconv) bit-exactly."""
+    e = expected.dtype.itemsize
+    for comp, level, ext in [("bitshuffle-zstd", 1, "nxs"), ("bitshuffle-zstd:4", 4, "nxs"), ("bitshuffle-zstd:2", 2, "hspy")]:
+        out = os.path.join(tmp, f"{case}.bszstd{level}.{ext}")
+        r = run(emconv, ["convert", master, "-o", out, "--compression", comp])
+        check(r.returncode == 0, f"{case}: converts to {comp} .{ext} ({r.stderr.strip()})")
+        if r.returncode != 0:
+            continue
+        got, flt = filter_of(out, hspy=ext == "hspy")
+        block = 65536 // e  # emconv's 64 KiB zstd blocks, as hdf5plugin's Bitshuffle(nelems=block, cname='zstd') declares them
+        check(flt == (32008, (0, 4, e, block, 3, level)), f"{case}: {comp} .{ext} declares filter 32008 cd_values (0, 4, {e}, {block}, 3, {level}) (got {flt})")
+        check(got.dtype == expected.dtype and np.array_equal(got.reshape(expected.shape), expected),
+              f"{case}: {comp} .{ext} output bit-exact in h5py + hdf5plugin")
+
+
+def check_bszstd_generic(emconv, tmp):
+    """A NeXus file whose signal hdf5plugin wrote with bitshuffle + zstd converts through HDF5's
+    own reading path (emconv's registered 32008 filter), values bit-exact."""
+    a = np.random.default_rng(16).poisson(0.3, (3, 4, 21, 19)).astype(np.uint32)
+    src = os.path.join(tmp, "bszstd-in.nxs")
+    nexus_with(src, a, **hdf5plugin.Bitshuffle(nelems=64, cname="zstd", clevel=7))
+    out = os.path.join(tmp, "bszstd-in.out.nxs")
+    r = run(emconv, ["convert", src, "-o", out, "--compression", "none"])
+    check(r.returncode == 0, f"NeXus with bitshuffle-zstd chunks: converts ({r.stderr.strip()})")
+    if r.returncode == 0:
+        got, _ = signal(out)
+        check(np.array_equal(got.reshape(a.shape), a), "NeXus with bitshuffle-zstd chunks: values bit-exact")
 
 
 def check_arina(emconv, testdata, tmp):
@@ -189,6 +238,7 @@ def main():
         check_cases(a.emconv, tmp)
         check_arina(a.emconv, a.testdata, tmp)
         check_blosc_generic(a.emconv, tmp)
+        check_bszstd_generic(a.emconv, tmp)
         check_bslz4_any(a.emconv, a.testdata, a.fixtures, tmp)
     print(check.summary())
     sys.exit(1 if check.failed else 0)

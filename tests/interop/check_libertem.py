@@ -1,10 +1,11 @@
-"""LiberTEM reads emconv's bitshuffle-LZ4 NeXus output (issue 13).
+"""LiberTEM reads emconv's bitshuffle-LZ4 (and bitshuffle-zstd) NeXus output (issue 13).
 
 Each input (fixture MIB files of every pixel type, generated Dectris acquisitions of uint8/16/32,
 the shared ARINA and MIB files when present) is converted with `--compression bitshuffle-lz4`;
 LiberTEM 0.16 opens the NeXus file as an HDF5 data set (its `hdf5` loader, the signal's dataset
 path given) and a UDF copies every frame out in the stored dtype. The frames must equal those
-h5py + hdf5plugin read from the same file, bit for bit.
+h5py + hdf5plugin read from the same file, bit for bit. The generated uint16 and chunk2 acquisitions
+are also converted with `--compression bitshuffle-zstd` and read the same way.
 py4DSTEM reads Dectris masters and its own files, not NeXus: it has nothing to check here.
 Prints 'N passed, M failed'.
 """
@@ -45,10 +46,11 @@ def signal_path(path):
         return ds.name, [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
 
 
-def check_one(ctx, emconv, name, src, tmp):
-    out = os.path.join(tmp, name + ".nxs")
-    r = run(emconv, ["convert", src, "-o", out, "--compression", "bitshuffle-lz4"])
-    check(r.returncode == 0, f"{name}: converts to bitshuffle-lz4")
+def check_one(ctx, emconv, name, src, tmp, compression="bitshuffle-lz4"):
+    name = name if compression == "bitshuffle-lz4" else f"{name} ({compression})"
+    out = os.path.join(tmp, name.replace(" ", "_") + ".nxs")
+    r = run(emconv, ["convert", src, "-o", out, "--compression", compression])
+    check(r.returncode == 0, f"{name}: converts to {compression}")
     if r.returncode != 0:
         return
     ds_path, filters = signal_path(out)
@@ -92,6 +94,8 @@ def main():
         inputs += [("shared-mib-" + os.path.basename(p), p) for p in mibs]
         for name, src in inputs:
             check_one(ctx, a.emconv, name, src, tmp)
+            if name in ("dectris-u16", "dectris-chunk2"):
+                check_one(ctx, a.emconv, name, src, tmp, compression="bitshuffle-zstd")
     print(check.summary())
     sys.exit(1 if check.failed else 0)
 

@@ -12,6 +12,9 @@ Cases (in OUT/):
           Blosc (filter 32001) chunks: codec and shuffle (bit, byte, none) as named; uint16,
           uint32, uint8 and uint16 (decoded by emconv itself, like bitshuffle-LZ4)
   blosc-chunk3/ uint16 Blosc (lz4, byte shuffle) chunks of 3 frames (the last one partial)
+  bszstd-u8/ bszstd-u16/ bszstd-chunk2/
+          bitshuffle + zstd chunks (filter 32008, cd_values[4] = 3; hdf5plugin's Bitshuffle(cname='zstd')):
+          uint8 13x11 level 1; uint16 64x48 level 5, block 256, 2 data files; uint32 chunks of 2 frames
   missing/ uint16, the second data file deleted
   trunc/  uint16, the last data file cut inside its last chunks (keep the complete frames)
 Each case also gets expected.npy: the frames as h5py + hdf5plugin read them (before truncation).
@@ -39,6 +42,8 @@ def write_case(out, name, dtype, frame_shape, per_file, ntrigger=None, nimages=N
     np.save(os.path.join(d, "expected.npy"), frames)
     if compression == "bslz4":
         comp = hdf5plugin.Bitshuffle(nelems=nelems, cname="lz4")
+    elif compression.startswith("bszstd"):
+        comp = hdf5plugin.Bitshuffle(nelems=nelems, cname="zstd", clevel=int(compression.split(":")[1]))
     elif compression.startswith("blosc-"):
         _, cname, shuffle = compression.split("-")
         mode = {"bit": hdf5plugin.Blosc.BITSHUFFLE, "byte": hdf5plugin.Blosc.SHUFFLE, "none": hdf5plugin.Blosc.NOSHUFFLE}[shuffle]
@@ -114,6 +119,9 @@ def main(out):
     write_case(out, "blosc-blosclz-none", np.uint8, (13, 11), [5], compression="blosc-blosclz-none", seed=10)
     write_case(out, "blosc-lz4hc-byte", np.uint16, (32, 32), [4], compression="blosc-lz4hc-byte", seed=11)
     write_case(out, "blosc-chunk3", np.uint16, (24, 20), [8], chunk_frames=3, compression="blosc-lz4-byte", seed=12)
+    write_case(out, "bszstd-u8", np.uint8, (13, 11), [5], compression="bszstd:1", seed=13)
+    write_case(out, "bszstd-u16", np.uint16, (64, 48), [4, 3], compression="bszstd:5", nelems=256, seed=14)
+    write_case(out, "bszstd-chunk2", np.uint32, (16, 24), [7], chunk_frames=2, compression="bszstd:3", seed=15)
     d = write_case(out, "missing", np.uint16, (8, 8), [3, 3], seed=6)
     os.remove(os.path.join(d, "missing_data_000002.h5"))
     d = write_case(out, "trunc", np.uint16, (64, 64), [4, 6], seed=7)

@@ -7,8 +7,8 @@ struct DectrisPart {
     enum Codec: Equatable {
         /// Chunks hold whole frames and are decoded by emconv: stored as they are …
         case raw
-        /// … bitshuffle + LZ4 (filter 32008, `cd_values[4]` = 2) …
-        case bitshuffleLZ4
+        /// … bitshuffle + LZ4 or zstd blocks (filter 32008, `cd_values[4]` = 2 or 3) …
+        case bitshuffleBlocks(BitshuffleLZ4.BlockCodec)
         /// … bitshuffle alone with this block size (0: default) …
         case bitshuffle(block: Int)
         /// … or Blosc (filter 32001, any of its codecs and shuffles).
@@ -33,7 +33,7 @@ struct DectrisPart {
 }
 
 /// Frames of the data files in order, in their stored type. Chunks of whole frames are read raw
-/// (`H5Dread_chunk`, under ``HDF5/lock``) and decoded by emconv (bitshuffle-LZ4, or stored) on
+/// (`H5Dread_chunk`, under ``HDF5/lock``) and decoded by emconv (bitshuffle-LZ4/zstd, Blosc, or stored) on
 /// all cores: a frame that is not yet decoded starts a batch of the chunks that follow, read in
 /// order, decoded in parallel and kept until the reader moves past them. Other layouts are read
 /// through HDF5 hyperslabs.
@@ -112,7 +112,7 @@ final class DectrisFrameSource: FrameSource, @unchecked Sendable {
         // The stored chunks, in file order, on this thread; each size checked before allocating.
         let limit: Int
         switch part.codec {
-        case .bitshuffleLZ4: limit = BitshuffleLZ4.compressBound(bytes: chunkBytes, elementSize: type.size)
+        case let .bitshuffleBlocks(codec): limit = BitshuffleLZ4.compressBound(bytes: chunkBytes, elementSize: type.size, codec: codec)
         case .blosc: limit = chunkBytes + BloscChunk.maxOverhead
         default: limit = chunkBytes
         }
@@ -202,8 +202,8 @@ final class DectrisFrameSource: FrameSource, @unchecked Sendable {
         }
         do {
             switch part.codec {
-            case .bitshuffleLZ4:
-                try BitshuffleLZ4.decode(UnsafeRawBufferPointer(raw), elementSize: type.size, into: out)
+            case let .bitshuffleBlocks(codec):
+                try BitshuffleLZ4.decode(UnsafeRawBufferPointer(raw), elementSize: type.size, codec: codec, into: out)
             case let .bitshuffle(block):
                 try BitshuffleLZ4.unshuffleOnly(UnsafeRawBufferPointer(raw), elementSize: type.size, blockElements: block, into: out)
             case .blosc:

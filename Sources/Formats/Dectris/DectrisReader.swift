@@ -218,7 +218,8 @@ public enum DectrisReader: FormatReader {
 
         let codecs = Set(parts.map { p -> String in
             switch p.codec {
-            case .bitshuffleLZ4: return "bitshuffle-LZ4"
+            case .bitshuffleBlocks(.lz4): return "bitshuffle-LZ4"
+            case .bitshuffleBlocks(.zstd): return "bitshuffle-zstd"
             case .bitshuffle: return "bitshuffle"
             case .blosc: return "Blosc"
             case .raw: return "uncompressed"
@@ -279,7 +280,11 @@ public enum DectrisReader: FormatReader {
             } else if pipeline.count == 1, pipeline[0].id == BitshuffleLZ4.filterID, pipeline[0].cdValues.count >= 3,
                       Int(pipeline[0].cdValues[2]) == type.size {
                 let cd = pipeline[0].cdValues
-                codec = cd.count > 4 && cd[4] == BitshuffleLZ4.lz4Flag ? .bitshuffleLZ4 : .bitshuffle(block: cd.count > 3 ? Int(cd[3]) : 0)
+                do {
+                    codec = try HDF5.bitshuffleCodec(cdValues: cd).map { .bitshuffleBlocks($0) } ?? .bitshuffle(block: cd.count > 3 ? Int(cd[3]) : 0)
+                } catch let e as EMError {
+                    throw EMError(e.code, file: link.file, at: link.object, e.message)
+                }
             } else if pipeline.count == 1, pipeline[0].id == BloscChunk.filterID {
                 codec = .blosc
             }

@@ -13,8 +13,8 @@ public enum NeXusWriter: FormatWriter {
         extensions: ["nxs", "h5", "hdf5", "nx5"], reads: false, writes: true,
         options: [
             OptionSpec("compression", .compression, valueName: "codec[:level]",
-                       help: "compression: none | gzip[:1-9] | zstd[:1-22] | bitshuffle-lz4",
-                       default: "gzip:1 with shuffle, readable everywhere; zstd is HDF5 filter 32015, bitshuffle-lz4 filter 32008 (h5py needs hdf5plugin)"),
+                       help: "compression: none | gzip[:1-9] | zstd[:1-22] | bitshuffle-lz4 | bitshuffle-zstd[:1-22]",
+                       default: "gzip:1 with shuffle, readable everywhere; zstd is HDF5 filter 32015, bitshuffle-lz4/-zstd filter 32008 (h5py needs hdf5plugin)"),
             OptionSpec("no-preview", .flag, help: "do not add the derived sum image of 4D data"),
             ChunkChoice.option,
         ],

@@ -13,8 +13,8 @@ public enum EMD1Writer: FormatWriter {
         extensions: ["emd"], reads: false, writes: true,
         options: [
             OptionSpec("compression", .compression, valueName: "codec[:level]",
-                       help: "compression: none | gzip[:1-9] | zstd[:1-22] | bitshuffle-lz4",
-                       default: "gzip:1 with shuffle, which py4DSTEM reads as it is; zstd and bitshuffle-lz4 need 'import hdf5plugin' first"),
+                       help: "compression: none | gzip[:1-9] | zstd[:1-22] | bitshuffle-lz4 | bitshuffle-zstd[:1-22]",
+                       default: "gzip:1 with shuffle, which py4DSTEM reads as it is; zstd and bitshuffle-lz4/-zstd need 'import hdf5plugin' first"),
         ],
         notes: "py4DSTEM.read(f) returns a DataCube (4D-STEM: R = scan, Q = detector, with R/Q pixel size and units) or an Array; "
             + "several datasets give one tree each (py4DSTEM.read(f, datapath='NAME_root')).",

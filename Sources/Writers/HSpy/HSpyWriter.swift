@@ -12,7 +12,7 @@ public enum HSpyWriter: FormatWriter {
         extensions: ["hspy"], reads: false, writes: true,
         options: [
             OptionSpec("compression", .compression, valueName: "codec[:level]",
-                       help: "compression: none | gzip[:1-9] | zstd[:1-22]",
+                       help: "compression: none | gzip[:1-9] | zstd[:1-22] | bitshuffle-lz4 | bitshuffle-zstd[:1-22]",
                        default: "gzip:1 with shuffle, readable by h5py and HyperSpy without plugins"),
         ],
         notes: "HDF5 file read by hs.load / rsciio.hspy (HyperSpy 1.x and 2.x): Experiments/<title>/data (chunks of whole frames), axis-N, metadata, original_metadata.",

@@ -54,8 +54,9 @@ public enum TIFFWriter: FormatWriter {
     }
 
     public static func check(_ file: OpenedFile, context: WriteContext) throws {
-        if try context.compression(default: defaultCompression) == .bitshuffleLZ4 {
-            throw EMError(.usage, at: "--compression", "bitshuffle-lz4 is an HDF5 filter: TIFF takes none, gzip or zstd (or write .nxs)")
+        let c = try context.compression(default: defaultCompression)
+        if c.bitshuffleCodec != nil {
+            throw EMError(.usage, at: "--compression", "\(c) is an HDF5 filter: TIFF takes none, gzip or zstd (or write .nxs)")
         }
         _ = try dataset(file, context: context)
     }
@@ -175,7 +176,8 @@ public enum TIFFWriter: FormatWriter {
         case .none: comp = COMPRESSION_NONE
         case .gzip: comp = COMPRESSION_ADOBE_DEFLATE
         case .zstd: comp = 50000 // COMPRESSION_ZSTD
-        case .bitshuffleLZ4: throw EMError(.usage, at: "--compression", "bitshuffle-lz4 is an HDF5 filter: TIFF takes none, gzip or zstd")
+        case .bitshuffleLZ4, .bitshuffleZstd:
+            throw EMError(.usage, at: "--compression", "\(compression) is an HDF5 filter: TIFF takes none, gzip or zstd")
         }
         ok = ok && emc_tiff_set_u16(tif, UInt32(TIFFTAG_COMPRESSION), UInt16(comp)) == 1
         switch t {

@@ -69,8 +69,9 @@ enum ZspyLayout {
     static let targetChunkBytes = 2 << 20
 
     static func check(_ file: OpenedFile, context: WriteContext) throws {
-        if try context.compression(default: defaultCompression) == .bitshuffleLZ4 {
-            throw EMError(.usage, at: "--compression", "bitshuffle-lz4 is an HDF5 filter: zspy takes none, gzip or zstd (or write .nxs)")
+        let c = try context.compression(default: defaultCompression)
+        if c.bitshuffleCodec != nil {
+            throw EMError(.usage, at: "--compression", "\(c) is an HDF5 filter: zspy takes none, gzip or zstd (or write .nxs)")
         }
         _ = try ChunkChoice.parse(context.options.string("chunks"))
         guard !file.datasets.isEmpty else {
@@ -101,7 +102,7 @@ enum ZspyLayout {
         case .none: return .null
         case let .zstd(l): return .object([("id", .string("zstd")), ("level", .int(Int64(l)))])
         case let .gzip(l): return .object([("id", .string("zlib")), ("level", .int(Int64(l)))])
-        case .bitshuffleLZ4: return .null  // refused by check(_:context:)
+        case .bitshuffleLZ4, .bitshuffleZstd: return .null  // refused by check(_:context:)
         }
     }
 
