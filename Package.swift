@@ -42,8 +42,12 @@ let package = Package(
         // The bit transposition of bitshuffle in C: SSE2/AVX2 intrinsics chosen at run time (Swift has
         // no movemask or byte-unpack operations, which the vector transposition is built on).
         .target(name: "CBitshuffle", path: "Sources/CBitshuffle"),
+        // The `gzip:1` deflate encoder in C: per byte plane stored blocks, run-length matches with
+        // dynamic Huffman codes, or libdeflate level 1 (no system or mirror package codes shuffled
+        // planes this way; zlib's Z_RLE is a byte loop 2-3x slower and libdeflate has no RLE mode).
+        .target(name: "CEMDeflate", dependencies: ["CDeflate"], path: "Sources/CEMDeflate"),
 
-        .target(name: "EMCore", dependencies: ["CZstd", "CDeflate", "CCrypto", "CLZ4", "CBitshuffle", "CBlosc"]),
+        .target(name: "EMCore", dependencies: ["CZstd", "CDeflate", "CCrypto", "CLZ4", "CBitshuffle", "CBlosc", "CEMDeflate"]),
         .target(name: "EMHDF5", dependencies: [core, "CHDF5", "CZstd", "CDeflate"]),
 
         .target(name: "FormatMIB", dependencies: [core], path: "Sources/Formats/MIB", exclude: ["FORMAT.md"]),

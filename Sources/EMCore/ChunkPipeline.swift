@@ -46,11 +46,14 @@ public final class PipelineSlot {
     /// A further buffer, allocated on first use (complex de-interleaving).
     public private(set) lazy var extra = ChunkBuffer(capacity: input.capacity)
     var codecs = ChunkCodecs()
-    init(capacity: Int) {
+    /// A slot with buffers of `capacity` bytes (the pipeline makes its own; tests make one directly).
+    public init(capacity: Int) {
         input = ChunkBuffer(capacity: capacity)
         scratch = ChunkBuffer(capacity: capacity)
         temp = ChunkBuffer(capacity: capacity)
     }
+
+    deinit { codecs.release() }
 }
 
 /// Runs `count` items through three stages with bounded memory:
@@ -204,12 +207,15 @@ public struct ChunkCodecs {
     public var deflater: OpaquePointer?
     public var deflateLevel: Int = -1
     public var zstd: OpaquePointer?
+    /// The `gzip:1` encoder.
+    public var planeDeflate: PlaneDeflate?
 
     public mutating func release() {
         if let d = deflater { libdeflate_free_compressor(d) }
         if let z = zstd { ZSTD_freeCCtx(z) }
         deflater = nil
         zstd = nil
+        planeDeflate = nil
     }
 }
 
@@ -244,6 +250,12 @@ extension PipelineSlot {
         let bound: Int
         switch compression {
         case .none: bound = data.count
+        case .gzip(level: 1):
+            let planes = max(1, shuffleElementSize)
+            let enc = try planeDeflater()
+            bound = enc.bound(data.count, planes: planes)
+            grow(bound)
+            return offset + (try enc.compress(data, planes: planes, into: out.raw.baseAddress! + offset, capacity: bound))
         case let .gzip(level):
             prepareDeflater(level)
             bound = libdeflate_zlib_compress_bound(codecs.deflater, data.count)
@@ -254,6 +266,13 @@ extension PipelineSlot {
         }
         grow(bound)
         return offset + (try compress(data, into: out.raw.baseAddress! + offset, capacity: bound, compression: compression))
+    }
+
+    private func planeDeflater() throws -> PlaneDeflate {
+        if let d = codecs.planeDeflate { return d }
+        let d = try PlaneDeflate()
+        codecs.planeDeflate = d
+        return d
     }
 
     private func prepareDeflater(_ level: Int) {
@@ -273,6 +292,8 @@ extension PipelineSlot {
             guard src.count <= capacity else { throw EMError(.failure, "chunk buffer too small") }
             if src.count > 0 { dst.copyMemory(from: src.baseAddress!, byteCount: src.count) }
             return src.count
+        case .gzip(level: 1):
+            return try planeDeflater().compress(src, planes: 1, into: dst, capacity: capacity)
         case let .gzip(level):
             prepareDeflater(level)
             let n = libdeflate_zlib_compress(codecs.deflater, src.baseAddress, src.count, dst, capacity)

@@ -1,0 +1,448 @@
+// Fast deflate for byte-shuffled chunks; see include/emc_deflate.h. Block formats: RFC 1951
+// sections 3.2.3-3.2.7 (stored, fixed and dynamic Huffman blocks); zlib wrapper: RFC 1950.
+#include "emc_deflate.h"
+#include <libdeflate.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SYMS 32768      // symbols per dynamic block (each input byte yields at most one)
+#define TRIAL_BYTES 4096    // contiguous piece used to compare LZ77 with run-length coding
+#define SAMPLE_PIECES 32    // strided sample for the order-0 entropy: 32 pieces of 64 bytes
+#define SAMPLE_PIECE 64
+#define SPARSE_BITS 2.0     // sample entropy (bits/byte) below which a plane is run-length coded untried
+
+struct emc_deflate {
+    uint16_t syms[MAX_SYMS];  // < 256: literal; else match of length sym - 256 + 3 at distance 1
+    struct libdeflate_compressor *lz;
+    uint8_t *trial;           // output of the LZ77 trial
+    size_t trial_cap;
+    size_t stats[3];
+    uint8_t len_sym[259];
+};
+
+// Length symbols 257..285 for match lengths 3..258 (RFC 1951 3.2.5).
+static const uint16_t len_base[29] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
+                                      35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+static const uint8_t len_bits[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
+                                     3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+static const uint8_t cl_order[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
+
+/// Match length -> length symbol index (0..28); 258 uses symbol 285 (index 28).
+static void init_len_sym(uint8_t *len_sym) {
+    for (int s = 0; s < 28; s++)
+        for (int e = 0; e < (1 << len_bits[s]); e++)
+            if (len_base[s] + e <= 257) len_sym[len_base[s] + e] = (uint8_t)s;
+    len_sym[258] = 28;
+}
+
+emc_deflate *emc_deflate_alloc(void) {
+    emc_deflate *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->lz = libdeflate_alloc_compressor(1);
+    c->trial_cap = libdeflate_deflate_compress_bound(c->lz, TRIAL_BYTES);
+    c->trial = malloc(c->trial_cap);
+    if (!c->lz || !c->trial) { emc_deflate_free(c); return NULL; }
+    init_len_sym(c->len_sym);
+    return c;
+}
+
+void emc_deflate_free(emc_deflate *c) {
+    if (!c) return;
+    if (c->lz) libdeflate_free_compressor(c->lz);
+    free(c->trial);
+    free(c);
+}
+
+void emc_deflate_stats(const emc_deflate *c, size_t counts[3]) {
+    for (int i = 0; i < 3; i++) counts[i] = c->stats[i];
+}
+
+size_t emc_deflate_bound(emc_deflate *c, size_t n, size_t planes) {
+    // Every block costs at most its stored size; a block holds >= MAX_SYMS bytes unless it ends a
+    // plane; plus the zlib wrapper, an alignment block, the final block and libdeflate's own bound.
+    return libdeflate_zlib_compress_bound(c->lz, n) + 5 * (n / 16384 + 2 * planes + 4) + 16;
+}
+
+// ---- bit writer (LSB first) ----
+
+typedef struct {
+    uint8_t *out, *end;
+    uint64_t buf;
+    unsigned n;
+    int overflow;
+} bitw;
+
+static inline void put(bitw *w, uint64_t bits, unsigned count) {  // count <= 32
+    w->buf |= bits << w->n;
+    w->n += count;
+    if (w->n >= 32) {
+        if (w->end - w->out >= 4) {
+            uint32_t v = (uint32_t)w->buf;
+            w->out[0] = (uint8_t)v; w->out[1] = (uint8_t)(v >> 8);
+            w->out[2] = (uint8_t)(v >> 16); w->out[3] = (uint8_t)(v >> 24);
+            w->out += 4;
+        } else {
+            w->overflow = 1;
+        }
+        w->buf >>= 32;
+        w->n -= 32;
+    }
+}
+
+/// Writes the pending bits, padding the last byte with zeros.
+static void flush_bytes(bitw *w) {
+    while (w->n > 0) {
+        if (w->out < w->end) *w->out++ = (uint8_t)w->buf; else w->overflow = 1;
+        w->buf >>= 8;
+        w->n = w->n > 8 ? w->n - 8 : 0;
+    }
+    w->buf = 0;
+}
+
+static void put_bytes(bitw *w, const uint8_t *p, size_t len) {  // byte aligned, nothing pending
+    if ((size_t)(w->end - w->out) < len) { w->overflow = 1; return; }
+    if (len) memcpy(w->out, p, len);
+    w->out += len;
+}
+
+/// Non-final stored blocks of at most 65535 bytes each.
+static void emit_stored(bitw *w, const uint8_t *p, size_t len) {
+    do {
+        size_t k = len < 65535 ? len : 65535;
+        put(w, 0, 3);  // BFINAL 0, BTYPE 00
+        flush_bytes(w);
+        uint8_t hdr[4] = {(uint8_t)k, (uint8_t)(k >> 8), (uint8_t)~k, (uint8_t)(~k >> 8)};
+        put_bytes(w, hdr, 4);
+        put_bytes(w, p, k);
+        p += k;
+        len -= k;
+    } while (len > 0);
+}
+
+static size_t stored_bits(size_t len) {
+    size_t pieces = len == 0 ? 1 : (len + 65534) / 65535;
+    return pieces * (3 + 7 + 32) + 8 * len;  // header, worst-case padding, LEN/NLEN, data
+}
+
+// ---- Huffman code lengths (length-limited by halving frequencies until the tree fits) ----
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/// Lengths of a complete prefix code over n <= 288 symbols, none longer than maxlen. Fewer than
+/// two used symbols get dummy partners (inflate rejects incomplete code-length codes).
+static void huff_lengths(const uint32_t *freq_in, int n, int maxlen, uint8_t *len) {
+    uint32_t f[288];
+    memcpy(f, freq_in, (size_t)n * sizeof f[0]);
+    int used = 0;
+    for (int i = 0; i < n; i++) used += f[i] != 0;
+    for (int i = 0; i < n && used < 2; i++)
+        if (f[i] == 0) { f[i] = 1; used++; }
+    for (;;) {
+        uint64_t key[288];
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (f[i]) key[m++] = ((uint64_t)f[i] << 9) | (uint64_t)i;
+        qsort(key, (size_t)m, sizeof key[0], cmp_u64);
+        uint64_t wgt[2 * 288];
+        int parent[2 * 288], depth[2 * 288];
+        for (int i = 0; i < m; i++) wgt[i] = key[i] >> 9;
+        int li = 0, ii = m;
+        for (int next = m; next < 2 * m - 1; next++) {
+            int pick[2];
+            for (int k = 0; k < 2; k++)
+                pick[k] = (li < m && (ii >= next || wgt[li] <= wgt[ii])) ? li++ : ii++;
+            wgt[next] = wgt[pick[0]] + wgt[pick[1]];
+            parent[pick[0]] = parent[pick[1]] = next;
+        }
+        depth[2 * m - 2] = 0;
+        int maxd = 0;
+        for (int k = 2 * m - 3; k >= 0; k--) {
+            depth[k] = depth[parent[k]] + 1;
+            if (k < m && depth[k] > maxd) maxd = depth[k];
+        }
+        if (maxd <= maxlen) {
+            memset(len, 0, (size_t)n);
+            for (int i = 0; i < m; i++) len[key[i] & 511] = (uint8_t)depth[i];
+            return;
+        }
+        for (int i = 0; i < n; i++) if (f[i]) f[i] = (f[i] + 1) >> 1;
+    }
+}
+
+/// Canonical codes (RFC 1951 3.2.2), bit-reversed for the LSB-first writer.
+static void gen_codes(const uint8_t *len, int n, uint16_t *code) {
+    unsigned count[16] = {0}, next[16];
+    for (int i = 0; i < n; i++) count[len[i]]++;
+    count[0] = 0;
+    unsigned c = 0;
+    for (int b = 1; b < 16; b++) { c = (c + count[b - 1]) << 1; next[b] = c; }
+    for (int i = 0; i < n; i++) {
+        if (!len[i]) { code[i] = 0; continue; }
+        unsigned v = next[len[i]]++, r = 0;
+        for (int b = 0; b < len[i]; b++) { r = (r << 1) | (v & 1); v >>= 1; }
+        code[i] = (uint16_t)r;
+    }
+}
+
+// ---- run-length scan ----
+
+/// Bytes equal to b from p on, at most max (<= 258).
+static inline size_t run_length(const uint8_t *p, size_t max, uint8_t b) {
+    uint64_t pattern = 0x0101010101010101ull * b;
+    size_t r = 0;
+    while (r + 8 <= max) {
+        uint64_t v;
+        memcpy(&v, p + r, 8);
+        uint64_t x = v ^ pattern;
+        if (x) return r + ((size_t)__builtin_ctzll(x) >> 3);
+        r += 8;
+    }
+    while (r < max && p[r] == b) r++;
+    return r;
+}
+
+/// Symbols for src[pos..end) (src[pos-1] is already in the stream when pos > 0) into syms and
+/// freq (286 entries, added to), stopping when MAX_SYMS are made. Returns the end position.
+static size_t rle_scan(const uint8_t *len_sym, const uint8_t *src, size_t pos, size_t end, uint16_t *syms, size_t *nsyms, uint32_t *freq) {
+    size_t i = pos, ns = 0;
+    while (i < end && ns < MAX_SYMS) {
+        uint8_t b = src[i];
+        if (i > 0 && src[i - 1] == b) {
+            size_t left = end - i;
+            size_t r = run_length(src + i, left < 258 ? left : 258, b);
+            if (r >= 3) {
+                syms[ns++] = (uint16_t)(256 + r - 3);
+                freq[257 + len_sym[r]]++;
+                i += r;
+                continue;
+            }
+        }
+        syms[ns++] = b;
+        freq[b]++;
+        i++;
+    }
+    *nsyms = ns;
+    return i;
+}
+
+/// A dynamic block's codes and header, with its exact size in bits.
+typedef struct {
+    uint8_t llen[286];
+    uint16_t lcode[286];
+    int nlit;
+    uint8_t cl_seq[288 + 2];   // code-length symbols (0..18)
+    uint8_t cl_extra[288 + 2]; // their extra-bit values
+    int ncl;
+    uint8_t cllen[19];
+    uint16_t clcode[19];
+    int hclen;
+    size_t bits;
+} dynblock;
+
+static void plan_dynamic(const uint32_t *freq_in, dynblock *d) {
+    uint32_t freq[286];
+    memcpy(freq, freq_in, sizeof freq);
+    freq[256] = 1;  // end of block
+    huff_lengths(freq, 286, 15, d->llen);
+    gen_codes(d->llen, 286, d->lcode);
+    int nlit = 286;
+    while (nlit > 257 && d->llen[nlit - 1] == 0) nlit--;
+    d->nlit = nlit;
+
+    // Code lengths of the literal/length code then of the distance code (two codes of length 1:
+    // only distance 1 is used; two keep the distance code complete), run-length coded.
+    uint8_t all[288];
+    memcpy(all, d->llen, (size_t)nlit);
+    all[nlit] = 1;
+    all[nlit + 1] = 1;
+    int total = nlit + 2, ncl = 0;
+    uint32_t clfreq[19] = {0};
+    for (int i = 0; i < total;) {
+        uint8_t v = all[i];
+        int r = 1;
+        while (i + r < total && all[i + r] == v) r++;
+        if (v == 0 && r >= 3) {
+            int k = r > 138 ? 138 : r;
+            if (k >= 11) { d->cl_seq[ncl] = 18; d->cl_extra[ncl++] = (uint8_t)(k - 11); }
+            else { d->cl_seq[ncl] = 17; d->cl_extra[ncl++] = (uint8_t)(k - 3); }
+            clfreq[d->cl_seq[ncl - 1]]++;
+            i += k;
+        } else if (v != 0 && r >= 4) {
+            d->cl_seq[ncl] = v; d->cl_extra[ncl++] = 0; clfreq[v]++;
+            i++;
+            for (r--; r >= 3;) {
+                int k = r > 6 ? 6 : r;
+                d->cl_seq[ncl] = 16; d->cl_extra[ncl++] = (uint8_t)(k - 3); clfreq[16]++;
+                i += k;
+                r -= k;
+            }
+        } else {
+            d->cl_seq[ncl] = v; d->cl_extra[ncl++] = 0; clfreq[v]++;
+            i++;
+        }
+    }
+    d->ncl = ncl;
+    huff_lengths(clfreq, 19, 7, d->cllen);
+    gen_codes(d->cllen, 19, d->clcode);
+    int hclen = 19;
+    while (hclen > 4 && d->cllen[cl_order[hclen - 1]] == 0) hclen--;
+    d->hclen = hclen;
+
+    size_t bits = 3 + 5 + 5 + 4 + 3 * (size_t)hclen;
+    for (int i = 0; i < ncl; i++) {
+        uint8_t s = d->cl_seq[i];
+        bits += d->cllen[s] + (s == 16 ? 2 : s == 17 ? 3 : s == 18 ? 7 : 0);
+    }
+    size_t matches = 0;
+    for (int s = 0; s < 286; s++) bits += (size_t)freq[s] * d->llen[s];
+    for (int s = 257; s < 286; s++) {
+        bits += (size_t)freq[s] * len_bits[s - 257];
+        matches += freq[s];
+    }
+    d->bits = bits + matches;  // one distance-code bit per match
+}
+
+static void emit_dynamic(bitw *w, const uint8_t *len_sym, const dynblock *d, const uint16_t *syms, size_t ns) {
+    put(w, 0 | (2 << 1), 3);  // BFINAL 0, BTYPE 10
+    put(w, (uint64_t)(d->nlit - 257), 5);
+    put(w, 1, 5);             // HDIST: 2 distance codes
+    put(w, (uint64_t)(d->hclen - 4), 4);
+    for (int i = 0; i < d->hclen; i++) put(w, d->cllen[cl_order[i]], 3);
+    for (int i = 0; i < d->ncl; i++) {
+        uint8_t s = d->cl_seq[i];
+        put(w, d->clcode[s], d->cllen[s]);
+        if (s == 16) put(w, d->cl_extra[i], 2);
+        else if (s == 17) put(w, d->cl_extra[i], 3);
+        else if (s == 18) put(w, d->cl_extra[i], 7);
+    }
+    for (size_t i = 0; i < ns; i++) {
+        uint16_t s = syms[i];
+        if (s < 256) {
+            put(w, d->lcode[s], d->llen[s]);
+        } else {
+            unsigned len = s - 256u + 3u, k = len_sym[len], sym = 257 + k;
+            unsigned eb = len_bits[k], l = d->llen[sym];
+            uint64_t v = d->lcode[sym] | ((uint64_t)(len - len_base[k]) << l);  // distance code 0 is bit 0
+            put(w, v, l + eb + 1);
+        }
+    }
+    put(w, d->lcode[256], d->llen[256]);
+}
+
+// ---- plane classification ----
+
+static double sample_entropy(const uint8_t *p, size_t n) {
+    uint32_t h[256] = {0};
+    size_t total = 0;
+    if (n <= SAMPLE_PIECES * SAMPLE_PIECE) {
+        for (size_t i = 0; i < n; i++) h[p[i]]++;
+        total = n;
+    } else {
+        size_t stride = (n - SAMPLE_PIECE) / (SAMPLE_PIECES - 1);
+        for (size_t k = 0; k < SAMPLE_PIECES; k++) {
+            const uint8_t *q = p + k * stride;
+            for (size_t i = 0; i < SAMPLE_PIECE; i++) h[q[i]]++;
+        }
+        total = SAMPLE_PIECES * SAMPLE_PIECE;
+    }
+    double e = 0;
+    for (int i = 0; i < 256; i++)
+        if (h[i]) { double q = (double)h[i] / (double)total; e -= q * log2(q); }
+    return e;
+}
+
+/// Chooses the coding of plane src[start..end): sparse planes are run-length coded untried;
+/// otherwise a contiguous piece is coded both ways (LZ77 must win by 15% to be chosen) and a
+/// piece that neither shrinks by 2% is stored.
+static int classify(emc_deflate *c, const uint8_t *src, size_t start, size_t end) {
+    size_t n = end - start;
+    if (n < 1024) return EMC_DEFLATE_RLE;  // the per-block choice stores it when that is smaller
+    if (sample_entropy(src + start, n) < SPARSE_BITS) return EMC_DEFLATE_RLE;
+    size_t t = n < TRIAL_BYTES ? n : TRIAL_BYTES;
+    size_t at = start + (n - t) / 2;
+    size_t lz = libdeflate_deflate_compress(c->lz, src + at, t, c->trial, c->trial_cap);
+    if (lz == 0) lz = t;
+    uint32_t freq[286] = {0};
+    size_t ns;
+    size_t stop = rle_scan(c->len_sym, src, at, at + t, c->syms, &ns, freq);
+    (void)stop;  // t <= MAX_SYMS: the whole piece is scanned
+    dynblock d;
+    plan_dynamic(freq, &d);
+    double rle = (double)d.bits / 8.0, stored = (double)t;
+    double best = rle < stored ? rle : stored;
+    if ((double)lz < 0.85 * best) return EMC_DEFLATE_LZ;
+    if (rle > 0.98 * stored) return EMC_DEFLATE_STORED;
+    return EMC_DEFLATE_RLE;
+}
+
+// ---- the stream ----
+
+size_t emc_deflate_zlib(emc_deflate *c, const void *srcv, size_t n, size_t planes, void *dstv, size_t capacity) {
+    const uint8_t *src = srcv;
+    uint8_t *dst = dstv;
+    memset(c->stats, 0, sizeof c->stats);
+    if (capacity < 2) return 0;
+    if (planes == 0 || n / planes == 0) planes = 1;
+    size_t plane = n / planes;
+    dst[0] = 0x78;  // deflate, 32 KiB window
+    dst[1] = 0x01;  // fastest, check bits
+    bitw w = {dst + 2, dst + capacity, 0, 0, 0};
+    size_t lz_from = n;
+    for (size_t k = 0; k < planes && !w.overflow; k++) {
+        size_t start = k * plane, end = k + 1 == planes ? n : start + plane;
+        int mode = classify(c, src, start, end);
+        c->stats[mode]++;
+        if (mode == EMC_DEFLATE_LZ) {
+            c->stats[EMC_DEFLATE_LZ] += planes - k - 1;
+            lz_from = start;
+            break;
+        }
+        if (mode == EMC_DEFLATE_STORED) {
+            emit_stored(&w, src + start, end - start);
+            continue;
+        }
+        for (size_t pos = start; pos < end && !w.overflow;) {
+            uint32_t freq[286] = {0};
+            size_t ns;
+            size_t stop = rle_scan(c->len_sym, src, pos, end, c->syms, &ns, freq);
+            dynblock d;
+            plan_dynamic(freq, &d);
+            if (d.bits < stored_bits(stop - pos)) emit_dynamic(&w, c->len_sym, &d, c->syms, ns);
+            else emit_stored(&w, src + pos, stop - pos);
+            pos = stop;
+        }
+    }
+    if (w.overflow) return 0;
+    if (lz_from == 0) {
+        size_t r = libdeflate_zlib_compress(c->lz, src, n, dst, capacity);
+        return r;
+    }
+    if (lz_from < n) {
+        // libdeflate's raw stream (ending with the final block) must start on a byte boundary.
+        if (w.n % 8 != 0) {
+            put(&w, 0, 3);
+            flush_bytes(&w);
+            static const uint8_t empty[4] = {0, 0, 0xff, 0xff};
+            put_bytes(&w, empty, 4);
+        } else {
+            flush_bytes(&w);
+        }
+        if (w.overflow) return 0;
+        size_t r = libdeflate_deflate_compress(c->lz, src + lz_from, n - lz_from, w.out, (size_t)(w.end - w.out));
+        if (r == 0) return 0;
+        w.out += r;
+    } else {
+        put(&w, 1 | (1 << 1), 3);  // BFINAL 1, BTYPE 01 (fixed codes)
+        put(&w, 0, 7);             // end of block: code 0000000
+        flush_bytes(&w);
+    }
+    uint32_t a = libdeflate_adler32(1, src, n);
+    uint8_t tail[4] = {(uint8_t)(a >> 24), (uint8_t)(a >> 16), (uint8_t)(a >> 8), (uint8_t)a};
+    put_bytes(&w, tail, 4);
+    if (w.overflow) return 0;
+    return (size_t)(w.out - dst);
+}

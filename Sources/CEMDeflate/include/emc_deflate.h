@@ -1,0 +1,30 @@
+// A fast deflate encoder for byte-shuffled chunks (emconv's `gzip:1`). The output is one standard
+// zlib stream (RFC 1950/1951) that any inflate decodes. Each byte plane of the shuffled chunk is
+// classified on a small sample and coded as stored blocks (noise), run-length matches at distance 1
+// with dynamic Huffman codes (sparse/zero-dominated and other low-entropy planes), or, from the
+// first plane where LZ77 clearly wins, libdeflate level 1 for the rest of the chunk.
+#ifndef EMC_DEFLATE_H
+#define EMC_DEFLATE_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct emc_deflate emc_deflate;
+
+/// Plane coding modes, as counted in emc_deflate_stats.
+enum { EMC_DEFLATE_STORED = 0, EMC_DEFLATE_RLE = 1, EMC_DEFLATE_LZ = 2 };
+
+/// A compressor with its scratch memory (about 80 KiB); NULL when out of memory. One per thread.
+emc_deflate *emc_deflate_alloc(void);
+void emc_deflate_free(emc_deflate *c);
+
+/// The largest output of emc_deflate_zlib for n bytes in `planes` planes.
+size_t emc_deflate_bound(emc_deflate *c, size_t n, size_t planes);
+
+/// Compresses n bytes, seen as `planes` equal planes (the last also takes the n % planes tail
+/// bytes), into one zlib stream at dst. Returns its size, or 0 when it does not fit in capacity.
+size_t emc_deflate_zlib(emc_deflate *c, const void *src, size_t n, size_t planes, void *dst, size_t capacity);
+
+/// How many planes the last emc_deflate_zlib call coded in each mode (index: EMC_DEFLATE_*).
+void emc_deflate_stats(const emc_deflate *c, size_t counts[3]);
+
+#endif

@@ -1,0 +1,53 @@
+import CEMDeflate
+
+/// emconv's `gzip:1` encoder (C, Sources/CEMDeflate): one standard zlib stream per chunk whose
+/// byte planes (after the shuffle) are coded by kind: noise as stored blocks, sparse and other
+/// low-entropy planes as run-length matches with dynamic Huffman codes, planes where LZ77 clearly
+/// wins (ramps, repeats) with libdeflate level 1. Any inflate decodes it.
+public final class PlaneDeflate {
+    /// How the planes of the last chunk were coded.
+    public struct PlaneModes: Equatable, Sendable {
+        public var stored = 0, runLength = 0, lz77 = 0
+        public init(stored: Int = 0, runLength: Int = 0, lz77: Int = 0) {
+            self.stored = stored
+            self.runLength = runLength
+            self.lz77 = lz77
+        }
+    }
+
+    private let ctx: OpaquePointer
+
+    public init() throws {
+        guard let c = emc_deflate_alloc() else { throw EMError(.failure, "out of memory (deflate encoder)") }
+        ctx = c
+    }
+
+    deinit { emc_deflate_free(ctx) }
+
+    /// The largest stream `compress` writes for `count` bytes in `planes` planes.
+    public func bound(_ count: Int, planes: Int) -> Int { emc_deflate_bound(ctx, count, max(1, planes)) }
+
+    /// Compresses `src`, seen as `planes` equal byte planes (the last takes the tail), into `dst`.
+    public func compress(_ src: UnsafeRawBufferPointer, planes: Int, into dst: UnsafeMutableRawPointer, capacity: Int) throws -> Int {
+        let n = emc_deflate_zlib(ctx, src.baseAddress, src.count, max(1, planes), dst, capacity)
+        guard n > 0 else { throw EMError(.failure, "deflate compression failed (output buffer too small)") }
+        return n
+    }
+
+    /// Compresses into a new array (tests, small data).
+    public func compress(_ src: UnsafeRawBufferPointer, planes: Int) throws -> [UInt8] {
+        let cap = bound(src.count, planes: planes)
+        var out = [UInt8](repeating: 0, count: cap)
+        let n = try out.withUnsafeMutableBytes { try compress(src, planes: planes, into: $0.baseAddress!, capacity: cap) }
+        out.removeLast(cap - n)
+        return out
+    }
+
+    public var lastModes: PlaneModes {
+        var c = (0, 0, 0)
+        withUnsafeMutablePointer(to: &c) {
+            $0.withMemoryRebound(to: Int.self, capacity: 3) { emc_deflate_stats(ctx, $0) }
+        }
+        return PlaneModes(stored: c.0, runLength: c.1, lz77: c.2)
+    }
+}
