@@ -5,12 +5,16 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define MAX_SYMS 32768      // symbols per dynamic block (each input byte yields at most one)
-#define TRIAL_BYTES 4096    // contiguous piece used to compare LZ77 with run-length coding
+#define TRIAL_BYTES 1024    // contiguous piece on which LZ77 is tried
 #define SAMPLE_PIECES 32    // strided sample for the order-0 entropy: 32 pieces of 64 bytes
 #define SAMPLE_PIECE 64
 #define SPARSE_BITS 2.0     // sample entropy (bits/byte) below which a plane is run-length coded untried
+#define NOISE_BITS 7.7      // above which (and when LZ77 does not win) it is stored
 
 struct emc_deflate {
     uint16_t syms[MAX_SYMS];  // < 256: literal; else match of length sym - 256 + 3 at distance 1
@@ -65,6 +69,13 @@ size_t emc_deflate_bound(emc_deflate *c, size_t n, size_t planes) {
 }
 
 // ---- bit writer (LSB first) ----
+
+static inline void store64le(uint8_t *p, uint64_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    memcpy(p, &v, 8);
+}
 
 typedef struct {
     uint8_t *out, *end;
@@ -205,25 +216,58 @@ static inline size_t run_length(const uint8_t *p, size_t max, uint8_t b) {
     return r;
 }
 
-/// Symbols for src[pos..end) (src[pos-1] is already in the stream when pos > 0) into syms and
-/// freq (286 entries, added to), stopping when MAX_SYMS are made. Returns the end position.
+/// Symbols for src[pos..end) (src[pos-1] is already in the stream when pos > 0) into syms,
+/// stopping when MAX_SYMS are made; their frequencies (286 entries) into freq. Returns the end.
+/// A match needs the previous byte and the next three equal: one 32-bit compare per byte, which
+/// is rarely true in literal-heavy planes (well predicted), then a word-wise run scan.
 static size_t rle_scan(const uint8_t *len_sym, const uint8_t *src, size_t pos, size_t end, uint16_t *syms, size_t *nsyms, uint32_t *freq) {
     size_t i = pos, ns = 0;
+    if (i == 0 && i < end) syms[ns++] = src[i++];  // nothing before the first byte
     while (i < end && ns < MAX_SYMS) {
-        uint8_t b = src[i];
-        if (i > 0 && src[i - 1] == b) {
-            size_t left = end - i;
-            size_t r = run_length(src + i, left < 258 ? left : 258, b);
-            if (r >= 3) {
+#ifdef __SSE2__
+        // 16 positions at once: where none starts a match (byte before and three from it equal),
+        // all 16 are literals, widened to 16-bit symbols in two stores.
+        if (i + 18 <= end && ns + 16 <= MAX_SYMS) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(src + i - 1));
+            __m128i b = _mm_loadu_si128((const __m128i *)(src + i));
+            __m128i c2 = _mm_loadu_si128((const __m128i *)(src + i + 1));
+            __m128i d = _mm_loadu_si128((const __m128i *)(src + i + 2));
+            __m128i m = _mm_and_si128(_mm_and_si128(_mm_cmpeq_epi8(a, b), _mm_cmpeq_epi8(b, c2)), _mm_cmpeq_epi8(c2, d));
+            unsigned mask = (unsigned)_mm_movemask_epi8(m);
+            __m128i z = _mm_setzero_si128();
+            _mm_storeu_si128((__m128i *)(syms + ns), _mm_unpacklo_epi8(b, z));
+            _mm_storeu_si128((__m128i *)(syms + ns + 8), _mm_unpackhi_epi8(b, z));
+            unsigned lits = mask ? (unsigned)__builtin_ctz(mask) : 16;
+            ns += lits;
+            i += lits;
+            if (lits == 16) continue;
+        }
+#endif
+        if (i + 3 <= end) {
+            uint32_t v;
+            memcpy(&v, src + i - 1, 4);
+            if (v == (v & 0xFF) * 0x01010101u) {
+                size_t left = end - i;
+                size_t r = 3 + run_length(src + i + 3, (left < 258 ? left : 258) - 3, (uint8_t)v);
                 syms[ns++] = (uint16_t)(256 + r - 3);
-                freq[257 + len_sym[r]]++;
                 i += r;
                 continue;
             }
         }
-        syms[ns++] = b;
-        freq[b]++;
-        i++;
+        syms[ns++] = src[i++];
+    }
+    // Four interleaved histograms: consecutive equal symbols do not wait on one counter.
+    uint32_t h[4][512];
+    memset(h, 0, sizeof h);
+    size_t k = 0;
+    for (; k + 4 <= ns; k += 4) {
+        h[0][syms[k]]++; h[1][syms[k + 1]]++; h[2][syms[k + 2]]++; h[3][syms[k + 3]]++;
+    }
+    for (; k < ns; k++) h[0][syms[k]]++;
+    for (int s = 0; s < 256; s++) freq[s] += h[0][s] + h[1][s] + h[2][s] + h[3][s];
+    for (int m = 0; m < 256; m++) {
+        uint32_t f = h[0][256 + m] + h[1][256 + m] + h[2][256 + m] + h[3][256 + m];
+        if (f) freq[257 + len_sym[m + 3]] += f;
     }
     *nsyms = ns;
     return i;
@@ -319,16 +363,34 @@ static void emit_dynamic(bitw *w, const uint8_t *len_sym, const dynblock *d, con
         else if (s == 17) put(w, d->cl_extra[i], 3);
         else if (s == 18) put(w, d->cl_extra[i], 7);
     }
-    for (size_t i = 0; i < ns; i++) {
-        uint16_t s = syms[i];
-        if (s < 256) {
-            put(w, d->lcode[s], d->llen[s]);
-        } else {
-            unsigned len = s - 256u + 3u, k = len_sym[len], sym = 257 + k;
-            unsigned eb = len_bits[k], l = d->llen[sym];
-            uint64_t v = d->lcode[sym] | ((uint64_t)(len - len_base[k]) << l);  // distance code 0 is bit 0
-            put(w, v, l + eb + 1);
+    // One table for literals (0..255) and matches (256 + length - 3): the whole bit string
+    // (length code, extra bits, distance code 0 of one bit) and its length, at most 21 bits.
+    uint32_t tcode[512];
+    uint8_t tlen[512];
+    for (int s = 0; s < 256; s++) { tcode[s] = d->lcode[s]; tlen[s] = d->llen[s]; }
+    for (int m = 0; m < 256; m++) {
+        unsigned len = (unsigned)m + 3, k = len_sym[len], sym = 257 + k, l = d->llen[sym];
+        tcode[256 + m] = d->lcode[sym] | ((uint32_t)(len - len_base[k]) << l);
+        tlen[256 + m] = (uint8_t)(l + len_bits[k] + 1);
+    }
+    if ((size_t)(w->end - w->out) >= d->bits / 8 + 16) {
+        // Room for the whole block plus an 8-byte store: no bounds checks, two symbols per store.
+        uint64_t buf = w->buf;
+        unsigned n = w->n;
+        uint8_t *out = w->out;
+        size_t i = 0;
+        for (; i + 2 <= ns; i += 2) {
+            buf |= (uint64_t)tcode[syms[i]] << n; n += tlen[syms[i]];
+            buf |= (uint64_t)tcode[syms[i + 1]] << n; n += tlen[syms[i + 1]];
+            store64le(out, buf);
+            out += n >> 3;
+            buf >>= n & ~7u;  // n <= 7 + 2 * 21 before the store
+            n &= 7;
         }
+        w->buf = buf; w->n = n; w->out = out;
+        for (; i < ns; i++) put(w, tcode[syms[i]], tlen[syms[i]]);
+    } else {
+        for (size_t i = 0; i < ns; i++) put(w, tcode[syms[i]], tlen[syms[i]]);
     }
     put(w, d->lcode[256], d->llen[256]);
 }
@@ -355,28 +417,19 @@ static double sample_entropy(const uint8_t *p, size_t n) {
     return e;
 }
 
-/// Chooses the coding of plane src[start..end): sparse planes are run-length coded untried;
-/// otherwise a contiguous piece is coded both ways (LZ77 must win by 15% to be chosen) and a
-/// piece that neither shrinks by 2% is stored.
+/// Chooses the coding of plane src[start..end) from the order-0 entropy of a strided sample:
+/// sparse planes are run-length coded untried; otherwise LZ77 is tried on a contiguous piece and
+/// chosen when it beats the entropy bound by 15% (ramps, repeats); near-random planes are stored.
 static int classify(emc_deflate *c, const uint8_t *src, size_t start, size_t end) {
     size_t n = end - start;
     if (n < 1024) return EMC_DEFLATE_RLE;  // the per-block choice stores it when that is smaller
-    if (sample_entropy(src + start, n) < SPARSE_BITS) return EMC_DEFLATE_RLE;
+    double h = sample_entropy(src + start, n);
+    if (h < SPARSE_BITS) return EMC_DEFLATE_RLE;
     size_t t = n < TRIAL_BYTES ? n : TRIAL_BYTES;
-    size_t at = start + (n - t) / 2;
-    size_t lz = libdeflate_deflate_compress(c->lz, src + at, t, c->trial, c->trial_cap);
+    size_t lz = libdeflate_deflate_compress(c->lz, src + start + (n - t) / 2, t, c->trial, c->trial_cap);
     if (lz == 0) lz = t;
-    uint32_t freq[286] = {0};
-    size_t ns;
-    size_t stop = rle_scan(c->len_sym, src, at, at + t, c->syms, &ns, freq);
-    (void)stop;  // t <= MAX_SYMS: the whole piece is scanned
-    dynblock d;
-    plan_dynamic(freq, &d);
-    double rle = (double)d.bits / 8.0, stored = (double)t;
-    double best = rle < stored ? rle : stored;
-    if ((double)lz < 0.85 * best) return EMC_DEFLATE_LZ;
-    if (rle > 0.98 * stored) return EMC_DEFLATE_STORED;
-    return EMC_DEFLATE_RLE;
+    if ((double)lz < 0.85 * (double)t * h / 8.0) return EMC_DEFLATE_LZ;
+    return h > NOISE_BITS ? EMC_DEFLATE_STORED : EMC_DEFLATE_RLE;
 }
 
 // ---- the stream ----
