@@ -51,6 +51,8 @@ run "$VENV/bin/python" tests/interop/check_processing.py --emconv "$BIN"
 # Dark/gain/flat-field/mask corrections bit for bit against NumPy's float32, derived views, validate's proof (issue 16).
 run "$VENV/bin/python" tests/interop/check_corrections.py --emconv "$BIN" --testdata ../shared/testdata
 run "$VENV/bin/python" tests/interop/check_writers.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
+# The default gzip:1 output (emconv's own deflate encoder) read by h5py without hdf5plugin or any plugin path.
+run "$VENV/bin/python" tests/interop/check_plain_deflate.py --emconv "$BIN" --testdata ../shared/testdata --fixtures fixtures
 # TIA (SER/EMI) and TIFF cases: NeXus and zspy outputs loaded in HyperSpy against the references.
 run "$VENV/bin/python" tests/interop/check_tia_tiff.py --emconv "$BIN" --testdata ../shared/testdata
 # MRC cases (issue 12): NeXus and zspy outputs loaded by HyperSpy against the references.
