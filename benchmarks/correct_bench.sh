@@ -14,7 +14,7 @@ WORK="${1:-/tmp/emconv-correct-bench}"
 mkdir -p "$WORK"
 command -v /usr/bin/time >/dev/null || { echo "needs GNU time (apt-get install time)"; exit 1; }
 swift build -c release --product emconv >/dev/null && swift build -c release --product emconv-fixtures >/dev/null
-BIN=.build/release/emconv
+BIN=${EMCONV_BIN:-.build/release/emconv}  # EMCONV_BIN: another build (before/after in one session)
 GEN=.build/release/emconv-fixtures
 IN="$WORK/bench.mib"
 [ -f "$IN" ] || "$GEN" bench-mib "$IN" --scan 128x128 --det 256 --depth 12
@@ -27,7 +27,7 @@ for name, a in [("dark.raw", rng.integers(0, 20, (10, 256, 256)).astype("<u2")),
     a.tofile(f"{w}/{name}")
     json.dump({"dtype": a.dtype.str, "shape": list(a.shape), "signal_rank": 2}, open(f"{w}/{name}.json", "w"))
 EOF
-SIZE=$(stat -c %s "$IN")
+SIZE=$(stat -L -c %s "$IN")
 cat "$IN" > /dev/null
 
 declare -A T R O

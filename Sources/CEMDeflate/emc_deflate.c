@@ -14,7 +14,7 @@
 #define SAMPLE_PIECES 32    // strided sample for the order-0 entropy: 32 pieces of 64 bytes
 #define SAMPLE_PIECE 64
 #define SPARSE_BITS 2.0     // sample entropy (bits/byte) below which a plane is run-length coded untried
-#define NOISE_BITS 7.7      // above which (and when LZ77 does not win) it is stored
+#define NOISE_BITS 7.2      // above which (saving under 10%, and LZ77 does not win) it is stored
 
 struct emc_deflate {
     uint16_t syms[MAX_SYMS];  // < 256: literal; else match of length sym - 256 + 3 at distance 1
