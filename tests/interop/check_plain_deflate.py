@@ -8,15 +8,14 @@ dataset of the default output must be deflate level 1 when chunked and bit-exact
 uncompressed output. The MIB/EMPAD NeXus data also match the reference hash.
 Prints 'N passed, M failed'.
 """
-import argparse, glob, json, os, sys, tempfile
+import argparse, glob, json, os, sys
 
-_empty = tempfile.mkdtemp(prefix="emconv-noplugins-")
-os.environ["HDF5_PLUGIN_PATH"] = _empty
+import numpy as np
 
+from common import Tally, reference_cases, run, scratch_dir, sha_le
+
+os.environ["HDF5_PLUGIN_PATH"] = scratch_dir("emconv-noplugins-")  # empty: no filter plugin to find
 import h5py  # noqa: E402
-import numpy as np  # noqa: E402
-
-from common import Tally, reference_cases, run, sha_le  # noqa: E402
 
 check = Tally()
 
@@ -60,7 +59,7 @@ def main():
     ap.add_argument("--fixtures", required=True)
     a = ap.parse_args()
     check("hdf5plugin" not in sys.modules, "hdf5plugin not imported")
-    tmp = tempfile.mkdtemp(prefix="emconv-interop-")
+    tmp = scratch_dir("emconv-plain-deflate-")
     cases = []
     for ref, src in reference_cases(a.testdata, formats=("MIB", "EMPAD")):
         if ref.get("ref_suffix") or ref.get("xml_only"):
