@@ -15,10 +15,13 @@
 #define SAMPLE_PIECE 64
 #define SPARSE_BITS 2.0     // sample entropy (bits/byte) below which a plane is run-length coded untried
 #define NOISE_BITS 7.2      // above which (saving under 10%, and LZ77 does not win) it is stored
+#define NOISE_BITS_HIGH 7.8 // the same for gzip:2-9 (saving under about 2%)
 
 struct emc_deflate {
     uint16_t syms[MAX_SYMS];  // < 256: literal; else match of length sym - 256 + 3 at distance 1
-    struct libdeflate_compressor *lz;
+    struct libdeflate_compressor *lz;      // level 1: trials, LZ77 planes of gzip:1
+    struct libdeflate_compressor *lz_high; // the level of the last gzip:2-9 call
+    int high_level;
     uint8_t *trial;           // output of the LZ77 trial
     size_t trial_cap;
     size_t stats[3];
@@ -54,6 +57,7 @@ emc_deflate *emc_deflate_alloc(void) {
 void emc_deflate_free(emc_deflate *c) {
     if (!c) return;
     if (c->lz) libdeflate_free_compressor(c->lz);
+    if (c->lz_high) libdeflate_free_compressor(c->lz_high);
     free(c->trial);
     free(c);
 }
@@ -435,10 +439,24 @@ static int classify(emc_deflate *c, const uint8_t *src, size_t start, size_t end
 // ---- the stream ----
 
 size_t emc_deflate_zlib(emc_deflate *c, const void *srcv, size_t n, size_t planes, void *dstv, size_t capacity) {
+    return emc_deflate_zlib_level(c, srcv, n, planes, 1, dstv, capacity);
+}
+
+size_t emc_deflate_zlib_level(emc_deflate *c, const void *srcv, size_t n, size_t planes, int level, void *dstv, size_t capacity) {
     const uint8_t *src = srcv;
     uint8_t *dst = dstv;
     memset(c->stats, 0, sizeof c->stats);
     if (capacity < 2) return 0;
+    struct libdeflate_compressor *lz = c->lz;
+    if (level > 1) {
+        if (!c->lz_high || c->high_level != level) {
+            if (c->lz_high) libdeflate_free_compressor(c->lz_high);
+            c->lz_high = libdeflate_alloc_compressor(level);
+            c->high_level = level;
+            if (!c->lz_high) return 0;
+        }
+        lz = c->lz_high;
+    }
     if (planes == 0 || n / planes == 0) planes = 1;
     size_t plane = n / planes;
     dst[0] = 0x78;  // deflate, 32 KiB window
@@ -448,6 +466,8 @@ size_t emc_deflate_zlib(emc_deflate *c, const void *srcv, size_t n, size_t plane
     for (size_t k = 0; k < planes && !w.overflow; k++) {
         size_t start = k * plane, end = k + 1 == planes ? n : start + plane;
         int mode = classify(c, src, start, end);
+        if (level > 1 && mode != EMC_DEFLATE_LZ)  // higher levels: only near-random planes are stored
+            mode = sample_entropy(src + start, end - start) > NOISE_BITS_HIGH ? EMC_DEFLATE_STORED : EMC_DEFLATE_LZ;
         c->stats[mode]++;
         if (mode == EMC_DEFLATE_LZ) {
             c->stats[EMC_DEFLATE_LZ] += planes - k - 1;
@@ -471,7 +491,7 @@ size_t emc_deflate_zlib(emc_deflate *c, const void *srcv, size_t n, size_t plane
     }
     if (w.overflow) return 0;
     if (lz_from == 0) {
-        size_t r = libdeflate_zlib_compress(c->lz, src, n, dst, capacity);
+        size_t r = libdeflate_zlib_compress(lz, src, n, dst, capacity);
         return r;
     }
     if (lz_from < n) {
@@ -485,7 +505,7 @@ size_t emc_deflate_zlib(emc_deflate *c, const void *srcv, size_t n, size_t plane
             flush_bytes(&w);
         }
         if (w.overflow) return 0;
-        size_t r = libdeflate_deflate_compress(c->lz, src + lz_from, n - lz_from, w.out, (size_t)(w.end - w.out));
+        size_t r = libdeflate_deflate_compress(lz, src + lz_from, n - lz_from, w.out, (size_t)(w.end - w.out));
         if (r == 0) return 0;
         w.out += r;
     } else {

@@ -1,5 +1,4 @@
 import Foundation
-import CDeflate
 import CZstd
 
 /// A reusable byte buffer owned by one pipeline slot.
@@ -204,16 +203,12 @@ public enum ChunkPipeline {
 
 /// Codec contexts kept per pipeline slot (allocated once, reused for every chunk).
 public struct ChunkCodecs {
-    public var deflater: OpaquePointer?
-    public var deflateLevel: Int = -1
     public var zstd: OpaquePointer?
-    /// The `gzip:1` encoder.
+    /// The deflate encoder (`gzip:L`).
     public var planeDeflate: PlaneDeflate?
 
     public mutating func release() {
-        if let d = deflater { libdeflate_free_compressor(d) }
         if let z = zstd { ZSTD_freeCCtx(z) }
-        deflater = nil
         zstd = nil
         planeDeflate = nil
     }
@@ -250,15 +245,12 @@ extension PipelineSlot {
         let bound: Int
         switch compression {
         case .none: bound = data.count
-        case .gzip(level: 1):
+        case let .gzip(level):
             let planes = max(1, shuffleElementSize)
             let enc = try planeDeflater()
             bound = enc.bound(data.count, planes: planes)
             grow(bound)
-            return offset + (try enc.compress(data, planes: planes, into: out.raw.baseAddress! + offset, capacity: bound))
-        case let .gzip(level):
-            prepareDeflater(level)
-            bound = libdeflate_zlib_compress_bound(codecs.deflater, data.count)
+            return offset + (try enc.compress(data, planes: planes, level: level, into: out.raw.baseAddress! + offset, capacity: bound))
         case .zstd: bound = ZSTD_compressBound(data.count)
         case .bitshuffleLZ4, .bitshuffleZstd:
             let codec = compression.bitshuffleCodec!
@@ -275,14 +267,6 @@ extension PipelineSlot {
         return d
     }
 
-    private func prepareDeflater(_ level: Int) {
-        if codecs.deflater == nil || codecs.deflateLevel != level {
-            if let d = codecs.deflater { libdeflate_free_compressor(d) }
-            codecs.deflater = libdeflate_alloc_compressor(Int32(level))
-            codecs.deflateLevel = level
-        }
-    }
-
     /// Compresses `src` into `dst` (a zlib stream for deflate, one zstd frame with its content
     /// size) with this slot's codec contexts; returns the compressed size. No shuffle.
     public func compress(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawPointer, capacity: Int,
@@ -292,13 +276,8 @@ extension PipelineSlot {
             guard src.count <= capacity else { throw EMError(.failure, "chunk buffer too small") }
             if src.count > 0 { dst.copyMemory(from: src.baseAddress!, byteCount: src.count) }
             return src.count
-        case .gzip(level: 1):
-            return try planeDeflater().compress(src, planes: 1, into: dst, capacity: capacity)
         case let .gzip(level):
-            prepareDeflater(level)
-            let n = libdeflate_zlib_compress(codecs.deflater, src.baseAddress, src.count, dst, capacity)
-            guard n > 0 else { throw EMError(.failure, "deflate compression failed") }
-            return n
+            return try planeDeflater().compress(src, planes: 1, level: level, into: dst, capacity: capacity)
         case let .zstd(level):
             if codecs.zstd == nil { codecs.zstd = ZSTD_createCCtx() }
             let n = ZSTD_compressCCtx(codecs.zstd, dst, capacity, src.baseAddress, src.count, Int32(level))

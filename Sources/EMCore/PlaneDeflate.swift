@@ -1,9 +1,10 @@
 import CEMDeflate
 
-/// emconv's `gzip:1` encoder (C, Sources/CEMDeflate): one standard zlib stream per chunk whose
-/// byte planes (after the shuffle) are coded by kind: noise as stored blocks, sparse and other
-/// low-entropy planes as run-length matches with dynamic Huffman codes, planes where LZ77 clearly
-/// wins (ramps, repeats) with libdeflate level 1. Any inflate decodes it.
+/// emconv's deflate encoder (C, Sources/CEMDeflate): one standard zlib stream per chunk whose
+/// byte planes (after the shuffle) are coded by kind. `gzip:1`: noise as stored blocks, sparse and
+/// other low-entropy planes as run-length matches with dynamic Huffman codes, planes where LZ77
+/// clearly wins (ramps, repeats) with libdeflate level 1. `gzip:2`-`9`: near-random planes stored,
+/// the rest libdeflate at that level. Any inflate decodes it.
 public final class PlaneDeflate {
     /// How the planes of the last chunk were coded.
     public struct PlaneModes: Equatable, Sendable {
@@ -27,18 +28,20 @@ public final class PlaneDeflate {
     /// The largest stream `compress` writes for `count` bytes in `planes` planes.
     public func bound(_ count: Int, planes: Int) -> Int { emc_deflate_bound(ctx, count, max(1, planes)) }
 
-    /// Compresses `src`, seen as `planes` equal byte planes (the last takes the tail), into `dst`.
-    public func compress(_ src: UnsafeRawBufferPointer, planes: Int, into dst: UnsafeMutableRawPointer, capacity: Int) throws -> Int {
-        let n = emc_deflate_zlib(ctx, src.baseAddress, src.count, max(1, planes), dst, capacity)
+    /// Compresses `src`, seen as `planes` equal byte planes (the last takes the tail), into `dst`
+    /// at deflate `level` (1-9).
+    public func compress(_ src: UnsafeRawBufferPointer, planes: Int, level: Int = 1,
+                         into dst: UnsafeMutableRawPointer, capacity: Int) throws -> Int {
+        let n = emc_deflate_zlib_level(ctx, src.baseAddress, src.count, max(1, planes), Int32(min(max(level, 1), 12)), dst, capacity)
         guard n > 0 else { throw EMError(.failure, "deflate compression failed (output buffer too small)") }
         return n
     }
 
     /// Compresses into a new array (tests, small data).
-    public func compress(_ src: UnsafeRawBufferPointer, planes: Int) throws -> [UInt8] {
+    public func compress(_ src: UnsafeRawBufferPointer, planes: Int, level: Int = 1) throws -> [UInt8] {
         let cap = bound(src.count, planes: planes)
         var out = [UInt8](repeating: 0, count: cap)
-        let n = try out.withUnsafeMutableBytes { try compress(src, planes: planes, into: $0.baseAddress!, capacity: cap) }
+        let n = try out.withUnsafeMutableBytes { try compress(src, planes: planes, level: level, into: $0.baseAddress!, capacity: cap) }
         out.removeLast(cap - n)
         return out
     }

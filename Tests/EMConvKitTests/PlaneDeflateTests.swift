@@ -37,12 +37,15 @@ final class PlaneDeflateTests: XCTestCase {
         return (stream, enc.lastModes)
     }
 
-    func libdeflateLevel1Size(_ data: [UInt8]) -> Int {
-        let c = libdeflate_alloc_compressor(1)
+    func libdeflateStream(_ data: [UInt8], level: Int32) -> [UInt8] {
+        let c = libdeflate_alloc_compressor(level)
         defer { libdeflate_free_compressor(c) }
         var out = [UInt8](repeating: 0, count: libdeflate_zlib_compress_bound(c, data.count))
-        return data.withUnsafeBytes { s in out.withUnsafeMutableBytes { libdeflate_zlib_compress(c, s.baseAddress, s.count, $0.baseAddress, $0.count) } }
+        let n = data.withUnsafeBytes { s in out.withUnsafeMutableBytes { libdeflate_zlib_compress(c, s.baseAddress, s.count, $0.baseAddress, $0.count) } }
+        return Array(out[0..<n])
     }
+
+    func libdeflateLevel1Size(_ data: [UInt8]) -> Int { libdeflateStream(data, level: 1).count }
 
     func shuffled(_ data: [UInt8], _ e: Int) -> [UInt8] {
         var out = data
@@ -142,9 +145,10 @@ final class PlaneDeflateTests: XCTestCase {
                 }
                 i += len
             }
-            let stream = try data.withUnsafeBytes { try enc.compress($0, planes: planes) }
+            let level = seed % 4 == 0 ? Int(seed / 4 % 9) + 1 : 1
+            let stream = try data.withUnsafeBytes { try enc.compress($0, planes: planes, level: level) }
             let back = try inflate(stream, count: n)
-            XCTAssertTrue(back == data, "seed \(seed): \(n) bytes in \(planes) planes do not round-trip")
+            XCTAssertTrue(back == data, "seed \(seed): \(n) bytes in \(planes) planes at level \(level) do not round-trip")
             if back != data { return }
         }
     }
@@ -203,5 +207,26 @@ final class PlaneDeflateTests: XCTestCase {
         XCTAssertEqual(Array(out.bytes), expected)
         let level6 = try slot.encode(compression: .gzip(level: 6), shuffleElementSize: 2)
         XCTAssertEqual(try inflate(Array(level6.bytes), count: frames.count), shuffled(frames, 2))
+    }
+
+    /// `gzip:2`-`9` store only near-random planes; any other chunk is exactly libdeflate's stream
+    /// at that level, as before.
+    func testHigherLevelsStoreNoisePlanesAndOtherwiseAreLibdeflate() throws {
+        var rng = SweepRNG(seed: 26)
+        let enc = try PlaneDeflate()
+        let frames = shuffled(sparseFrames(side: 128, frames: 2, &rng), 2)
+        for level in [2, 6, 9] {
+            let stream = try frames.withUnsafeBytes { try enc.compress($0, planes: 2, level: level) }
+            XCTAssertEqual(stream, libdeflateStream(frames, level: Int32(level)), "level \(level)")
+            XCTAssertEqual(enc.lastModes, PlaneDeflate.PlaneModes(lz77: 2))
+        }
+        // Corrected float32: the two low mantissa planes are stored, the rest is libdeflate at level 6,
+        // no bigger than libdeflate level 6 on the whole chunk.
+        let floats = shuffled(correctedFloats(count: 65536, &rng), 4)
+        let stream = try floats.withUnsafeBytes { try enc.compress($0, planes: 4, level: 6) }
+        XCTAssertEqual(try inflate(stream, count: floats.count), floats)
+        XCTAssertGreaterThanOrEqual(enc.lastModes.stored, 2)
+        XCTAssertEqual(enc.lastModes.stored + enc.lastModes.lz77, 4)
+        XCTAssertLessThanOrEqual(Double(stream.count), 1.01 * Double(libdeflateStream(floats, level: 6).count))
     }
 }

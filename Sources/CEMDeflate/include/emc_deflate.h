@@ -2,7 +2,8 @@
 // zlib stream (RFC 1950/1951) that any inflate decodes. Each byte plane of the shuffled chunk is
 // classified on a small sample and coded as stored blocks (noise), run-length matches at distance 1
 // with dynamic Huffman codes (sparse/zero-dominated and other low-entropy planes), or, from the
-// first plane where LZ77 clearly wins, libdeflate level 1 for the rest of the chunk.
+// first plane where LZ77 clearly wins, libdeflate level 1 for the rest of the chunk. Levels 2-9
+// store near-random planes only and give the rest to libdeflate at that level.
 #ifndef EMC_DEFLATE_H
 #define EMC_DEFLATE_H
 #include <stddef.h>
@@ -23,6 +24,10 @@ size_t emc_deflate_bound(emc_deflate *c, size_t n, size_t planes);
 /// Compresses n bytes, seen as `planes` equal planes (the last also takes the n % planes tail
 /// bytes), into one zlib stream at dst. Returns its size, or 0 when it does not fit in capacity.
 size_t emc_deflate_zlib(emc_deflate *c, const void *src, size_t n, size_t planes, void *dst, size_t capacity);
+
+/// The same for deflate level 2-9: noise planes are stored, and from the first other plane on the
+/// chunk is libdeflate at that level (exactly its output when the first plane is not noise).
+size_t emc_deflate_zlib_level(emc_deflate *c, const void *src, size_t n, size_t planes, int level, void *dst, size_t capacity);
 
 /// How many planes the last emc_deflate_zlib call coded in each mode (index: EMC_DEFLATE_*).
 void emc_deflate_stats(const emc_deflate *c, size_t counts[3]);
