@@ -382,6 +382,9 @@ static void emit_dynamic(bitw *w, const uint8_t *len_sym, const dynblock *d, con
         uint64_t buf = w->buf;
         unsigned n = w->n;
         uint8_t *out = w->out;
+        // Up to 31 bits are pending from the header: write the whole bytes first, so that two
+        // symbols of up to 21 bits each never take the buffer past 7 + 42 bits.
+        while (n >= 8) { *out++ = (uint8_t)buf; buf >>= 8; n -= 8; }
         size_t i = 0;
         for (; i + 2 <= ns; i += 2) {
             buf |= (uint64_t)tcode[syms[i]] << n; n += tlen[syms[i]];
