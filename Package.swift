@@ -74,7 +74,7 @@ let package = Package(
         .executableTarget(name: "emconv", dependencies: [
             "EMConvKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .target(name: "EMConvTestSupport", dependencies: ["EMConvKit", "CTIFF", "CHDF5"]),
+        .target(name: "EMConvTestSupport", dependencies: ["EMConvKit", "CTIFF", "CHDF5", "CDeflate"]),
         .executableTarget(name: "emconv-fixtures", dependencies: ["EMConvTestSupport"]),
         .executableTarget(name: "emconv-dmgen", dependencies: ["EMConvTestSupport"]),
         .testTarget(name: "EMConvKitTests", dependencies: [

@@ -18,7 +18,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-ALL_TARGETS="mib empad dm emd nexus raw sidecar hspy zspy mrc tia tiff dectris"
+ALL_TARGETS="mib empad dm emd nexus raw sidecar hspy zspy mrc tia tiff dectris deflate"
 CONFIG="${FUZZ_CONFIG:-release}"
 OUT=.build-fuzz
 BIN="$OUT/bin"
@@ -133,7 +133,7 @@ seeds() {
   # (emconv-fixtures fuzz-seeds),
   # and emconv's own TIFF outputs.
   local t
-  for t in mrc tia tiff dectris emd; do
+  for t in mrc tia tiff dectris emd deflate; do
     mkdir -p "$gen/seeds-$t"
     "$fixgen" fuzz-seeds "$t" "$gen/seeds-$t" || echo "fuzz: could not generate the $t seeds" >&2
     add "$t" "$gen/seeds-$t"/*

@@ -1,3 +1,4 @@
+import CDeflate
 import EMConvKit
 import Foundation
 
@@ -34,6 +35,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// `input_data_000001.h5`; odd: the rest is that data file beside a fixed generated master.
     /// The master is opened.
     case dectris
+    /// Byte 0 picks the planes (1-8), byte 1 the level (1-9), the rest is a chunk: compressed by
+    /// emconv's deflate encoder (``PlaneDeflate``, the `gzip` writers' codec) and inflated by
+    /// libdeflate; any difference from the chunk is a finding (no file is written).
+    case deflate
 }
 
 public enum FuzzInputs {
@@ -61,6 +66,26 @@ public enum FuzzInputs {
     /// frame of every dataset (sidecar: load it). Returns what the library threw (nil: it read
     /// the input in full); a ``Finding`` when it declared frames beyond ``frameBudget``.
     @discardableResult
+    /// The `deflate` target: a ``Finding`` when the stream does not inflate to the chunk.
+    static func deflateRoundTrip(_ bytes: UnsafeRawBufferPointer) -> Error? {
+        guard bytes.count >= 2 else { return nil }
+        let planes = 1 + Int(bytes[0] % 8), level = 1 + Int(bytes[1] % 9)
+        let chunk = UnsafeRawBufferPointer(rebasing: bytes[2...])
+        let stream: [UInt8]
+        do { stream = try PlaneDeflate().compress(chunk, planes: planes, level: level) } catch { return error }
+        guard let d = libdeflate_alloc_decompressor() else { return nil }
+        defer { libdeflate_free_decompressor(d) }
+        var back = [UInt8](repeating: 0, count: chunk.count + 1)
+        var got = 0
+        let r = stream.withUnsafeBytes { s in
+            back.withUnsafeMutableBytes { libdeflate_zlib_decompress(d, s.baseAddress, s.count, $0.baseAddress, $0.count, &got) }
+        }
+        guard r == LIBDEFLATE_SUCCESS, got == chunk.count, back[0..<got].elementsEqual(chunk) else {
+            return Finding(description: "deflate: \(chunk.count) bytes in \(planes) planes at level \(level) do not round-trip (libdeflate result \(r.rawValue), \(got) bytes)")
+        }
+        return nil
+    }
+
     public static func run(_ target: FuzzTarget, _ bytes: UnsafeRawBufferPointer, in dir: String) -> Error? {
         func put(_ b: UnsafeRawBufferPointer, _ name: String) -> String {
             let path = dir + "/" + name
@@ -103,6 +128,8 @@ public enum FuzzInputs {
             }
             _ = put(generated("tia", "input.emi"), "input.emi")
             return openAndReadAll(put(rest, "input_1.ser"))
+        case .deflate:
+            return deflateRoundTrip(bytes)
         case .dectris:
             guard !bytes.isEmpty else { return nil }
             if odd {

@@ -110,6 +110,15 @@ public enum FuzzSeeds {
             v.eelsH = 2; v.eelsW = 3; v.channels = 16; v.eelsRanges = [(-20, 0.25)]
             v.edsH = 4; v.edsW = 4; v.bincount = 32
             try VeloxWriter.writeEELSWithEDSStream(v, to: "\(dir)/seed-velox.emd")
+        case .deflate:
+            // Byte 0: planes - 1, byte 1: level - 1, then a chunk: sparse 16-bit counts, float32-like noise, a ramp.
+            var sparse = [UInt8](repeating: 0, count: 4096)
+            for i in stride(from: 0, to: sparse.count, by: 37) { sparse[i] = UInt8(truncatingIfNeeded: i / 37 + 1) }
+            let noise = (0..<4096).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) }
+            let ramp = (0..<4096).map { UInt8(truncatingIfNeeded: $0) }
+            for (n, head, body) in [("sparse-u16", [1, 0], sparse), ("float-l1", [3, 0], noise), ("ramp-l6", [0, 5], ramp)] as [(String, [UInt8], [UInt8])] {
+                try Data(head + body).write(to: URL(fileURLWithPath: "\(dir)/seed-\(n)"))
+            }
         default:
             throw EMError(.usage, "no generated seeds for the \(target.rawValue) target")
         }
