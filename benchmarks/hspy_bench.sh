@@ -2,7 +2,8 @@
 # HyperSpy formats benchmark (issue 14): a 2 GiB 4D-STEM Merlin MIB (128x128 scan of 256x256 U16
 # frames, generated as mib_convert.sh does) measured in one run, side by side:
 #   cp and cp + sync of the copy (the durable-write I/O limit; emconv fsyncs its output),
-#   emconv convert to .hspy (default gzip:1 + shuffle, and zstd:1) and to .zspy (default zstd:1),
+#   emconv convert to .hspy (default gzip:1 + shuffle, and zstd:1), to .zspy (default zstd:1) and to EMD 1.0
+#   (default gzip:1 + shuffle),
 #   HyperSpy saving the same data (hs.load of emconv's uncompressed NeXus output, use_default=True,
 #   lazy) to .hspy (RosettaSciIO's default gzip) and to .zspy (Blosc zstd:1),
 #   and emconv reading those HyperSpy files back (→ NeXus zstd:1).
@@ -45,7 +46,8 @@ rm -f "$WORK/copy.mib"
 measure "emconv hspy gzip:1" "$WORK/o.hspy" "$BIN" convert "$IN" -o "$WORK/o.hspy" --quiet --threads "$TH"
 measure "emconv hspy zstd:1" "$WORK/oz.hspy" "$BIN" convert "$IN" -o "$WORK/oz.hspy" --quiet --threads "$TH" --compression zstd:1
 measure "emconv zspy zstd:1" "$WORK/o.zspy" "$BIN" convert "$IN" -o "$WORK/o.zspy" --quiet --threads "$TH"
-rm -rf "$WORK/o.hspy" "$WORK/oz.hspy" "$WORK/o.zspy"
+measure "emconv emd gzip:1" "$WORK/o.emd" "$BIN" convert "$IN" -o "$WORK/o.emd" --quiet --threads "$TH"
+rm -rf "$WORK/o.hspy" "$WORK/oz.hspy" "$WORK/o.zspy" "$WORK/o.emd"
 # HyperSpy saves the same data: a lazy signal over emconv's uncompressed NeXus output.
 "$BIN" convert "$IN" -o "$WORK/src.nxs" --quiet --compression none --no-preview --overwrite
 cat > "$WORK/hs_save.py" <<'PY'

@@ -1,3 +1,4 @@
+import CEMDeflate
 import Foundation
 import CZstd
 
@@ -321,28 +322,14 @@ extension PipelineSlot {
     }
 }
 
-/// HDF5's shuffle filter: byte k of every element goes to plane k.
+/// HDF5's shuffle filter: byte k of every element goes to plane k (C, SSE2 for 2- and 4-byte
+/// elements: the scalar loop was 13 % of a float32 conversion's CPU time).
 public func shuffle(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer, elementSize: Int) {
+    guard src.count > 0 else { return }
     let n = src.count / elementSize
     let s = src.baseAddress!.assumingMemoryBound(to: UInt8.self)
     let d = dst.baseAddress!.assumingMemoryBound(to: UInt8.self)
-    if elementSize == 2 {
-        for i in 0..<n {
-            d[i] = s[2 * i]
-            d[n + i] = s[2 * i + 1]
-        }
-    } else if elementSize == 4 {
-        for i in 0..<n {
-            d[i] = s[4 * i]
-            d[n + i] = s[4 * i + 1]
-            d[2 * n + i] = s[4 * i + 2]
-            d[3 * n + i] = s[4 * i + 3]
-        }
-    } else {
-        for i in 0..<n {
-            for k in 0..<elementSize { d[k * n + i] = s[i * elementSize + k] }
-        }
-    }
+    emc_shuffle(s, d, n, elementSize)
     // HDF5 leaves trailing bytes that do not form a whole element unshuffled.
     let tail = src.count - n * elementSize
     if tail > 0 {

@@ -72,7 +72,9 @@ public struct CorrectionMaps: Sendable {
     /// Corrects one frame of `type` values (native order) into `out` (`pixelCount` floats).
     public func apply(_ raw: UnsafeRawBufferPointer, _ type: ElementType, into out: UnsafeMutablePointer<Float>) {
         let n = pixelCount
-        func load<T>(_: T.Type, _ conv: (T) -> Float) {
+        // Inlined at each call below, so every conversion is a loop the compiler vectorizes (a
+        // closure call per value cost 2 ns: 2.3 s of the reading thread for a 2 GiB scan).
+        @inline(__always) func load<T>(_: T.Type, _ conv: (T) -> Float) {
             let p = raw.baseAddress!.assumingMemoryBound(to: T.self)
             for i in 0..<n { out[i] = conv(p[i]) }
         }

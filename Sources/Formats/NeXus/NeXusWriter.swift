@@ -425,8 +425,25 @@ struct NXLayout {
     }
 }
 
-/// Sum of a frame's values as Double (for previews).
+/// Sum of a frame's values as Double (for previews). Floating-point values are summed in eight
+/// running sums (SIMD lanes) and then added: one chain of dependent additions made the float32
+/// frames of a corrected 2 GiB scan cost 1.4 s of CPU.
 func frameSum(_ buf: UnsafeRawBufferPointer, _ t: ElementType) -> Double {
+    func lanes<V: SIMD>(_: V.Type, _ widen: (V) -> SIMD8<Double>, _ scalar: (V.Scalar) -> Double) -> Double {
+        let n = buf.count / MemoryLayout<V.Scalar>.stride, w = V.scalarCount
+        var acc = SIMD8<Double>()
+        var i = 0
+        while i + w <= n {
+            acc += widen(buf.loadUnaligned(fromByteOffset: i * MemoryLayout<V.Scalar>.stride, as: V.self))
+            i += w
+        }
+        var total = acc.sum()
+        while i < n {
+            total += scalar(buf.loadUnaligned(fromByteOffset: i * MemoryLayout<V.Scalar>.stride, as: V.Scalar.self))
+            i += 1
+        }
+        return total
+    }
     func s<T>(_: T.Type, _ conv: (T) -> Double) -> Double {
         let p = buf.bindMemory(to: T.self)
         var acc = 0.0
@@ -454,8 +471,8 @@ func frameSum(_ buf: UnsafeRawBufferPointer, _ t: ElementType) -> Double {
     case .int32: return si(Int32.self)
     case .int64: return s(Int64.self) { Double($0) }
     case .uint64: return s(UInt64.self) { Double($0) }
-    case .float32: return s(Float.self) { Double($0) }
-    case .float64: return s(Double.self) { $0 }
+    case .float32: return lanes(SIMD8<Float>.self, { SIMD8<Double>($0) }, { Double($0) })
+    case .float64: return lanes(SIMD8<Double>.self, { $0 }, { $0 })
     default: return 0
     }
 }
