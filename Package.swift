@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "CEMDeflate", dependencies: ["CDeflate"], path: "Sources/CEMDeflate"),
 
         .target(name: "EMCore", dependencies: ["CZstd", "CDeflate", "CCrypto", "CLZ4", "CBitshuffle", "CBlosc", "CEMDeflate"]),
-        .target(name: "EMHDF5", dependencies: [core, "CHDF5", "CZstd", "CDeflate"]),
+        .target(name: "EMHDF5", dependencies: [core, "CHDF5", "CZstd", "CDeflate"], exclude: ["FORMAT.md"]),
 
         .target(name: "FormatMIB", dependencies: [core], path: "Sources/Formats/MIB", exclude: ["FORMAT.md"]),
         .target(name: "FormatEMPAD", dependencies: [core], path: "Sources/Formats/EMPAD", exclude: ["FORMAT.md"]),

@@ -204,19 +204,32 @@ public final class CropBinFrameSource: FrameSource, @unchecked Sendable {
         }
     }
 
-    private func addRuns<T>(_: T.Type, into acc: UnsafeMutablePointer<Int64>, _ conv: (T) -> Int64) {
+    // Inlined into each caller below, so `conv` is no call per value; each output value takes its
+    // `f` inputs in order (no division per value). The Double sums keep the order of additions
+    // into each accumulator (value by value, run by run): the results are bit-identical.
+    @inline(__always) private func addRuns<T>(_: T.Type, into acc: UnsafeMutablePointer<Int64>, _ conv: (T) -> Int64) {
         let src = UnsafeRawPointer(scratch.baseAddress!).assumingMemoryBound(to: T.self)
-        let n = runLength, f = runFactor
+        let f = runFactor, outs = runLength / runFactor
         forEachRun { inBase, outBase in
-            for i in 0..<n { acc[outBase + i / f] &+= conv(src[inBase + i]) }
+            var q = src + inBase
+            for j in 0..<outs {
+                var sum: Int64 = 0
+                for k in 0..<f { sum &+= conv(q[k]) }
+                acc[outBase + j] &+= sum
+                q += f
+            }
         }
     }
 
-    private func addRuns<T>(_: T.Type, into acc: UnsafeMutablePointer<Double>, _ conv: (T) -> Double) {
+    @inline(__always) private func addRuns<T>(_: T.Type, into acc: UnsafeMutablePointer<Double>, _ conv: (T) -> Double) {
         let src = UnsafeRawPointer(scratch.baseAddress!).assumingMemoryBound(to: T.self)
-        let n = runLength, f = runFactor
+        let f = runFactor, outs = runLength / runFactor
         forEachRun { inBase, outBase in
-            for i in 0..<n { acc[outBase + i / f] += conv(src[inBase + i]) }
+            var q = src + inBase
+            for j in 0..<outs {
+                for k in 0..<f { acc[outBase + j] += conv(q[k]) }
+                q += f
+            }
         }
     }
 
