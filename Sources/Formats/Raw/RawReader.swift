@@ -32,6 +32,9 @@ public struct RawDescription: Sendable, Equatable {
             guard !overflow, p < (1 << 50) else { throw EMError(.usage, at: "--raw-shape", "shape \(shape) is impossibly large") }
             total = p
         }
+        if let r = signalRank, r < 1 {
+            throw EMError(.usage, at: source == "--raw-dtype" ? "--raw-signal-rank" : "signal_rank", "the signal rank must be at least 1 (got \(r))")
+        }
         guard offset >= 0, frameHeader >= 0, frameFooter >= 0 else {
             throw EMError(.usage, at: "--raw-offset", "offsets and header/footer sizes must be >= 0")
         }
