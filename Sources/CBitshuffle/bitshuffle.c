@@ -391,3 +391,19 @@ void emc_bitunshuffle(const void *src, void *dst, size_t n, size_t e, void *tmp,
             planes_to_bytes_scalar(planes, d, n, e, 0);
     }
 }
+
+void emc_byte_shuffle(const void *src, void *dst, size_t n, size_t e) {
+#ifdef EMC_X86
+    bytes_to_planes_sse2((const uint8_t *)src, (uint8_t *)dst, n, e);
+#else
+    bytes_to_planes_scalar((const uint8_t *)src, (uint8_t *)dst, n, e, 0);
+#endif
+}
+
+void emc_byte_unshuffle(const void *src, void *dst, size_t n, size_t e) {
+#ifdef EMC_X86
+    planes_to_bytes_sse2((const uint8_t *)src, (uint8_t *)dst, n, e);
+#else
+    planes_to_bytes_scalar((const uint8_t *)src, (uint8_t *)dst, n, e, 0);
+#endif
+}

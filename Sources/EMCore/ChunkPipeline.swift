@@ -1,4 +1,4 @@
-import CEMDeflate
+import CBitshuffle
 import Foundation
 import CZstd
 
@@ -322,17 +322,24 @@ extension PipelineSlot {
     }
 }
 
-/// HDF5's shuffle filter: byte k of every element goes to plane k (C, SSE2 for 2- and 4-byte
-/// elements: the scalar loop was 13 % of a float32 conversion's CPU time).
+/// HDF5's shuffle filter: byte k of every element goes to plane k (the byte transposition of
+/// CBitshuffle: SSE2 for 2- and 4-byte elements). Trailing bytes that do not form a whole element
+/// are copied as they are, as HDF5 does.
 public func shuffle(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer, elementSize: Int) {
+    transposeBytes(src, into: dst, elementSize: elementSize, emc_byte_shuffle)
+}
+
+/// The inverse of ``shuffle(_:into:elementSize:)`` (HDF5's shuffle filter and numcodecs Shuffle on read).
+public func unshuffle(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer, elementSize: Int) {
+    transposeBytes(src, into: dst, elementSize: elementSize, emc_byte_unshuffle)
+}
+
+private func transposeBytes(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer, elementSize e: Int,
+                            _ transpose: (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int, Int) -> Void) {
     guard src.count > 0 else { return }
-    let n = src.count / elementSize
-    let s = src.baseAddress!.assumingMemoryBound(to: UInt8.self)
-    let d = dst.baseAddress!.assumingMemoryBound(to: UInt8.self)
-    emc_shuffle(s, d, n, elementSize)
-    // HDF5 leaves trailing bytes that do not form a whole element unshuffled.
-    let tail = src.count - n * elementSize
-    if tail > 0 {
-        for k in 0..<tail { d[n * elementSize + k] = s[n * elementSize + k] }
+    let n = src.count / e
+    transpose(src.baseAddress, dst.baseAddress, n, e)
+    if src.count > n * e {
+        (dst.baseAddress! + n * e).copyMemory(from: src.baseAddress! + n * e, byteCount: src.count - n * e)
     }
 }

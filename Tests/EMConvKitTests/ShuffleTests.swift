@@ -16,6 +16,9 @@ final class ShuffleTests: XCTestCase {
                 var got = [UInt8](repeating: 0xEE, count: count)
                 bytes.withUnsafeBytes { s in got.withUnsafeMutableBytes { shuffle(s, into: $0, elementSize: e) } }
                 XCTAssertEqual(got, want, "element size \(e), \(count) bytes")
+                var back = [UInt8](repeating: 0xEE, count: count)
+                got.withUnsafeBytes { s in back.withUnsafeMutableBytes { unshuffle(s, into: $0, elementSize: e) } }
+                XCTAssertEqual(back, bytes, "unshuffle, element size \(e), \(count) bytes")
             }
         }
     }

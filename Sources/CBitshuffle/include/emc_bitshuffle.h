@@ -20,4 +20,10 @@ void emc_bitshuffle(const void *src, void *dst, size_t n, size_t e, void *tmp, i
 /// The inverse of emc_bitshuffle.
 void emc_bitunshuffle(const void *src, void *dst, size_t n, size_t e, void *tmp, int isa);
 
+/// The byte transposition alone (HDF5's shuffle filter, numcodecs Shuffle): byte j of element i
+/// goes to dst[j * n + i]; SSE2 for e = 2 and 4 on x86-64. Bytes after n * e are the caller's.
+void emc_byte_shuffle(const void *src, void *dst, size_t n, size_t e);
+/// Its inverse.
+void emc_byte_unshuffle(const void *src, void *dst, size_t n, size_t e);
+
 #endif

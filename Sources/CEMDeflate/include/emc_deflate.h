@@ -32,8 +32,4 @@ size_t emc_deflate_zlib_level(emc_deflate *c, const void *src, size_t n, size_t 
 /// How many planes the last emc_deflate_zlib call coded in each mode (index: EMC_DEFLATE_*).
 void emc_deflate_stats(const emc_deflate *c, size_t counts[3]);
 
-/// HDF5's shuffle: byte k of each of the n elements of e bytes goes to dst[k * n + i] (SSE2 for
-/// e = 2 and 4). Bytes after the last whole element are the caller's.
-void emc_shuffle(const void *src, void *dst, size_t n, size_t e);
-
 #endif

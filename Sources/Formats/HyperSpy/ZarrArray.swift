@@ -156,13 +156,7 @@ final class ZarrArray {
     /// numcodecs Shuffle: byte k of every element stored together; the tail that does not make a
     /// whole element is stored as is.
     static func unshuffle(_ src: UnsafeMutableRawBufferPointer, into dst: UnsafeMutableRawBufferPointer, elementSize e: Int) {
-        let n = src.count / e
-        let s = src.bindMemory(to: UInt8.self), d = dst.bindMemory(to: UInt8.self)
-        for b in 0..<e {
-            let base = b * n
-            for i in 0..<n { d[i * e + b] = s[base + i] }
-        }
-        for i in (n * e)..<src.count { d[i] = s[i] }
+        EMCore.unshuffle(UnsafeRawBufferPointer(src), into: dst, elementSize: e)
     }
 
     static func swap(_ buf: UnsafeMutableRawBufferPointer, elementType: ElementType) {
