@@ -25,6 +25,16 @@ public struct Timestamp: Sendable, Equatable {
         self.raw = raw
     }
 
+    /// Seconds since 1970 that ISO 8601 can write: years 1 to 9999 (0001-01-01 to 9999-12-31 UTC).
+    public static let representable: ClosedRange<Double> = -62_135_596_800 ... 253_402_300_799
+
+    /// A time stamp from seconds since 1970 (UTC) read from a file, or nil when they are not a
+    /// finite number in ``representable`` (a damaged field; readers then ignore it).
+    public static func unix(_ seconds: Double, utcOffsetSeconds: Int?, raw: String? = nil) -> Timestamp? {
+        guard seconds.isFinite, representable.contains(seconds) else { return nil }
+        return Timestamp(date: Date(timeIntervalSince1970: seconds), utcOffsetSeconds: utcOffsetSeconds, raw: raw)
+    }
+
     /// Now, or `SOURCE_DATE_EPOCH` (seconds, UTC) when set: reproducible outputs.
     public static func now() -> Timestamp {
         if let e = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"], let v = Double(e) {
@@ -36,7 +46,9 @@ public struct Timestamp: Sendable, Equatable {
     /// ISO 8601 with the offset (`2021-04-15T13:44:43.100924+00:00`), or without one when unknown.
     public var iso8601: String {
         let off = utcOffsetSeconds ?? 0
-        let t = date.timeIntervalSince1970 + Double(off)
+        // A date outside years 1-9999 (made by hand, not by a reader) is written at the nearest end.
+        var t = date.timeIntervalSince1970 + Double(off)
+        t = t.isNaN ? 0 : min(max(t, Timestamp.representable.lowerBound), Timestamp.representable.upperBound)
         var secs = floor(t)
         var micros = Int(((t - secs) * 1_000_000).rounded())
         if micros >= 1_000_000 { micros -= 1_000_000; secs += 1 }

@@ -56,6 +56,30 @@ final class EMPADRawGeneratedTests: TempDirectoryTestCase {
         XCTAssertNotEqual(Array(spec.storedFrame(0).suffix(512)), Array(spec.expectedFrame(0).suffix(512)))
     }
 
+    /// The xml's Unix time stamp gives the instant and, against `isoformat` (local time), the zone
+    /// offset; a damaged one (1.6e32 s: a fuzz finding that trapped converting the offset to Int)
+    /// is ignored and `isoformat` alone is the start time.
+    func testEMPADTimestampAndDamagedTimestamp() throws {
+        let xml = try String(contentsOfFile: SharedTestData.packageRoot + "/fixtures/empad/map_2x2.xml", encoding: .utf8)
+        let d = try dir("ts")
+        try FileManager.default.copyItem(atPath: SharedTestData.packageRoot + "/fixtures/empad/scan_x2_y2.raw", toPath: d + "/scan_x2_y2.raw")
+        try xml.write(toFile: d + "/good.xml", atomically: true, encoding: .utf8)
+        let good = try XCTUnwrap(Catalog.open(d + "/good.xml").datasets[0].metadata.startTime)
+        XCTAssertEqual(good.date.timeIntervalSince1970, 1559820600.164675, accuracy: 1e-6)
+        XCTAssertEqual(good.utcOffsetSeconds, 7200)  // isoformat 13:30 local = 11:30 UTC
+        for bad in ["155982111111111111111111111110600.164675", "-1e300", "nan", "inf"] {
+            try xml.replacingOccurrences(of: "timestamp=\"1559820600.164675\"", with: "timestamp=\"\(bad)\"")
+                .write(toFile: d + "/bad.xml", atomically: true, encoding: .utf8)
+            let ts = try XCTUnwrap(Catalog.open(d + "/bad.xml").datasets[0].metadata.startTime, bad)
+            XCTAssertNil(ts.utcOffsetSeconds, bad)
+            XCTAssertEqual(ts.iso8601, "2019-06-06T13:30:00.164675", bad)
+        }
+        // ISO 8601 output of a date beyond year 9999 (made by hand) clamps instead of trapping.
+        XCTAssertEqual(Timestamp(date: Date(timeIntervalSince1970: 1.6e32), utcOffsetSeconds: 0).iso8601, "9999-12-31T23:59:59+00:00")
+        XCTAssertNil(Timestamp.unix(.nan, utcOffsetSeconds: 0))
+        XCTAssertNil(Timestamp.unix(3e11, utcOffsetSeconds: 0))
+    }
+
     func testRawDescriptorVariants() throws {
         let cases: [RawSpec] = {
             var out: [RawSpec] = []

@@ -360,8 +360,9 @@ enum VeloxEMD {
             if let v = double(s["AlphaTilt"]) { md.extra["stage_alpha_tilt"] = "\(fmt(v)) rad" }
             if let v = double(s["BetaTilt"]) { md.extra["stage_beta_tilt"] = "\(fmt(v)) rad" }
         }
-        if let t = om["Acquisition"]?["AcquisitionStartDatetime"]?["DateTime"]?.stringValue, let secs = Double(t), secs > 0 {
-            md.startTime = Timestamp(date: Date(timeIntervalSince1970: secs), utcOffsetSeconds: 0, raw: t + " (Unix seconds, UTC)")
+        if let t = om["Acquisition"]?["AcquisitionStartDatetime"]?["DateTime"]?.stringValue, let secs = Double(t), secs > 0,
+           let ts = Timestamp.unix(secs, utcOffsetSeconds: 0, raw: t + " (Unix seconds, UTC)") {
+            md.startTime = ts
         }
         md.softwareName = "Velox"
         return md

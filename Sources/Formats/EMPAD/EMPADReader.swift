@@ -122,12 +122,17 @@ public enum EMPADReader: FormatReader {
         if let r = iom?["column.get_scanrotation"]?.doubleValue ?? iom?["scan_rotation"]?.doubleValue { md.scanRotation = Quantity(r, "rad") }
         if let ts = xml["timestamp"] {
             let iso = ts["@isoformat"]?.stringValue.flatMap { Timestamp.parseISO($0) }
-            let unix = ts["@timestamp"]?.doubleValue
+            // A Unix time stamp outside years 1-9999 (a damaged field) is ignored.
+            let unix = ts["@timestamp"]?.doubleValue.flatMap { Timestamp.unix($0, utcOffsetSeconds: nil) }
             if let unix {
-                // isoformat is local time; the difference to the Unix time stamp is the UTC offset.
+                // isoformat is local time; the difference to the Unix time stamp is the UTC offset
+                // (in quarter hours; none when it is not a zone offset, at most 14 h).
                 var off: Int?
-                if let iso { off = Int(((iso.date.timeIntervalSince1970 - unix) / 900).rounded()) * 900 }
-                md.startTime = Timestamp(date: Date(timeIntervalSince1970: unix), utcOffsetSeconds: off, raw: ts["@isoformat"]?.stringValue)
+                if let iso {
+                    let d = iso.date.timeIntervalSince1970 - unix.date.timeIntervalSince1970
+                    if abs(d) <= 14 * 3600 { off = Int((d / 900).rounded()) * 900 }
+                }
+                md.startTime = Timestamp(date: unix.date, utcOffsetSeconds: off, raw: ts["@isoformat"]?.stringValue)
             } else if let iso {
                 md.startTime = iso
             }

@@ -177,15 +177,17 @@ final class ZarrArray {
             dst.initializeMemory(as: UInt8.self, repeating: 0)
             return
         }
+        // A fill value beyond the type (or NaN for an integer type) is clamped, never trapped.
+        let i = v.isNaN ? 0 : (v >= 0x1p63 ? Int.max : (v < -0x1p63 ? Int.min : Int(v)))
         switch elementType {
-        case .int8: dst.bindMemory(to: Int8.self).initialize(repeating: Int8(clamping: Int(v)))
-        case .uint8, .bool: dst.bindMemory(to: UInt8.self).initialize(repeating: UInt8(clamping: Int(v)))
-        case .int16: dst.bindMemory(to: Int16.self).initialize(repeating: Int16(clamping: Int(v)))
-        case .uint16: dst.bindMemory(to: UInt16.self).initialize(repeating: UInt16(clamping: Int(v)))
-        case .int32: dst.bindMemory(to: Int32.self).initialize(repeating: Int32(clamping: Int(v)))
-        case .uint32: dst.bindMemory(to: UInt32.self).initialize(repeating: UInt32(clamping: Int(v)))
-        case .int64: dst.bindMemory(to: Int64.self).initialize(repeating: Int64(v))
-        case .uint64: dst.bindMemory(to: UInt64.self).initialize(repeating: UInt64(max(0, v)))
+        case .int8: dst.bindMemory(to: Int8.self).initialize(repeating: Int8(clamping: i))
+        case .uint8, .bool: dst.bindMemory(to: UInt8.self).initialize(repeating: UInt8(clamping: i))
+        case .int16: dst.bindMemory(to: Int16.self).initialize(repeating: Int16(clamping: i))
+        case .uint16: dst.bindMemory(to: UInt16.self).initialize(repeating: UInt16(clamping: i))
+        case .int32: dst.bindMemory(to: Int32.self).initialize(repeating: Int32(clamping: i))
+        case .uint32: dst.bindMemory(to: UInt32.self).initialize(repeating: UInt32(clamping: i))
+        case .int64: dst.bindMemory(to: Int64.self).initialize(repeating: Int64(i))
+        case .uint64: dst.bindMemory(to: UInt64.self).initialize(repeating: v.isNaN || v <= 0 ? 0 : (v >= 0x1p64 ? UInt64.max : UInt64(v)))
         case .float32: dst.bindMemory(to: Float.self).initialize(repeating: Float(v))
         case .float64: dst.bindMemory(to: Double.self).initialize(repeating: v)
         default: dst.initializeMemory(as: UInt8.self, repeating: 0)

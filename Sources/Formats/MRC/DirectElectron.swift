@@ -92,8 +92,8 @@ struct DEInfo: Sendable {
         if let b = int("Sensor Pixel Depth"), b > 0 { md.counterDepthBits = b }
         md.softwareName = "DE-Server"
         md.softwareVersion = self["Server Software Version"]
-        if let t = double("Timestamp (seconds since Epoch)"), t > 0 {
-            md.startTime = Timestamp(date: Date(timeIntervalSince1970: t), utcOffsetSeconds: 0)
+        if let t = double("Timestamp (seconds since Epoch)"), t > 0, let ts = Timestamp.unix(t, utcOffsetSeconds: 0) {
+            md.startTime = ts
         }
         if scanEnabled { md.scanSchema = isRaster ? "raster" : (self["Scan - Type"] ?? "custom").lowercased() }
         if let x = double("Diffraction Pixel Size X"), let y = double("Diffraction Pixel Size Y") {

@@ -246,8 +246,10 @@ public enum TIAReader: FormatReader {
             original.append(("emi_object", .object([("name", o.name.map { .string($0) } ?? .null), ("space", o.space.map { .string($0) } ?? .null),
                                                     ("ObjectInfo", o.info ?? .string(o.rawInfo))])))
         }
-        if md.startTime == nil, case let .array(t)? = tags["time_unix_s"], let first = t.first?.doubleValue, first > 0 {
-            md.startTime = Timestamp(date: Date(timeIntervalSince1970: first), utcOffsetSeconds: nil, raw: "SER tag time \(Int(first))")
+        if md.startTime == nil, case let .array(t)? = tags["time_unix_s"], let first = t.first?.doubleValue, first > 0,
+           var ts = Timestamp.unix(first, utcOffsetSeconds: nil) {
+            ts.raw = "SER tag time \(Int(first))"  // in range: years 1-9999
+            md.startTime = ts
         }
         var name = object?.name.map(sanitized) ?? "ser_\(serNumber(ser.path) ?? 1)"
         if name.isEmpty { name = "ser" }
