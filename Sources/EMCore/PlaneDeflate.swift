@@ -1,18 +1,20 @@
 import CEMDeflate
 
 /// emconv's deflate encoder (C, Sources/CEMDeflate): one standard zlib stream per chunk whose
-/// byte planes (after the shuffle) are coded by kind. `gzip:1`: noise as stored blocks, sparse and
-/// other low-entropy planes as run-length matches with dynamic Huffman codes, planes where LZ77
+/// byte planes (after the shuffle) are coded by kind. `gzip:1`: noise as stored blocks, sparse planes
+/// with long runs as run-length matches with dynamic Huffman codes, other low-entropy planes (short
+/// runs: float exponents, busy counts) as Huffman-coded literals, planes where LZ77
 /// clearly wins (ramps, repeats) with libdeflate level 1. `gzip:2`-`9`: near-random planes stored,
 /// the rest libdeflate at that level. Any inflate decodes it.
 public final class PlaneDeflate {
     /// How the planes of the last chunk were coded.
     public struct PlaneModes: Equatable, Sendable {
-        public var stored = 0, runLength = 0, lz77 = 0
-        public init(stored: Int = 0, runLength: Int = 0, lz77: Int = 0) {
+        public var stored = 0, runLength = 0, lz77 = 0, literal = 0
+        public init(stored: Int = 0, runLength: Int = 0, lz77: Int = 0, literal: Int = 0) {
             self.stored = stored
             self.runLength = runLength
             self.lz77 = lz77
+            self.literal = literal
         }
     }
 
@@ -47,10 +49,8 @@ public final class PlaneDeflate {
     }
 
     public var lastModes: PlaneModes {
-        var c = (0, 0, 0)
-        withUnsafeMutablePointer(to: &c) {
-            $0.withMemoryRebound(to: Int.self, capacity: 3) { emc_deflate_stats(ctx, $0) }
-        }
-        return PlaneModes(stored: c.0, runLength: c.1, lz77: c.2)
+        var c = [Int](repeating: 0, count: 4)  // emc_deflate_stats writes 4 counts
+        c.withUnsafeMutableBufferPointer { emc_deflate_stats(ctx, $0.baseAddress!) }
+        return PlaneModes(stored: c[0], runLength: c[1], lz77: c[2], literal: c[3])
     }
 }

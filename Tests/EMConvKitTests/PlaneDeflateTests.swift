@@ -163,12 +163,35 @@ final class PlaneDeflateTests: XCTestCase {
         XCTAssertEqual(modes, PlaneDeflate.PlaneModes(stored: 4))
         // 5 bytes per stored block of at most 65535 bytes, zlib header, final block, Adler-32.
         XCTAssertLessThanOrEqual(stream.count, n + 5 * (n / 65535 + 4) + 8)
-        // Corrected float32 frames: the two low mantissa planes are stored, the exponent plane is not.
+        // Corrected float32 frames: the two low mantissa planes are stored; the sign-and-exponent
+        // plane (a few values in short runs) is Huffman-coded literals, not distance-1 matches.
         let floats = correctedFloats(count: 65536, &rng)
         let (fstream, fmodes) = try roundTrip(floats, elementSize: 4, "corrected float32")
         XCTAssertGreaterThanOrEqual(fmodes.stored, 2)
-        XCTAssertEqual(fmodes.stored + fmodes.runLength + fmodes.lz77, 4)
+        XCTAssertGreaterThanOrEqual(fmodes.literal, 1)
+        XCTAssertEqual(fmodes.stored + fmodes.runLength + fmodes.lz77 + fmodes.literal, 4)
         XCTAssertLessThanOrEqual(Double(fstream.count), 1.02 * Double(libdeflateLevel1Size(shuffled(floats, 4))))
+    }
+
+    /// Planes of skewed values in short runs are one block of Huffman-coded literals, written two
+    /// byte pairs per store: geometric values (code lengths that would reach 255 bits unlimited,
+    /// here cut to 14), every byte value present, plane sizes that are not multiples of 4.
+    func testShortRunPlanesAreLiteralCodedWithLimitedCodeLengths() throws {
+        var rng = SweepRNG(seed: 21)
+        for n in [4096, 65_537, 200_003] {
+            var data = (0..<n).map { _ -> UInt8 in
+                var k = 0
+                while k < 255 && Bool.random(using: &rng) { k += 1 }
+                return UInt8(k)
+            }
+            for v in 0..<256 { data[(v * 7919) % n] = UInt8(v) }  // every value, once at least
+            let (stream, modes) = try roundTrip(data, elementSize: 1, "geometric n=\(n)")
+            XCTAssertEqual(modes, PlaneDeflate.PlaneModes(literal: 1), "n=\(n)")
+            // About 2 bits per value (the entropy) plus the rare values and the code lengths, far
+            // from the 8 bits of a stored plane.
+            XCTAssertLessThan(Double(stream.count), 0.26 * Double(n) + 800, "n=\(n)")
+            XCTAssertLessThanOrEqual(stream.count, libdeflateLevel1Size(data), "n=\(n)")
+        }
     }
 
     /// Sparse counting frames are run-length coded and at least as small as libdeflate level 1

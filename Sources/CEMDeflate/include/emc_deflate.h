@@ -1,7 +1,8 @@
 // A fast deflate encoder for byte-shuffled chunks (emconv's `gzip:1`). The output is one standard
 // zlib stream (RFC 1950/1951) that any inflate decodes. Each byte plane of the shuffled chunk is
 // classified on a small sample and coded as stored blocks (noise), run-length matches at distance 1
-// with dynamic Huffman codes (sparse/zero-dominated and other low-entropy planes), or, from the
+// with dynamic Huffman codes (sparse/zero-dominated planes with long runs), Huffman-coded literals
+// (low-entropy planes in short runs, e.g. float exponents), or, from the
 // first plane where LZ77 clearly wins, libdeflate level 1 for the rest of the chunk. Levels 2-9
 // store near-random planes only and give the rest to libdeflate at that level.
 #ifndef EMC_DEFLATE_H
@@ -12,9 +13,9 @@
 typedef struct emc_deflate emc_deflate;
 
 /// Plane coding modes, as counted in emc_deflate_stats.
-enum { EMC_DEFLATE_STORED = 0, EMC_DEFLATE_RLE = 1, EMC_DEFLATE_LZ = 2 };
+enum { EMC_DEFLATE_STORED = 0, EMC_DEFLATE_RLE = 1, EMC_DEFLATE_LZ = 2, EMC_DEFLATE_LITERAL = 3 };
 
-/// A compressor with its scratch memory (about 80 KiB); NULL when out of memory. One per thread.
+/// A compressor with its scratch memory (about 400 KiB); NULL when out of memory. One per thread.
 emc_deflate *emc_deflate_alloc(void);
 void emc_deflate_free(emc_deflate *c);
 
@@ -30,6 +31,6 @@ size_t emc_deflate_zlib(emc_deflate *c, const void *src, size_t n, size_t planes
 size_t emc_deflate_zlib_level(emc_deflate *c, const void *src, size_t n, size_t planes, int level, void *dst, size_t capacity);
 
 /// How many planes the last emc_deflate_zlib call coded in each mode (index: EMC_DEFLATE_*).
-void emc_deflate_stats(const emc_deflate *c, size_t counts[3]);
+void emc_deflate_stats(const emc_deflate *c, size_t counts[4]);
 
 #endif
