@@ -16,6 +16,7 @@
 #define SPARSE_BITS 2.0     // sample entropy (bits/byte) below which a plane is run-length coded untried
 #define NOISE_BITS 7.2      // above which (saving under 10%, and LZ77 does not win) it is stored
 #define NOISE_BITS_HIGH 7.8 // the same for gzip:2-9 (saving under about 2%)
+#define PERIOD_PAYS 0.8     // share of bytes equal to the one a period before from which period matches pay
 #define RUN_PAYS 8.0        // mean sampled run (of >= 4 equal bytes) from which distance-1 matches pay
                             // over Huffman literals (a match costs about 8 bits, a literal >= 1)
 
@@ -26,7 +27,7 @@ struct emc_deflate {
     int high_level;
     uint8_t *trial;           // output of the LZ77 trial
     size_t trial_cap;
-    size_t stats[4];
+    size_t stats[5];
     uint8_t len_sym[259];
     uint32_t pair_code[65536]; // literal pairs' codes and lengths (emit_literal_plane)
     uint8_t pair_len[65536];
@@ -66,8 +67,8 @@ void emc_deflate_free(emc_deflate *c) {
     free(c);
 }
 
-void emc_deflate_stats(const emc_deflate *c, size_t counts[4]) {
-    for (int i = 0; i < 4; i++) counts[i] = c->stats[i];
+void emc_deflate_stats(const emc_deflate *c, size_t counts[5]) {
+    for (int i = 0; i < 5; i++) counts[i] = c->stats[i];
 }
 
 size_t emc_deflate_bound(emc_deflate *c, size_t n, size_t planes) {
@@ -224,6 +225,23 @@ static inline size_t run_length(const uint8_t *p, size_t max, uint8_t b) {
     return r;
 }
 
+/// Adds the frequencies of syms[0..ns) (literals; 256 + length - 3 for matches) to freq (286
+/// entries). Four interleaved histograms: consecutive equal symbols do not wait on one counter.
+static void count_syms(const uint8_t *len_sym, const uint16_t *syms, size_t ns, uint32_t *freq) {
+    uint32_t h[4][512];
+    memset(h, 0, sizeof h);
+    size_t k = 0;
+    for (; k + 4 <= ns; k += 4) {
+        h[0][syms[k]]++; h[1][syms[k + 1]]++; h[2][syms[k + 2]]++; h[3][syms[k + 3]]++;
+    }
+    for (; k < ns; k++) h[0][syms[k]]++;
+    for (int s = 0; s < 256; s++) freq[s] += h[0][s] + h[1][s] + h[2][s] + h[3][s];
+    for (int m = 0; m < 256; m++) {
+        uint32_t f = h[0][256 + m] + h[1][256 + m] + h[2][256 + m] + h[3][256 + m];
+        if (f) freq[257 + len_sym[m + 3]] += f;
+    }
+}
+
 /// Symbols for src[pos..end) (src[pos-1] is already in the stream when pos > 0) into syms,
 /// stopping when MAX_SYMS are made; their frequencies (286 entries) into freq. Returns the end.
 /// A match needs the previous byte and the next three equal: one 32-bit compare per byte, which
@@ -264,19 +282,62 @@ static size_t rle_scan(const uint8_t *len_sym, const uint8_t *src, size_t pos, s
         }
         syms[ns++] = src[i++];
     }
-    // Four interleaved histograms: consecutive equal symbols do not wait on one counter.
-    uint32_t h[4][512];
-    memset(h, 0, sizeof h);
-    size_t k = 0;
-    for (; k + 4 <= ns; k += 4) {
-        h[0][syms[k]]++; h[1][syms[k + 1]]++; h[2][syms[k + 2]]++; h[3][syms[k + 3]]++;
+    count_syms(len_sym, syms, ns, freq);
+    *nsyms = ns;
+    return i;
+}
+
+/// Symbols for src[pos..end) whose matches are all at distance dist (2..32768): a byte equal to
+/// the one dist before it, three in a row, starts a match (src[0..pos) is already in the stream;
+/// the first dist bytes of the chunk have nothing to refer to). Stops when MAX_SYMS are made;
+/// frequencies into freq. Returns the end. For frames stacked in a chunk: the same pixel of the
+/// previous frame, which deflate's 32 KiB window reaches when a frame band is at most 32 KiB.
+static size_t period_scan(const uint8_t *len_sym, const uint8_t *src, size_t pos, size_t end, size_t dist, uint16_t *syms, size_t *nsyms, uint32_t *freq) {
+    size_t i = pos, ns = 0;
+    while (i < end && i < dist && ns < MAX_SYMS) syms[ns++] = src[i++];
+    while (i < end && ns < MAX_SYMS) {
+#ifdef __SSE2__
+        if (i + 18 <= end && ns + 16 <= MAX_SYMS) {
+            const uint8_t *b = src + i, *a = src + i - dist;
+            __m128i b0 = _mm_loadu_si128((const __m128i *)b);
+            __m128i m = _mm_and_si128(_mm_cmpeq_epi8(b0, _mm_loadu_si128((const __m128i *)a)),
+                        _mm_and_si128(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(b + 1)), _mm_loadu_si128((const __m128i *)(a + 1))),
+                                      _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(b + 2)), _mm_loadu_si128((const __m128i *)(a + 2)))));
+            unsigned mask = (unsigned)_mm_movemask_epi8(m);
+            __m128i z = _mm_setzero_si128();
+            _mm_storeu_si128((__m128i *)(syms + ns), _mm_unpacklo_epi8(b0, z));
+            _mm_storeu_si128((__m128i *)(syms + ns + 8), _mm_unpackhi_epi8(b0, z));
+            unsigned lits = mask ? (unsigned)__builtin_ctz(mask) : 16;
+            ns += lits;
+            i += lits;
+            if (lits == 16) continue;
+        }
+#endif
+        if (i + 3 <= end && src[i] == src[i - dist] && src[i + 1] == src[i + 1 - dist] && src[i + 2] == src[i + 2 - dist]) {
+            size_t left = end - i, max = left < 258 ? left : 258, r = 3;
+            for (;;) {
+                if (r + 8 <= max) {
+                    uint64_t x, y;
+                    memcpy(&x, src + i + r, 8);
+                    memcpy(&y, src + i + r - dist, 8);
+                    uint64_t diff = x ^ y;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+                    diff = __builtin_bswap64(diff);
+#endif
+                    if (diff) { r += (size_t)__builtin_ctzll(diff) >> 3; break; }
+                    r += 8;
+                } else {
+                    while (r < max && src[i + r] == src[i + r - dist]) r++;
+                    break;
+                }
+            }
+            syms[ns++] = (uint16_t)(256 + r - 3);
+            i += r;
+            continue;
+        }
+        syms[ns++] = src[i++];
     }
-    for (; k < ns; k++) h[0][syms[k]]++;
-    for (int s = 0; s < 256; s++) freq[s] += h[0][s] + h[1][s] + h[2][s] + h[3][s];
-    for (int m = 0; m < 256; m++) {
-        uint32_t f = h[0][256 + m] + h[1][256 + m] + h[2][256 + m] + h[3][256 + m];
-        if (f) freq[257 + len_sym[m + 3]] += f;
-    }
+    count_syms(len_sym, syms, ns, freq);
     *nsyms = ns;
     return i;
 }
@@ -286,18 +347,32 @@ typedef struct {
     uint8_t llen[286];
     uint16_t lcode[286];
     int nlit;
-    uint8_t cl_seq[288 + 2];   // code-length symbols (0..18)
-    uint8_t cl_extra[288 + 2]; // their extra-bit values
+    uint8_t cl_seq[286 + 30];   // code-length symbols (0..18)
+    uint8_t cl_extra[286 + 30]; // their extra-bit values
     int ncl;
     uint8_t cllen[19];
     uint16_t clcode[19];
     int hclen;
+    int dsym;                  // the one distance symbol used (0: distance 1)
+    size_t dist;               // the one distance of every match
     size_t bits;
 } dynblock;
 
+// Distance symbols 0..29 (RFC 1951 3.2.5): base distance and extra bits.
+static const uint16_t dist_base[30] = {1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385,
+                                       513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
+static const uint8_t dist_bits[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10,
+                                      11, 11, 12, 12, 13, 13};
+
+static int dist_symbol(size_t dist) {
+    int s = 29;
+    while (s > 0 && dist_base[s] > dist) s--;
+    return s;
+}
+
 /// Plans a dynamic block for the symbol frequencies freq_in (literal/length symbols 0..285), no
-/// literal/length code longer than maxlen (<= 15).
-static void plan_dynamic(const uint32_t *freq_in, int maxlen, dynblock *d) {
+/// literal/length code longer than maxlen (<= 15), every match at distance `dist` (1..32768).
+static void plan_dynamic(const uint32_t *freq_in, int maxlen, size_t dist, dynblock *d) {
     uint32_t freq[286];
     memcpy(freq, freq_in, sizeof freq);
     freq[256] = 1;  // end of block
@@ -307,13 +382,18 @@ static void plan_dynamic(const uint32_t *freq_in, int maxlen, dynblock *d) {
     while (nlit > 257 && d->llen[nlit - 1] == 0) nlit--;
     d->nlit = nlit;
 
-    // Code lengths of the literal/length code then of the distance code (two codes of length 1:
-    // only distance 1 is used; two keep the distance code complete), run-length coded.
-    uint8_t all[288];
+    // Code lengths of the literal/length code then of the distance code: two codes of length 1,
+    // symbol 0 and the one used (1 when that is 0), so the code is complete; run-length coded.
+    int dsym = dist_symbol(dist);
+    d->dsym = dsym;
+    d->dist = dist;
+    int ndist = dsym == 0 ? 2 : dsym + 1;
+    uint8_t all[286 + 30];
     memcpy(all, d->llen, (size_t)nlit);
+    memset(all + nlit, 0, (size_t)ndist);
     all[nlit] = 1;
-    all[nlit + 1] = 1;
-    int total = nlit + 2, ncl = 0;
+    all[nlit + ndist - 1] = 1;
+    int total = nlit + ndist, ncl = 0;
     uint32_t clfreq[19] = {0};
     for (int i = 0; i < total;) {
         uint8_t v = all[i];
@@ -357,14 +437,14 @@ static void plan_dynamic(const uint32_t *freq_in, int maxlen, dynblock *d) {
         bits += (size_t)freq[s] * len_bits[s - 257];
         matches += freq[s];
     }
-    d->bits = bits + matches;  // one distance-code bit per match
+    d->bits = bits + matches * (1 + (size_t)dist_bits[dsym]);  // distance code bit and extra bits
 }
 
 /// A dynamic block's header: BFINAL 0, BTYPE 10, the code counts and the run-length coded code lengths.
 static void emit_dynamic_header(bitw *w, const dynblock *d) {
     put(w, 0 | (2 << 1), 3);  // BFINAL 0, BTYPE 10
     put(w, (uint64_t)(d->nlit - 257), 5);
-    put(w, 1, 5);             // HDIST: 2 distance codes
+    put(w, (uint64_t)(d->dsym == 0 ? 1 : d->dsym), 5);  // HDIST: distance codes - 1
     put(w, (uint64_t)(d->hclen - 4), 4);
     for (int i = 0; i < d->hclen; i++) put(w, d->cllen[cl_order[i]], 3);
     for (int i = 0; i < d->ncl; i++) {
@@ -379,22 +459,44 @@ static void emit_dynamic_header(bitw *w, const dynblock *d) {
 static void emit_dynamic(bitw *w, const uint8_t *len_sym, const dynblock *d, const uint16_t *syms, size_t ns) {
     emit_dynamic_header(w, d);
     // One table for literals (0..255) and matches (256 + length - 3): the whole bit string
-    // (length code, extra bits, distance code 0 of one bit) and its length, at most 21 bits.
-    uint32_t tcode[512];
+    // (length code, extra bits, distance code of one bit, its extra bits) and its length: at
+    // most 21 bits at distance 1, 34 at the longest distances.
+    uint64_t tcode[512];
     uint8_t tlen[512];
     for (int s = 0; s < 256; s++) { tcode[s] = d->lcode[s]; tlen[s] = d->llen[s]; }
+    unsigned dcode = d->dsym == 0 ? 0 : 1, dbits = dist_bits[d->dsym];
+    uint64_t dextra = (uint64_t)(d->dist - dist_base[d->dsym]);
     for (int m = 0; m < 256; m++) {
-        unsigned len = (unsigned)m + 3, k = len_sym[len], sym = 257 + k, l = d->llen[sym];
-        tcode[256 + m] = d->lcode[sym] | ((uint32_t)(len - len_base[k]) << l);
-        tlen[256 + m] = (uint8_t)(l + len_bits[k] + 1);
+        unsigned len = (unsigned)m + 3, k = len_sym[len], sym = 257 + k, l = d->llen[sym], lb = len_bits[k];
+        tcode[256 + m] = d->lcode[sym] | ((uint64_t)(len - len_base[k]) << l) | ((uint64_t)dcode << (l + lb))
+                         | (dextra << (l + lb + 1));
+        tlen[256 + m] = (uint8_t)(l + lb + 1 + dbits);
     }
-    if ((size_t)(w->end - w->out) >= d->bits / 8 + 16) {
+    // The longest bit string of a symbol in use: two per store when at most 28 bits each.
+    unsigned maxbits = 0;
+    for (int s = 0; s < 256; s++) if (d->llen[s] && tlen[s] > maxbits) maxbits = tlen[s];
+    for (int m = 0; m < 256; m++) if (d->llen[257 + len_sym[m + 3]] && tlen[256 + m] > maxbits) maxbits = tlen[256 + m];
+    if (maxbits > 28 && (size_t)(w->end - w->out) >= d->bits / 8 + 16) {
+        // Long distances: one symbol (<= 34 bits) per store, after at most 7 pending bits.
+        uint64_t buf = w->buf;
+        unsigned n = w->n;
+        uint8_t *out = w->out;
+        while (n >= 8) { *out++ = (uint8_t)buf; buf >>= 8; n -= 8; }
+        for (size_t i = 0; i < ns; i++) {
+            buf |= tcode[syms[i]] << n; n += tlen[syms[i]];
+            store64le(out, buf);
+            out += n >> 3;
+            buf >>= n & ~7u;
+            n &= 7;
+        }
+        w->buf = buf; w->n = n; w->out = out;
+    } else if (maxbits <= 28 && (size_t)(w->end - w->out) >= d->bits / 8 + 16) {
         // Room for the whole block plus an 8-byte store: no bounds checks, two symbols per store.
         uint64_t buf = w->buf;
         unsigned n = w->n;
         uint8_t *out = w->out;
         // Up to 31 bits are pending from the header: write the whole bytes first, so that two
-        // symbols of up to 21 bits each never take the buffer past 7 + 42 bits.
+        // symbols of up to 28 bits each never take the buffer past 7 + 56 bits.
         while (n >= 8) { *out++ = (uint8_t)buf; buf >>= 8; n -= 8; }
         size_t i = 0;
         for (; i + 2 <= ns; i += 2) {
@@ -402,13 +504,19 @@ static void emit_dynamic(bitw *w, const uint8_t *len_sym, const dynblock *d, con
             buf |= (uint64_t)tcode[syms[i + 1]] << n; n += tlen[syms[i + 1]];
             store64le(out, buf);
             out += n >> 3;
-            buf >>= n & ~7u;  // n <= 7 + 2 * 21 before the store
+            buf >>= n & ~7u;  // n <= 7 + 2 * 28 before the store
             n &= 7;
         }
         w->buf = buf; w->n = n; w->out = out;
         for (; i < ns; i++) put(w, tcode[syms[i]], tlen[syms[i]]);
     } else {
-        for (size_t i = 0; i < ns; i++) put(w, tcode[syms[i]], tlen[syms[i]]);
+        // Near the end of the buffer: put() checks each store (codes of more than 32 bits in two).
+        for (size_t i = 0; i < ns; i++) {
+            uint64_t code = tcode[syms[i]];
+            unsigned len = tlen[syms[i]];
+            if (len > 32) { put(w, code & 0xFFFFFFFFu, 32); code >>= 32; len -= 32; }
+            put(w, code, len);
+        }
     }
     put(w, d->lcode[256], d->llen[256]);
 }
@@ -436,7 +544,7 @@ static void emit_literal_plane(emc_deflate *c, bitw *w, const uint8_t *src, size
         if (freq[s]) used[nused++] = (uint8_t)s;
     }
     dynblock d;
-    plan_dynamic(freq, 14, &d);
+    plan_dynamic(freq, 14, 1, &d);
     if (d.bits >= stored_bits(n) || (size_t)(w->end - w->out) < d.bits / 8 + 16) {
         emit_stored(w, src, n);  // also when the block would not fit: emit_stored flags the overflow
         return;
@@ -518,15 +626,36 @@ static double sample_mean_run(const uint8_t *p, size_t n) {
     return runs ? (double)covered / (double)runs : 0.0;
 }
 
-/// Chooses the coding of plane src[start..end) from a strided sample: its order-0 entropy and the
-/// mean length of its runs. Sparse planes are Huffman coded untried: with distance-1 matches when
-/// runs are long, as literals otherwise; other planes get an LZ77 trial on a contiguous piece,
-/// chosen when it beats the entropy bound by 15% (ramps, repeats); near-random planes are stored.
-static int classify(emc_deflate *c, const uint8_t *src, size_t start, size_t end) {
+/// Fraction of sampled bytes of plane p[0..n) equal to the byte `period` before them (32 pieces of
+/// 64 bytes over p[period..n)); 0 when the plane is shorter than two periods.
+static double sample_period_equal(const uint8_t *p, size_t n, size_t period) {
+    if (n < 2 * period) return 0.0;
+    size_t span = n - period;
+    size_t pieces = span <= SAMPLE_PIECES * SAMPLE_PIECE ? 1 : SAMPLE_PIECES;
+    size_t len = pieces == 1 ? span : SAMPLE_PIECE;
+    size_t stride = pieces == 1 ? 0 : (span - SAMPLE_PIECE) / (SAMPLE_PIECES - 1);
+    size_t eq = 0;
+    for (size_t k = 0; k < pieces; k++) {
+        const uint8_t *q = p + k * stride;
+        for (size_t i = 0; i < len; i++) eq += q[i + period] == q[i];
+    }
+    return (double)eq / (double)(pieces * len);
+}
+
+/// Chooses the coding of plane src[start..end) from a strided sample: its order-0 entropy, the
+/// mean length of its runs and, given a period (the elements of one frame band in a chunk of
+/// stacked frames), how often a byte repeats the one a period before. Sparse planes with long
+/// runs are distance-1 matches; planes that mostly repeat the previous frame are matches at the
+/// period; other sparse planes Huffman-coded literals; the rest get an LZ77 trial on a
+/// contiguous piece, chosen when it beats the entropy bound by 15% (ramps, repeats); near-random
+/// planes are stored.
+static int classify(emc_deflate *c, const uint8_t *src, size_t start, size_t end, size_t period) {
     size_t n = end - start;
     if (n < 1024) return EMC_DEFLATE_RLE;  // the per-block choice stores it when that is smaller
     double h = sample_entropy(src + start, n);
     int huffman = sample_mean_run(src + start, n) >= RUN_PAYS ? EMC_DEFLATE_RLE : EMC_DEFLATE_LITERAL;
+    if (h < SPARSE_BITS && huffman == EMC_DEFLATE_RLE) return huffman;
+    if (period >= 2 && period <= 32768 && sample_period_equal(src + start, n, period) >= PERIOD_PAYS) return EMC_DEFLATE_PERIOD;
     if (h < SPARSE_BITS) return huffman;
     size_t t = n < TRIAL_BYTES ? n : TRIAL_BYTES;
     size_t lz = libdeflate_deflate_compress(c->lz, src + start + (n - t) / 2, t, c->trial, c->trial_cap);
@@ -541,7 +670,17 @@ size_t emc_deflate_zlib(emc_deflate *c, const void *srcv, size_t n, size_t plane
     return emc_deflate_zlib_level(c, srcv, n, planes, 1, dstv, capacity);
 }
 
+static size_t deflate_planes(emc_deflate *c, const void *srcv, size_t n, size_t planes, int level, size_t period, void *dstv, size_t capacity);
+
 size_t emc_deflate_zlib_level(emc_deflate *c, const void *srcv, size_t n, size_t planes, int level, void *dstv, size_t capacity) {
+    return deflate_planes(c, srcv, n, planes, level, 0, dstv, capacity);
+}
+
+size_t emc_deflate_zlib_period(emc_deflate *c, const void *srcv, size_t n, size_t planes, size_t period, void *dstv, size_t capacity) {
+    return deflate_planes(c, srcv, n, planes, 1, period, dstv, capacity);
+}
+
+static size_t deflate_planes(emc_deflate *c, const void *srcv, size_t n, size_t planes, int level, size_t period, void *dstv, size_t capacity) {
     const uint8_t *src = srcv;
     uint8_t *dst = dstv;
     memset(c->stats, 0, sizeof c->stats);
@@ -564,7 +703,7 @@ size_t emc_deflate_zlib_level(emc_deflate *c, const void *srcv, size_t n, size_t
     size_t lz_from = n;
     for (size_t k = 0; k < planes && !w.overflow; k++) {
         size_t start = k * plane, end = k + 1 == planes ? n : start + plane;
-        int mode = classify(c, src, start, end);
+        int mode = classify(c, src, start, end, level == 1 ? period : 0);
         if (level > 1 && mode != EMC_DEFLATE_LZ)  // higher levels: only near-random planes are stored
             mode = sample_entropy(src + start, end - start) > NOISE_BITS_HIGH ? EMC_DEFLATE_STORED : EMC_DEFLATE_LZ;
         c->stats[mode]++;
@@ -577,6 +716,19 @@ size_t emc_deflate_zlib_level(emc_deflate *c, const void *srcv, size_t n, size_t
             emit_stored(&w, src + start, end - start);
             continue;
         }
+        if (mode == EMC_DEFLATE_PERIOD) {
+            for (size_t pos = start; pos < end && !w.overflow;) {
+                uint32_t freq[286] = {0};
+                size_t ns;
+                size_t stop = period_scan(c->len_sym, src, pos, end, period, c->syms, &ns, freq);
+                dynblock d;
+                plan_dynamic(freq, 15, period, &d);
+                if (d.bits < stored_bits(stop - pos)) emit_dynamic(&w, c->len_sym, &d, c->syms, ns);
+                else emit_stored(&w, src + pos, stop - pos);
+                pos = stop;
+            }
+            continue;
+        }
         if (mode == EMC_DEFLATE_LITERAL) {
             emit_literal_plane(c, &w, src + start, end - start);
             continue;
@@ -586,7 +738,7 @@ size_t emc_deflate_zlib_level(emc_deflate *c, const void *srcv, size_t n, size_t
             size_t ns;
             size_t stop = rle_scan(c->len_sym, src, pos, end, c->syms, &ns, freq);
             dynblock d;
-            plan_dynamic(freq, 15, &d);
+            plan_dynamic(freq, 15, 1, &d);
             if (d.bits < stored_bits(stop - pos)) emit_dynamic(&w, c->len_sym, &d, c->syms, ns);
             else emit_stored(&w, src + pos, stop - pos);
             pos = stop;

@@ -135,6 +135,9 @@ public enum Corrections {
             corrected.auxiliary = ds.auxiliary
             for (field, a, _) in aux { corrected.auxiliary[field] = a }
             corrected.quantity = ds.quantity + " (corrected)"
+            // Frame bands: at most pixels of a sparse detector a corrected value repeats the
+            // previous frame's, which gzip codes as matches only within 32 KiB.
+            corrected.preferredChunkShape = ChunkPlan.frameBandShape(corrected, targetBytes: 2 << 20)
             let rawName = ds.name + "_raw"
             let steps = [("dark", dark), ("gain", gain), ("flat field", flat), ("pixel mask", maskMap)].filter { $0.1 != nil }.map(\.0)
             corrected.processing.append(ProcessingStep(

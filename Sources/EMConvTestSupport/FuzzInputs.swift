@@ -35,7 +35,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// `input_data_000001.h5`; odd: the rest is that data file beside a fixed generated master.
     /// The master is opened.
     case dectris
-    /// Byte 0 picks the planes (1-8), byte 1 the level (1-9), the rest is a chunk: compressed by
+    /// Byte 0 picks the planes (1-8, low 3 bits) and the frame period (high 5 bits: none, 2-17,
+    /// 128-32768, and beyond deflate's window), byte 1 the level (1-9), the rest is a chunk: compressed by
     /// emconv's deflate encoder (``PlaneDeflate``, the `gzip` writers' codec) and inflated by
     /// libdeflate; any difference from the chunk is a finding (no file is written).
     case deflate
@@ -70,9 +71,11 @@ public enum FuzzInputs {
     static func deflateRoundTrip(_ bytes: UnsafeRawBufferPointer) -> Error? {
         guard bytes.count >= 2 else { return nil }
         let planes = 1 + Int(bytes[0] % 8), level = 1 + Int(bytes[1] % 9)
+        let k = Int(bytes[0] >> 3)
+        let period = k == 0 ? 0 : k <= 16 ? k + 1 : k <= 25 ? 1 << (k - 10) : 32768 + (k - 25) * 4096
         let chunk = UnsafeRawBufferPointer(rebasing: bytes[2...])
         let stream: [UInt8]
-        do { stream = try PlaneDeflate().compress(chunk, planes: planes, level: level) } catch { return error }
+        do { stream = try PlaneDeflate().compress(chunk, planes: planes, level: level, period: period) } catch { return error }
         guard let d = libdeflate_alloc_decompressor() else { return nil }
         defer { libdeflate_free_decompressor(d) }
         var back = [UInt8](repeating: 0, count: chunk.count + 1)
@@ -81,7 +84,7 @@ public enum FuzzInputs {
             back.withUnsafeMutableBytes { libdeflate_zlib_decompress(d, s.baseAddress, s.count, $0.baseAddress, $0.count, &got) }
         }
         guard r == LIBDEFLATE_SUCCESS, got == chunk.count, back[0..<got].elementsEqual(chunk) else {
-            return Finding(description: "deflate: \(chunk.count) bytes in \(planes) planes at level \(level) do not round-trip (libdeflate result \(r.rawValue), \(got) bytes)")
+            return Finding(description: "deflate: \(chunk.count) bytes in \(planes) planes at level \(level), period \(period), do not round-trip (libdeflate result \(r.rawValue), \(got) bytes)")
         }
         return nil
     }

@@ -218,15 +218,16 @@ public struct ChunkCodecs {
 extension PipelineSlot {
     /// Applies shuffle (when `elementSize` > 1) and the compression to `input`; returns the
     /// buffer holding the filtered chunk (the input itself when there is nothing to do).
-    public func encode(compression: Compression, shuffleElementSize: Int) throws -> ChunkBuffer {
+    /// `period`: ``PlaneDeflate/chunkPeriod(chunkShape:frameRank:)`` of the chunk (gzip only).
+    public func encode(compression: Compression, shuffleElementSize: Int, period: Int = 0) throws -> ChunkBuffer {
         if case .none = compression { return input }
-        scratch.count = try compress(input.bytes, compression: compression, shuffleElementSize: shuffleElementSize, into: scratch, at: 0)
+        scratch.count = try compress(input.bytes, compression: compression, shuffleElementSize: shuffleElementSize, period: period, into: scratch, at: 0)
         return scratch
     }
 
     /// Shuffles (when `shuffleElementSize` > 1) and compresses `src` into `out` at `offset`
     /// (growing it, keeping what is before `offset`); returns the end offset.
-    public func compress(_ src: UnsafeRawBufferPointer, compression: Compression, shuffleElementSize: Int,
+    public func compress(_ src: UnsafeRawBufferPointer, compression: Compression, shuffleElementSize: Int, period: Int = 0,
                          into out: ChunkBuffer, at offset: Int) throws -> Int {
         var data = src
         if let codec = compression.bitshuffleCodec {
@@ -251,7 +252,7 @@ extension PipelineSlot {
             let enc = try planeDeflater()
             bound = enc.bound(data.count, planes: planes)
             grow(bound)
-            return offset + (try enc.compress(data, planes: planes, level: level, into: out.raw.baseAddress! + offset, capacity: bound))
+            return offset + (try enc.compress(data, planes: planes, level: level, period: period, into: out.raw.baseAddress! + offset, capacity: bound))
         case .zstd: bound = ZSTD_compressBound(data.count)
         case .bitshuffleLZ4, .bitshuffleZstd:
             let codec = compression.bitshuffleCodec!

@@ -35,6 +35,27 @@ public struct ChunkPlan {
 
     public var chunkBytes: Int { framesPerChunk * frameBytes }
 
+    /// Chunks of the same frames as `ChunkPlan(ds, targetBytes:)` whose frames are cut into bands
+    /// of rows of at most 32768 elements, so that deflate (32 KiB window) can code each band as
+    /// matches against the same band of the previous frame (``PlaneDeflate/chunkPeriod(chunkShape:frameRank:)``).
+    /// nil when that cannot help or would cut a frame into more than 4 bands (frame-wise readers
+    /// then touch at most 4 chunks, as `emconv validate`'s EM-CHUNK rule allows): fewer than two
+    /// frames per chunk, frames that already fit, or frames of more than 4 x 32768 elements.
+    public static func frameBandShape(_ ds: Dataset, targetBytes: Int) -> [Int]? {
+        let plan = ChunkPlan(ds, targetBytes: targetBytes)
+        let sig = ds.frameShape
+        guard ds.frameRank >= 2, plan.navRank > 0, plan.framesPerChunk >= 2 else { return nil }
+        let rest = sig.dropFirst().reduce(1, *), rows = sig[0]
+        guard rest >= 1, rest <= 32768, rows * rest > 32768, rows * rest <= 4 * 32768 else { return nil }
+        var r = max(1, 32768 / rest)
+        // Prefer a divisor of the rows (no padded edge band) when one is close.
+        if let d = (max(1, r / 2)...r).reversed().first(where: { rows % $0 == 0 }) { r = d }
+        guard (rows + r - 1) / r <= 4 else { return nil }
+        var shape = plan.chunkShape
+        shape[plan.navRank] = r
+        return shape
+    }
+
     /// First frame (flat navigation index) and number of real frames of chunk `i`.
     public func frames(ofChunk i: Int) -> (first: Int, count: Int) {
         let line = i / chunksPerLine

@@ -107,6 +107,11 @@ public final class Dataset {
     /// Set on views emconv computed from another dataset (virtual images, sum pattern): what they
     /// are, in words. Writers mark them derived (NeXus: `emconv/derived`, skipped when read back).
     public var derived: String?
+    /// A chunk shape that suits these values better than whole frames, used by writers that
+    /// chunk when the user did not choose (`--chunks`): corrected frames of sparse detectors repeat
+    /// the previous frame at most pixels, which deflate reaches only in frame bands of at most
+    /// 32 KiB. nil: the writer's default.
+    public var preferredChunkShape: [Int]?
 
     public init(name: String, title: String = "", axes: [Axis], elementType: ElementType,
                 sourceByteOrder: ByteOrder = .little, frameRank: Int, quantity: String = "intensity",

@@ -9,12 +9,13 @@ import CEMDeflate
 public final class PlaneDeflate {
     /// How the planes of the last chunk were coded.
     public struct PlaneModes: Equatable, Sendable {
-        public var stored = 0, runLength = 0, lz77 = 0, literal = 0
-        public init(stored: Int = 0, runLength: Int = 0, lz77: Int = 0, literal: Int = 0) {
+        public var stored = 0, runLength = 0, lz77 = 0, literal = 0, period = 0
+        public init(stored: Int = 0, runLength: Int = 0, lz77: Int = 0, literal: Int = 0, period: Int = 0) {
             self.stored = stored
             self.runLength = runLength
             self.lz77 = lz77
             self.literal = literal
+            self.period = period
         }
     }
 
@@ -31,26 +32,40 @@ public final class PlaneDeflate {
     public func bound(_ count: Int, planes: Int) -> Int { emc_deflate_bound(ctx, count, max(1, planes)) }
 
     /// Compresses `src`, seen as `planes` equal byte planes (the last takes the tail), into `dst`
-    /// at deflate `level` (1-9).
-    public func compress(_ src: UnsafeRawBufferPointer, planes: Int, level: Int = 1,
+    /// at deflate `level` (1-9). `period` (level 1): the elements of one frame band when the chunk
+    /// stacks frames (``chunkPeriod(chunkShape:frameRank:)``); planes that mostly repeat the
+    /// previous frame are then coded as matches at that distance. 0: none.
+    public func compress(_ src: UnsafeRawBufferPointer, planes: Int, level: Int = 1, period: Int = 0,
                          into dst: UnsafeMutableRawPointer, capacity: Int) throws -> Int {
-        let n = emc_deflate_zlib_level(ctx, src.baseAddress, src.count, max(1, planes), Int32(min(max(level, 1), 12)), dst, capacity)
+        let n = level <= 1 && period > 0
+            ? emc_deflate_zlib_period(ctx, src.baseAddress, src.count, max(1, planes), period, dst, capacity)
+            : emc_deflate_zlib_level(ctx, src.baseAddress, src.count, max(1, planes), Int32(min(max(level, 1), 12)), dst, capacity)
         guard n > 0 else { throw EMError(.failure, "deflate compression failed (output buffer too small)") }
         return n
     }
 
     /// Compresses into a new array (tests, small data).
-    public func compress(_ src: UnsafeRawBufferPointer, planes: Int, level: Int = 1) throws -> [UInt8] {
+    public func compress(_ src: UnsafeRawBufferPointer, planes: Int, level: Int = 1, period: Int = 0) throws -> [UInt8] {
         let cap = bound(src.count, planes: planes)
         var out = [UInt8](repeating: 0, count: cap)
-        let n = try out.withUnsafeMutableBytes { try compress(src, planes: planes, level: level, into: $0.baseAddress!, capacity: cap) }
+        let n = try out.withUnsafeMutableBytes { try compress(src, planes: planes, level: level, period: period, into: $0.baseAddress!, capacity: cap) }
         out.removeLast(cap - n)
         return out
     }
 
     public var lastModes: PlaneModes {
-        var c = [Int](repeating: 0, count: 4)  // emc_deflate_stats writes 4 counts
+        var c = [Int](repeating: 0, count: 5)  // emc_deflate_stats writes 5 counts
         c.withUnsafeMutableBufferPointer { emc_deflate_stats(ctx, $0.baseAddress!) }
-        return PlaneModes(stored: c[0], runLength: c[1], lz77: c[2], literal: c[3])
+        return PlaneModes(stored: c[0], runLength: c[1], lz77: c[2], literal: c[3], period: c[4])
+    }
+
+    /// The period matches may use in a chunk of `chunkShape` (navigation sizes, then the frame's
+    /// `frameRank` sizes): the elements of one frame band, when the chunk holds two frames or more
+    /// and a band fits deflate's 32 KiB window; else 0.
+    public static func chunkPeriod(chunkShape: [Int], frameRank: Int) -> Int {
+        guard frameRank >= 1, frameRank < chunkShape.count else { return 0 }
+        let band = chunkShape.suffix(frameRank).reduce(1, *)
+        let frames = chunkShape.dropLast(frameRank).reduce(1, *)
+        return frames >= 2 && band >= 2 && band <= 32768 ? band : 0
     }
 }

@@ -36,6 +36,8 @@ public extension Dataset {
                         frameRank: frameRank, quantity: quantity, quantityUnits: quantityUnits, signalKind: signalKind,
                         metadata: metadata, original: original, conventions: conventions, source: source)
         d.processing = processing
+        // Same shape (a tap, a conversion of the values): the same preferred chunks.
+        if axes.map(\.size) == shape && frameRank == self.frameRank { d.preferredChunkShape = preferredChunkShape }
         return d
     }
 }

@@ -28,7 +28,7 @@ public enum ChunkChoice: Equatable, Sendable {
     public static let option = OptionSpec(
         "chunks", .wordOrInts(["frame", "balanced"]), valueName: "frame|balanced|N,N,…",
         help: "chunk layout: frame (whole frames; fastest to write, one frame reads one chunk), balanced (chunks of about 2 MiB cutting navigation and detector axes alike, so a virtual-detector pixel over the whole scan reads few bytes too; memory: one navigation tile of at most 64 MiB), or one size per axis",
-        default: "frame")
+        default: "frame; corrected frames (--dark/--gain/…) of 32768 to 4 x 32768 pixels: bands of whole rows, so gzip codes each against the previous frame")
 
     /// Memory for the frames of one chunk's navigation tile: the tile is read once and serves
     /// every chunk of it.

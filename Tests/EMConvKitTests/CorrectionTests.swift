@@ -170,6 +170,35 @@ final class CorrectionTests: TempDirectoryTestCase {
         XCTAssertTrue(quick.stdout.contains("correction_gain map changed") && !quick.stdout.contains("re-derived"), quick.stdout)
     }
 
+    /// Corrected frames of a sparse detector (most counts 0, so most corrected values repeat the
+    /// previous frame's) are chunked in frame bands of 128 rows by default, which the gzip encoder
+    /// codes against the previous frame: the same values, validated, in a much smaller file than
+    /// whole-frame chunks (`--chunks frame`, still available).
+    func testCorrectedSparseFramesAreChunkedInFrameBandsAndCodedAgainstThePreviousFrame() throws {
+        let scan = [2, 8], side = 256, n = side * side
+        var rng = SweepRNG(seed: 5)
+        let counts = (0..<(16 * n)).map { _ -> UInt16 in Int.random(in: 0..<30, using: &rng) == 0 ? UInt16.random(in: 1...9, using: &rng) : 0 }
+        let raw = try writeRaw(counts, dtype: "<u2", shape: scan + [side, side], name: "sparse.raw")
+        let d = try writeRaw((0..<n).map { _ in Float.random(in: 0...20, using: &rng) }, dtype: "<f4", shape: [side, side], name: "d.raw")
+        let g = try writeRaw((0..<n).map { _ in Float.random(in: 0.9...1.1, using: &rng) }, dtype: "<f4", shape: [side, side], name: "g.raw")
+        var sizes: [String: Int] = [:], values: [String: [UInt32]] = [:]
+        // (--vbf taps the corrected frames on their way: the bands must survive it.)
+        for (name, extra) in [("bands", ["--vbf", "30"]), ("frames", ["--chunks", "frame"])] {
+            let out = tmp + "/\(name).nxs"
+            let r = try CLIRunner.run(["convert", raw, "-o", out, "--dark", d, "--gain", g, "--drop-raw"] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let h5 = try HDF5File(reading: out)
+            let data = try signal(h5, "data")
+            XCTAssertEqual(data.chunkShape, name == "bands" ? [1, 8, 128, 256] : [1, 8, 256, 256], name)
+            values[name] = bits(try readFloats(data))
+            sizes[name] = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: out)[.size] as? Int)
+            let v = try CLIRunner.run(["validate", out, "--profile", "em", "--source", raw])
+            XCTAssertEqual(v.status, 0, v.stdout)
+        }
+        XCTAssertEqual(values["bands"], values["frames"])
+        XCTAssertLessThan(Double(sizes["bands"]!), 0.5 * Double(sizes["frames"]!), "\(sizes)")
+    }
+
     func testDarkFromTheFirstFramesIsTheirMeanAndDropRawNeedsTheSourceToProve() throws {
         let raw = try scanRaw()
         let out = tmp + "/d.nxs"

@@ -23,14 +23,14 @@ final class PlaneDeflateTests: XCTestCase {
     /// Shuffles `data` as the writers do (HDF5 shuffle of `elementSize`-byte elements), compresses
     /// it with `elementSize` planes, checks the round trip; returns the stream and the plane modes.
     @discardableResult
-    func roundTrip(_ data: [UInt8], elementSize: Int, _ what: String,
+    func roundTrip(_ data: [UInt8], elementSize: Int, _ what: String, period: Int = 0,
                    encoder: PlaneDeflate? = nil) throws -> ([UInt8], PlaneDeflate.PlaneModes) {
         let enc = try encoder ?? PlaneDeflate()
         var shuffled = data
         if elementSize > 1, !data.isEmpty {
             data.withUnsafeBytes { s in shuffled.withUnsafeMutableBytes { shuffle(s, into: $0, elementSize: elementSize) } }
         }
-        let stream = try shuffled.withUnsafeBytes { try enc.compress($0, planes: elementSize) }
+        let stream = try shuffled.withUnsafeBytes { try enc.compress($0, planes: elementSize, period: period) }
         let back = try inflate(stream, count: shuffled.count)
         XCTAssertTrue(back == shuffled, "\(what): \(data.count) bytes, element size \(elementSize) do not round-trip")
         XCTAssertLessThanOrEqual(stream.count, enc.bound(data.count, planes: elementSize), what)
@@ -146,9 +146,16 @@ final class PlaneDeflateTests: XCTestCase {
                 i += len
             }
             let level = seed % 4 == 0 ? Int(seed / 4 % 9) + 1 : 1
-            let stream = try data.withUnsafeBytes { try enc.compress($0, planes: planes, level: level) }
+            // Every third case repeats the bytes one period back (with changes) and passes the period.
+            var period = 0
+            if seed % 3 == 0, n > 8 {
+                period = Int.random(in: 2...max(2, min(32768, n / 2)), using: &rng)
+                let keep = Int.random(in: 50...100, using: &rng)
+                for k in period..<n where Int.random(in: 0..<100, using: &rng) < keep { data[k] = data[k - period] }
+            }
+            let stream = try data.withUnsafeBytes { try enc.compress($0, planes: planes, level: level, period: period) }
             let back = try inflate(stream, count: n)
-            XCTAssertTrue(back == data, "seed \(seed): \(n) bytes in \(planes) planes at level \(level) do not round-trip")
+            XCTAssertTrue(back == data, "seed \(seed): \(n) bytes in \(planes) planes at level \(level), period \(period), do not round-trip")
             if back != data { return }
         }
     }
@@ -192,6 +199,39 @@ final class PlaneDeflateTests: XCTestCase {
             XCTAssertLessThan(Double(stream.count), 0.26 * Double(n) + 800, "n=\(n)")
             XCTAssertLessThanOrEqual(stream.count, libdeflateLevel1Size(data), "n=\(n)")
         }
+    }
+
+    /// Corrected frames of a sparse detector stacked in a chunk of frame bands: most values repeat
+    /// the previous frame's (a zero count gives the same corrected value every frame). Given the
+    /// band's element count as the period, the planes are coded as matches at that distance
+    /// (16384 and 32768: distance codes with 12 and 13 extra bits, one symbol per store), far
+    /// smaller than without; the first band of the chunk has nothing to refer to.
+    func testStackedFrameBandsAreCodedAgainstThePreviousFrame() throws {
+        var rng = SweepRNG(seed: 33)
+        for (rows, cols) in [(64, 256), (128, 256), (24, 100)] {
+            let band = rows * cols, frames = 8
+            let dark = (0..<band).map { _ in Float.random(in: 0...20, using: &rng) }
+            let gain = (0..<band).map { _ in Float.random(in: 0.9...1.1, using: &rng) }
+            var data: [UInt8] = []
+            for _ in 0..<frames {
+                for p in 0..<band {
+                    let count = Int.random(in: 0..<25, using: &rng) == 0 ? Float(poisson(2, &rng)) : 0
+                    withUnsafeBytes(of: ((count - dark[p]) * gain[p]).bitPattern.littleEndian) { data += $0 }
+                }
+            }
+            let (with, modes) = try roundTrip(data, elementSize: 4, "bands \(rows)x\(cols)", period: band)
+            let (without, _) = try roundTrip(data, elementSize: 4, "bands \(rows)x\(cols) without period")
+            XCTAssertEqual(modes, PlaneDeflate.PlaneModes(period: 4), "\(rows)x\(cols)")
+            XCTAssertLessThan(Double(with.count), 0.4 * Double(without.count), "\(rows)x\(cols): \(with.count) vs \(without.count)")
+        }
+        // A period beyond deflate's window is not used (the stream stays valid).
+        let noise = (0..<(4 * 40000)).map { _ in UInt8.random(in: 0...3, using: &rng) }
+        let (_, far) = try roundTrip(noise, elementSize: 1, "period 40000", period: 40000)
+        XCTAssertEqual(far.period, 0)
+        XCTAssertEqual(PlaneDeflate.chunkPeriod(chunkShape: [1, 8, 128, 256], frameRank: 2), 32768)
+        XCTAssertEqual(PlaneDeflate.chunkPeriod(chunkShape: [1, 8, 256, 256], frameRank: 2), 0)
+        XCTAssertEqual(PlaneDeflate.chunkPeriod(chunkShape: [1, 1, 64, 256], frameRank: 2), 0)
+        XCTAssertEqual(PlaneDeflate.chunkPeriod(chunkShape: [4, 64, 256], frameRank: 2), 16384)
     }
 
     /// Sparse counting frames are run-length coded and at least as small as libdeflate level 1

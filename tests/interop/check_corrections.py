@@ -255,6 +255,10 @@ def mib(emconv, tmp, testdata):
         dark = ((frames[0].astype(np.float64) + frames[1]) / 2.0).astype(np.float32)
         check(same_bits(h5[DET]["correction_dark"][()], dark), "MIB: dark = mean of the first 2 frames")
         check(same_bits(s[name][1][()], correct(raw, dark=dark)), "MIB: corrected frames bit for bit")
+        # Corrected 256x256 frames: chunks of the scan row's 3 frames cut into 2 bands of 128 rows,
+        # gzip (h5py's built-in deflate reads them; no plugin) coded against the previous frame.
+        check(s[name][1].chunks == (1, 3, 128, 256) and s[name][1].compression == "gzip",
+              f"MIB: corrected data in frame bands, gzip: {s[name][1].chunks} {s[name][1].compression}")
         yy, xx = np.mgrid[0:raw.shape[-2], 0:raw.shape[-1]]
         d = np.sqrt((xx - (raw.shape[-1] - 1) / 2) ** 2 + (yy - (raw.shape[-2] - 1) / 2) ** 2)
         vbf = np.where(d <= 30, correct(raw, dark=dark).astype(np.float64), 0).sum(axis=(2, 3))

@@ -13,7 +13,7 @@
 typedef struct emc_deflate emc_deflate;
 
 /// Plane coding modes, as counted in emc_deflate_stats.
-enum { EMC_DEFLATE_STORED = 0, EMC_DEFLATE_RLE = 1, EMC_DEFLATE_LZ = 2, EMC_DEFLATE_LITERAL = 3 };
+enum { EMC_DEFLATE_STORED = 0, EMC_DEFLATE_RLE = 1, EMC_DEFLATE_LZ = 2, EMC_DEFLATE_LITERAL = 3, EMC_DEFLATE_PERIOD = 4 };
 
 /// A compressor with its scratch memory (about 400 KiB); NULL when out of memory. One per thread.
 emc_deflate *emc_deflate_alloc(void);
@@ -30,7 +30,13 @@ size_t emc_deflate_zlib(emc_deflate *c, const void *src, size_t n, size_t planes
 /// chunk is libdeflate at that level (exactly its output when the first plane is not noise).
 size_t emc_deflate_zlib_level(emc_deflate *c, const void *src, size_t n, size_t planes, int level, void *dst, size_t capacity);
 
+/// emc_deflate_zlib for a chunk of stacked frames whose bands hold `period` elements each (at most
+/// 32768: deflate's window): planes that mostly repeat the byte one period before (the same pixel
+/// of the previous frame: sparse detectors after a dark/gain correction) are coded as matches at
+/// that distance. period 0: emc_deflate_zlib.
+size_t emc_deflate_zlib_period(emc_deflate *c, const void *src, size_t n, size_t planes, size_t period, void *dst, size_t capacity);
+
 /// How many planes the last emc_deflate_zlib call coded in each mode (index: EMC_DEFLATE_*).
-void emc_deflate_stats(const emc_deflate *c, size_t counts[4]);
+void emc_deflate_stats(const emc_deflate *c, size_t counts[5]);
 
 #endif

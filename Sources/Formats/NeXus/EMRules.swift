@@ -43,12 +43,16 @@ public enum EMRules {
                     r.add("EM-AXIS-UNITS", .error, ad.path + "/@units", "axis '\(a)' in '\(u)': expected a length (real space), 1/length (reciprocal space), angle or time")
                 }
             }
-            // Chunks never split a detector frame (or a spectrum): frame-wise readers then
-            // decode each chunk once.
+            // Chunks never split a spectrum, and split a detector frame at most into 4 bands of
+            // whole rows (emconv's chunks of corrected frames): one frame then reads from at most
+            // 4 chunks holding the same frames, which costs a frame-wise reader what chunks of
+            // those whole frames do.
             guard let signal = d.stringAttribute("signal"), let sd = d.openDataset(signal), let chunk = sd.chunkShape else { continue }
             let shape = sd.shape
             let frameRank = name.hasPrefix("spectrum_") ? 1 : (shape.count >= 3 ? 2 : 0)
-            if frameRank > 0, chunk.count == shape.count, Array(chunk.suffix(frameRank)) != Array(shape.suffix(frameRank)) {
+            let chunkFrame = Array(chunk.suffix(frameRank)), frame = Array(shape.suffix(frameRank))
+            let rowBands = frameRank == 2 && chunkFrame.dropFirst() == frame.dropFirst() && (frame[0] + chunkFrame[0] - 1) / max(1, chunkFrame[0]) <= 4
+            if frameRank > 0, chunk.count == shape.count, chunkFrame != frame, !rowBands {
                 r.add("EM-CHUNK", .error, sd.path, "chunk shape \(chunk) splits a \(frameRank == 2 ? "detector frame" : "spectrum") of shape \(Array(shape.suffix(frameRank))): frame-wise reading decodes every chunk several times")
             }
         }

@@ -175,12 +175,15 @@ public enum NeXusWriter: FormatWriter {
         let plan = ChunkPlan(ds, targetBytes: targetChunkBytes)
         // --chunks balanced or N,N,…: chunks cut from navigation tiles (TileChunkPlan); frame: `plan`.
         let tiles: TileChunkPlan?
-        switch try ChunkChoice.parse(context.options.string("chunks")) {
-        case .frame: tiles = nil
+        let chunkOption = context.options.string("chunks")
+        switch try ChunkChoice.parse(chunkOption) {
+        // Not chosen: the dataset's preferred chunks (corrected frames: frame bands), else frames.
+        case .frame: tiles = try chunkOption == nil ? ds.preferredChunkShape.map { try TileChunkPlan(ds, chunk: $0) } : nil
         case .balanced: tiles = try TileChunkPlan(ds, chunk: TileChunkPlan.balancedShape(ds, targetBytes: targetChunkBytes))
         case let .explicit(sizes): tiles = try TileChunkPlan(ds, chunk: sizes)
         }
         let chunkShape = tiles?.chunkShape ?? plan.chunkShape
+        let period = PlaneDeflate.chunkPeriod(chunkShape: chunkShape, frameRank: ds.frameRank)
         let chunkOffset = { (i: Int) in tiles?.chunkOffset(i) ?? plan.chunkOffset(i) }
         let compression = try context.compression(default: .defaultValue)
         // HDF5's shuffle filter unshuffles by the stored type's size (8 for complex64, 3 for rgb8).
@@ -244,7 +247,7 @@ public enum NeXusWriter: FormatWriter {
                         splitLock.withLock { splits[i] = split }
                         return out
                     }
-                    return try slot.encode(compression: compression, shuffleElementSize: shuffleSize)
+                    return try slot.encode(compression: compression, shuffleElementSize: shuffleSize, period: period)
                 },
                 consume: { i, out in
                     if live != nil && out.count == 0 {

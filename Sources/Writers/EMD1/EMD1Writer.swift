@@ -88,6 +88,7 @@ public enum EMD1Writer: FormatWriter {
     /// Streams the dataset into `data` in its element type, chunked in whole frames.
     static func writeData(_ ds: Dataset, into g: HDF5Group, context: WriteContext, progress: (Int64) -> Void) throws {
         let plan = ChunkPlan(ds, targetBytes: targetChunkBytes)
+        let period = PlaneDeflate.chunkPeriod(chunkShape: plan.chunkShape, frameRank: ds.frameRank)
         let compression = try context.compression(default: .defaultValue)
         let data = try g.createChunkedDataset("data", type: ds.elementType, shape: ds.shape, chunk: plan.chunkShape,
                                               compression: compression, shuffle: ds.elementType.size > 1)
@@ -100,7 +101,7 @@ public enum EMD1Writer: FormatWriter {
             count: plan.chunkCount, chunkBytes: plan.chunkBytes, workers: context.threads,
             producerSetup: { ds.source.prepareReadingThread() },
             produce: { i, buf in try plan.read(chunk: i, of: ds, into: buf) },
-            transform: { _, slot in try slot.encode(compression: compression, shuffleElementSize: shuffleSize) },
+            transform: { _, slot in try slot.encode(compression: compression, shuffleElementSize: shuffleSize, period: period) },
             consume: { i, out in
                 try HDF5.lock.withLock { try data.writeChunk(offset: plan.chunkOffset(i), data: out.bytes) }
                 writeback.wrote(Int64(out.count))

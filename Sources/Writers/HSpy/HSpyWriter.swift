@@ -102,6 +102,7 @@ public enum HSpyWriter: FormatWriter {
     static func writeData(_ ds: Dataset, into g: HDF5Group, compression: Compression, context: WriteContext,
                           progress: (Int64) -> Void) throws {
         let plan = ChunkPlan(ds, targetBytes: targetChunkBytes)
+        let period = PlaneDeflate.chunkPeriod(chunkShape: plan.chunkShape, frameRank: ds.frameRank)
         // HDF5's shuffle filter works on the stored type's size (8 for complex64, 3 for rgb8).
         let size = ds.elementType.size
         let data = try g.createChunkedDataset("data", type: ds.elementType, shape: ds.shape, chunk: plan.chunkShape,
@@ -112,7 +113,7 @@ public enum HSpyWriter: FormatWriter {
         try ChunkPipeline.run(
             count: plan.chunkCount, chunkBytes: plan.chunkBytes, workers: context.threads, producerSetup: { ds.source.prepareReadingThread() },
             produce: { i, buf in try plan.read(chunk: i, of: ds, into: buf) },
-            transform: { _, slot in try slot.encode(compression: compression, shuffleElementSize: size) },
+            transform: { _, slot in try slot.encode(compression: compression, shuffleElementSize: size, period: period) },
             consume: { i, out in
                 try HDF5.lock.withLock { try data.writeChunk(offset: plan.chunkOffset(i), data: out.bytes) }
                 writeback.wrote(Int64(out.count))
