@@ -2,7 +2,8 @@
 # Corrections and derived views benchmark (issue 16): a generated 2 GiB Merlin MIB (128x128 scan of
 # 256x256 U16 frames) → NeXus (default gzip:1 + shuffle, 2 threads), in one run, side by side:
 #   cp + sync (the durable-write I/O limit), plain conversion, --bin det_y=2,det_x=2, --chunks balanced,
-#   --dark FILE --gain FILE (raw kept beside: two datasets written), the same with --drop-raw, and
+#   --dark FILE --gain FILE (raw kept beside: two datasets written; corrected frames in bands of 128 rows,
+#   gzip-coded against the previous frame), the same with --drop-raw and with --chunks frame (whole frames), and
 #   --vbf/--vadf/--sum-pattern/--max-pattern; then plain and dark+gain with zstd:1, and dark+gain
 #   uncompressed (the corrected float32 values barely compress: the codec, not the arithmetic, is the cost); wall time, ratio to cp+sync and to the plain conversion,
 #   peak RSS (GNU time), output size. The dark (a 10-frame stack) and the gain map (float32) are raw
@@ -49,6 +50,7 @@ run "bin 2x2 det" bin.nxs --bin det_y=2,det_x=2
 run "chunks balanced" balanced.nxs --chunks balanced
 run "dark+gain" corr.nxs --dark "$WORK/dark.raw" --gain "$WORK/gain.raw"
 run "dark+gain drop-raw" corrdrop.nxs --dark "$WORK/dark.raw" --gain "$WORK/gain.raw" --drop-raw
+run "dark+gain chunks frame" corrframe.nxs --dark "$WORK/dark.raw" --gain "$WORK/gain.raw" --chunks frame
 run "plain zstd:1" plainz.nxs --compression zstd:1
 run "dark+gain zstd:1" corrz.nxs --dark "$WORK/dark.raw" --gain "$WORK/gain.raw" --compression zstd:1
 run "dark+gain drop-raw none" corrnone.nxs --dark "$WORK/dark.raw" --gain "$WORK/gain.raw" --drop-raw --compression none
@@ -58,7 +60,7 @@ base=${T[cp+sync]}; plain=${T[plain]}
 printf "\ninput: %s (%.2f GiB), %s cores, load average before %s, after %s, %s\n" "$IN" "$(echo "$SIZE/1073741824" | bc -l)" "$(nproc)" "$LOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$($BIN --version)"
 printf "| %-24s | %7s | %9s | %8s | %9s | %7s |\n" case "wall s" "x cp+sync" "x plain" "peak RSS" "output"
 printf "|---|---|---|---|---|---|\n"
-for name in "cp+sync" "plain" "bin 2x2 det" "chunks balanced" "dark+gain" "dark+gain drop-raw" "plain zstd:1" "dark+gain zstd:1" "dark+gain drop-raw none" "views vbf+vadf+sum+max"; do
+for name in "cp+sync" "plain" "bin 2x2 det" "chunks balanced" "dark+gain" "dark+gain drop-raw" "dark+gain chunks frame" "plain zstd:1" "dark+gain zstd:1" "dark+gain drop-raw none" "views vbf+vadf+sum+max"; do
   printf "| %-24s | %7.2f | %9.2f | %8.2f | %5.0f MiB | %4s MiB |\n" "$name" "${T[$name]}" "$(echo "${T[$name]}/$base" | bc -l)" \
     "$(echo "${T[$name]}/$plain" | bc -l)" "$(echo "${R[$name]}/1024" | bc -l)" "${O[$name]}"
 done

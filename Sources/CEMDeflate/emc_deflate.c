@@ -315,6 +315,14 @@ static size_t period_scan(const uint8_t *len_sym, const uint8_t *src, size_t pos
 #endif
         if (i + 3 <= end && src[i] == src[i - dist] && src[i + 1] == src[i + 1 - dist] && src[i + 2] == src[i + 2 - dist]) {
             size_t left = end - i, max = left < 258 ? left : 258, r = 3;
+#ifdef __SSE2__
+            while (r + 16 <= max) {
+                unsigned eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(src + i + r)),
+                                                                         _mm_loadu_si128((const __m128i *)(src + i + r - dist))));
+                if (eq != 0xFFFF) { r += (size_t)__builtin_ctz(~eq); goto matched; }
+                r += 16;
+            }
+#endif
             for (;;) {
                 if (r + 8 <= max) {
                     uint64_t x, y;
@@ -331,6 +339,9 @@ static size_t period_scan(const uint8_t *len_sym, const uint8_t *src, size_t pos
                     break;
                 }
             }
+#ifdef __SSE2__
+        matched:
+#endif
             syms[ns++] = (uint16_t)(256 + r - 3);
             i += r;
             continue;

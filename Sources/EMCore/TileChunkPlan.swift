@@ -156,12 +156,15 @@ public final class TileChunkPlan: @unchecked Sendable {
             tileIndex = t
         }
         buf.reserve(chunkBytes)
-        buf.raw.initializeMemory(as: UInt8.self, repeating: 0)
         buf.count = chunkBytes
         // Copy runs along the fastest axis: for each frame of the tile and each row of the block.
         let r = frameShape.count
         let cs = Array(chunkShape.suffix(r)), so = Array(off.suffix(r))
         let used = (0..<r).map { min(cs[$0], frameShape[$0] - so[$0]) }
+        // Only an edge chunk has padding (zeros, as HDF5 and zarr expect); a full one is overwritten.
+        if tileFrames < chunkShape.prefix(navRank).reduce(1, *) || used != cs {
+            UnsafeMutableRawBufferPointer(rebasing: buf.raw[0..<chunkBytes]).initializeMemory(as: UInt8.self, repeating: 0)
+        }
         var fStride = Array(repeating: 1, count: r), cStride = Array(repeating: 1, count: r)
         for d in stride(from: r - 2, through: 0, by: -1) {
             fStride[d] = fStride[d + 1] * frameShape[d + 1]
