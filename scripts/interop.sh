@@ -5,16 +5,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
-# libertem: reads bitshuffle-LZ4 output back (issue 13); about 75 s to install here (numba, distributed, scikit-image).
-PKGS="h5py hdf5plugin numpy rosettasciio hyperspy zarr<3 tifffile imagecodecs pynxtools==0.16.0 libertem==0.16.0"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import h5py, hdf5plugin, numpy, rsciio, hyperspy, zarr, tifffile, imagecodecs, pynxtools, libertem' >/dev/null 2>&1; then
-  python3 -m venv "$VENV" >/dev/null 2>&1 || true
-  if ! "$VENV/bin/pip" install -q --disable-pip-version-check $PKGS >/tmp/emconv-pip.log 2>&1; then
-    if [ "${CI:-}" = "true" ]; then echo "interop: pip install failed in CI" >&2; tail -5 /tmp/emconv-pip.log >&2; exit 1; fi
-    echo "interop: skipped: could not install $PKGS from PyPI (see /tmp/emconv-pip.log)"
-    exit 0
-  fi
-fi
+bash scripts/venv.sh
+case $? in 0) ;; 3) exit 0 ;; *) exit 1 ;; esac  # 3: skipped (no PyPI outside CI)
 BIN="${EMCONV_BIN:-.build/debug/emconv}"
 [ -x "$BIN" ] || swift build >/dev/null
 DMGEN="${EMCONV_DMGEN:-.build/debug/emconv-dmgen}"
