@@ -561,6 +561,24 @@ static void emit_literal_plane(emc_deflate *c, bitw *w, const uint8_t *src, size
         return;
     }
     emit_dynamic_header(w, &d);
+    if ((size_t)nused * (size_t)nused * 4 > n) {
+        // Too few bytes to repay filling the pair table: four literals (<= 14 bits) per store.
+        uint64_t buf = w->buf;
+        unsigned k = w->n;
+        uint8_t *out = w->out;
+        while (k >= 8) { *out++ = (uint8_t)buf; buf >>= 8; k -= 8; }
+        for (i = 0; i + 4 <= n; i += 4) {
+            for (int j = 0; j < 4; j++) { buf |= (uint64_t)d.lcode[src[i + j]] << k; k += d.llen[src[i + j]]; }
+            store64le(out, buf);
+            out += k >> 3;
+            buf >>= k & ~7u;
+            k &= 7;
+        }
+        w->buf = buf; w->n = k; w->out = out;
+        for (; i < n; i++) put(w, d.lcode[src[i]], d.llen[src[i]]);
+        put(w, d.lcode[256], d.llen[256]);
+        return;
+    }
     // Pair (a, b) at index a | b << 8 (the little-endian 16-bit load of a then b).
     uint32_t *pcode = c->pair_code;
     uint8_t *plen = c->pair_len;
@@ -728,7 +746,12 @@ static size_t deflate_planes(emc_deflate *c, const void *srcv, size_t n, size_t 
             continue;
         }
         if (mode == EMC_DEFLATE_PERIOD) {
-            for (size_t pos = start; pos < end && !w.overflow;) {
+            // The plane's first band has no band before it in the plane: stored when it is noise
+            // (the mantissa bytes), Huffman-coded literals otherwise, then matches at the period.
+            size_t head = period < end - start ? period : end - start;
+            if (sample_entropy(src + start, head) > NOISE_BITS) emit_stored(&w, src + start, head);
+            else emit_literal_plane(c, &w, src + start, head);
+            for (size_t pos = start + head; pos < end && !w.overflow;) {
                 uint32_t freq[286] = {0};
                 size_t ns;
                 size_t stop = period_scan(c->len_sym, src, pos, end, period, c->syms, &ns, freq);
