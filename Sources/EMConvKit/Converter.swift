@@ -152,6 +152,9 @@ public enum Converter {
         var warnings = unusedOptions(options, reader: Catalog.readers.first { $0.reader.descriptor.name == file.format }?.reader.descriptor
                                      ?? FormatDescriptor(name: file.format, longName: file.format, extensions: [], reads: true, writes: false),
                                      writer: writer.descriptor)
+        // Declared frame sizes before anything reads a frame (a dark from the input's own first
+        // frames); the datasets' plausibility after the output's free space, below.
+        try MemoryBudget.checkDeclared(file, framesOnly: true)
         warnings += try Processing.apply(options.process, to: file)
         if writer.descriptor.name != "nexus", file.datasets.contains(where: { $0.processing.contains { $0.name == "correct" } }) {
             warnings.append("\(writer.descriptor.longName) output records the correction (what was done, the maps' SHA-256 and origins) but not the maps themselves (NeXus keeps them)")

@@ -172,7 +172,10 @@ public enum Corrections {
     /// the mean of its frames).
     static func load(_ path: String, key: String, what: String, frameShape: [Int], average: Bool) throws -> Map {
         let f: OpenedFile
-        do { f = try Catalog.open(path) } catch var e as EMError {
+        do {
+            f = try Catalog.open(path)
+            try MemoryBudget.checkDeclared(f)  // before its frames are read and averaged
+        } catch var e as EMError {
             e.message = "--\(key): " + e.message
             throw e.withFile(path)
         }

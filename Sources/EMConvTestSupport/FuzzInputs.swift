@@ -174,6 +174,9 @@ public enum FuzzInputs {
     public static func openAndReadAll(_ path: String) -> Error? {
         do {
             let file = try Catalog.open(path)
+            // What every reading path checks before it reads a frame (convert, --dark/--gain
+            // files, validate --source): frames and datasets within the budget and plausible.
+            try MemoryBudget.checkDeclared(file)
             for ds in file.datasets {
                 let size = ds.frameBytes
                 guard size >= 0, size <= frameBudget else {

@@ -64,12 +64,14 @@ public enum MemoryBudget {
     /// the budget, and the declared size is plausible for what the input stores (up to 65536:1,
     /// beyond any real compression: a 10^12-element claim over an empty file is refused, not
     /// streamed). Other readers check their sizes against the file size themselves.
-    public static func checkDeclared(_ file: OpenedFile) throws {
+    /// `framesOnly`: only the frames against the budget (before anything reads one; the whole
+    /// dataset's plausibility comes after the output's free space is checked).
+    public static func checkDeclared(_ file: OpenedFile, framesOnly: Bool = false) throws {
         for d in file.datasets {
             guard let reporting = d.source as? StoredSizeReporting else { continue }
             try check(product(d.frameShape + [d.elementType.size]), what: "one frame of dataset '\(d.name)' (\(d.frameShape.map(String.init).joined(separator: " x ")) \(d.elementType.rawValue))",
                       file: file.path, at: nil)
-            if let stored = reporting.storedBytes {
+            if !framesOnly, let stored = reporting.storedBytes {
                 try check(product(d.shape + [d.elementType.size]), what: "dataset '\(d.name)' (\(d.shape.map(String.init).joined(separator: " x ")) \(d.elementType.rawValue))",
                           file: file.path, at: nil, stored: stored, maxRatio: 1 << 16, slack: 16 << 20, budget: false)
             }

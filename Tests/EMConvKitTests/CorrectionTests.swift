@@ -199,6 +199,18 @@ final class CorrectionTests: TempDirectoryTestCase {
         XCTAssertLessThan(Double(sizes["bands"]!), 0.5 * Double(sizes["frames"]!), "\(sizes)")
     }
 
+    /// A damaged Velox file whose image declares a 2.9e17-byte frame (fuzz finding): `--dark
+    /// first:1` averaged it before the declared sizes were checked (Swift's allocation failure,
+    /// a fatal error); now the frame is refused first, in one line.
+    func testDarkFromFirstFramesOfAFileDeclaringAHugeFrameIsOneLineError() throws {
+        let input = SharedTestData.packageRoot + "/fixtures/regressions/emd/velox-image-frame-2.9e17-bytes.emd"
+        let r = try CLIRunner.run(["convert", input, "-o", tmp + "/x.nxs", "--dark", "first:1"])
+        XCTAssertEqual(r.status, 65, r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("one frame of dataset 'image'") && r.stderr.contains("memory budget"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp + "/x.nxs"))
+    }
+
     func testDarkFromTheFirstFramesIsTheirMeanAndDropRawNeedsTheSourceToProve() throws {
         let raw = try scanRaw()
         let out = tmp + "/d.nxs"

@@ -66,7 +66,9 @@ public enum Validator {
         var source: OpenedFile?
         if let src = options.source {
             do {
-                source = try Catalog.open(src, options: options.readOptions)
+                let opened = try Catalog.open(src, options: options.readOptions)
+                try MemoryBudget.checkDeclared(opened)  // before its frames are compared
+                source = opened
             } catch let e as EMError {
                 r.add("EM-SOURCE", .error, "/", "cannot read the source: \(e.description)")
             } catch {
