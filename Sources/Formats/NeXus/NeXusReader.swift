@@ -204,7 +204,8 @@ public enum NeXusReader: FormatReader {
         if axisNames.count == 1, axisNames[0].contains(":") { axisNames = axisNames[0].split(separator: ":").map(String.init) }
         var perDim: [String?] = Array(repeating: nil, count: rank)
         for (i, n) in axisNames.enumerated() where n != "." {
-            if let idx = g.numericAttribute("\(n)_indices")?.first, Int(idx) >= 0, Int(idx) < rank {
+            // Compared as a Double first: a damaged index (1e300, NaN) must not reach Int().
+            if let idx = g.numericAttribute("\(n)_indices")?.first, idx >= 0, idx < Double(rank) {
                 perDim[Int(idx)] = n
             } else if i < rank, perDim[i] == nil {
                 perDim[i] = n
