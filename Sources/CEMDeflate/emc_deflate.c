@@ -210,21 +210,6 @@ static void gen_codes(const uint8_t *len, int n, uint16_t *code) {
 
 // ---- run-length scan ----
 
-/// Bytes equal to b from p on, at most max (<= 258).
-static inline size_t run_length(const uint8_t *p, size_t max, uint8_t b) {
-    uint64_t pattern = 0x0101010101010101ull * b;
-    size_t r = 0;
-    while (r + 8 <= max) {
-        uint64_t v;
-        memcpy(&v, p + r, 8);
-        uint64_t x = v ^ pattern;
-        if (x) return r + ((size_t)__builtin_ctzll(x) >> 3);
-        r += 8;
-    }
-    while (r < max && p[r] == b) r++;
-    return r;
-}
-
 /// Adds the frequencies of syms[0..ns) (literals; 256 + length - 3 for matches) to freq (286
 /// entries). Four interleaved histograms: consecutive equal symbols do not wait on one counter.
 static void count_syms(const uint8_t *len_sym, const uint16_t *syms, size_t ns, uint32_t *freq) {
@@ -242,57 +227,14 @@ static void count_syms(const uint8_t *len_sym, const uint16_t *syms, size_t ns, 
     }
 }
 
-/// Symbols for src[pos..end) (src[pos-1] is already in the stream when pos > 0) into syms,
-/// stopping when MAX_SYMS are made; their frequencies (286 entries) into freq. Returns the end.
-/// A match needs the previous byte and the next three equal: one 32-bit compare per byte, which
-/// is rarely true in literal-heavy planes (well predicted), then a word-wise run scan.
-static size_t rle_scan(const uint8_t *len_sym, const uint8_t *src, size_t pos, size_t end, uint16_t *syms, size_t *nsyms, uint32_t *freq) {
-    size_t i = pos, ns = 0;
-    if (i == 0 && i < end) syms[ns++] = src[i++];  // nothing before the first byte
-    while (i < end && ns < MAX_SYMS) {
-#ifdef __SSE2__
-        // 16 positions at once: where none starts a match (byte before and three from it equal),
-        // all 16 are literals, widened to 16-bit symbols in two stores.
-        if (i + 18 <= end && ns + 16 <= MAX_SYMS) {
-            __m128i a = _mm_loadu_si128((const __m128i *)(src + i - 1));
-            __m128i b = _mm_loadu_si128((const __m128i *)(src + i));
-            __m128i c2 = _mm_loadu_si128((const __m128i *)(src + i + 1));
-            __m128i d = _mm_loadu_si128((const __m128i *)(src + i + 2));
-            __m128i m = _mm_and_si128(_mm_and_si128(_mm_cmpeq_epi8(a, b), _mm_cmpeq_epi8(b, c2)), _mm_cmpeq_epi8(c2, d));
-            unsigned mask = (unsigned)_mm_movemask_epi8(m);
-            __m128i z = _mm_setzero_si128();
-            _mm_storeu_si128((__m128i *)(syms + ns), _mm_unpacklo_epi8(b, z));
-            _mm_storeu_si128((__m128i *)(syms + ns + 8), _mm_unpackhi_epi8(b, z));
-            unsigned lits = mask ? (unsigned)__builtin_ctz(mask) : 16;
-            ns += lits;
-            i += lits;
-            if (lits == 16) continue;
-        }
-#endif
-        if (i + 3 <= end) {
-            uint32_t v;
-            memcpy(&v, src + i - 1, 4);
-            if (v == (v & 0xFF) * 0x01010101u) {
-                size_t left = end - i;
-                size_t r = 3 + run_length(src + i + 3, (left < 258 ? left : 258) - 3, (uint8_t)v);
-                syms[ns++] = (uint16_t)(256 + r - 3);
-                i += r;
-                continue;
-            }
-        }
-        syms[ns++] = src[i++];
-    }
-    count_syms(len_sym, syms, ns, freq);
-    *nsyms = ns;
-    return i;
-}
-
-/// Symbols for src[pos..end) whose matches are all at distance dist (2..32768): a byte equal to
+/// Symbols for src[pos..end) whose matches are all at distance dist (1..32768): a byte equal to
 /// the one dist before it, three in a row, starts a match (src[0..pos) is already in the stream;
 /// the first dist bytes of the chunk have nothing to refer to). Stops when MAX_SYMS are made;
-/// frequencies into freq. Returns the end. For frames stacked in a chunk: the same pixel of the
-/// previous frame, which deflate's 32 KiB window reaches when a frame band is at most 32 KiB.
-static size_t period_scan(const uint8_t *len_sym, const uint8_t *src, size_t pos, size_t end, size_t dist, uint16_t *syms, size_t *nsyms, uint32_t *freq) {
+/// frequencies into freq. Returns the end. Distance 1: runs of one value (zlib's Z_RLE idea);
+/// distance of a frame band: the same pixel of the previous frame in a chunk of stacked frames,
+/// which deflate's 32 KiB window reaches when the band is at most 32 KiB. One 16-byte compare
+/// finds 16 literals at once when no match starts among them.
+static size_t match_scan(const uint8_t *len_sym, const uint8_t *src, size_t pos, size_t end, size_t dist, uint16_t *syms, size_t *nsyms, uint32_t *freq) {
     size_t i = pos, ns = 0;
     while (i < end && i < dist && ns < MAX_SYMS) syms[ns++] = src[i++];
     while (i < end && ns < MAX_SYMS) {
@@ -532,6 +474,21 @@ static void emit_dynamic(bitw *w, const uint8_t *len_sym, const dynblock *d, con
     put(w, d->lcode[256], d->llen[256]);
 }
 
+/// src[start..end) as dynamic blocks of literals and matches at distance dist, each of at most
+/// MAX_SYMS symbols, stored instead when that is smaller.
+static void emit_matches(emc_deflate *c, bitw *w, const uint8_t *src, size_t start, size_t end, size_t dist) {
+    for (size_t pos = start; pos < end && !w->overflow;) {
+        uint32_t freq[286] = {0};
+        size_t ns;
+        size_t stop = match_scan(c->len_sym, src, pos, end, dist, c->syms, &ns, freq);
+        dynblock d;
+        plan_dynamic(freq, 15, dist, &d);
+        if (d.bits < stored_bits(stop - pos)) emit_dynamic(w, c->len_sym, &d, c->syms, ns);
+        else emit_stored(w, src + pos, stop - pos);
+        pos = stop;
+    }
+}
+
 /// Plane src[0..n) as one dynamic block of literals only (or stored blocks when not smaller): for
 /// planes of few distinct values in short runs, where distance-1 matches cost more than they save
 /// and the per-symbol scan of the run-length coder is the expense. Two passes: a histogram, then
@@ -751,32 +708,14 @@ static size_t deflate_planes(emc_deflate *c, const void *srcv, size_t n, size_t 
             size_t head = period < end - start ? period : end - start;
             if (sample_entropy(src + start, head) > NOISE_BITS) emit_stored(&w, src + start, head);
             else emit_literal_plane(c, &w, src + start, head);
-            for (size_t pos = start + head; pos < end && !w.overflow;) {
-                uint32_t freq[286] = {0};
-                size_t ns;
-                size_t stop = period_scan(c->len_sym, src, pos, end, period, c->syms, &ns, freq);
-                dynblock d;
-                plan_dynamic(freq, 15, period, &d);
-                if (d.bits < stored_bits(stop - pos)) emit_dynamic(&w, c->len_sym, &d, c->syms, ns);
-                else emit_stored(&w, src + pos, stop - pos);
-                pos = stop;
-            }
+            emit_matches(c, &w, src, start + head, end, period);
             continue;
         }
         if (mode == EMC_DEFLATE_LITERAL) {
             emit_literal_plane(c, &w, src + start, end - start);
             continue;
         }
-        for (size_t pos = start; pos < end && !w.overflow;) {
-            uint32_t freq[286] = {0};
-            size_t ns;
-            size_t stop = rle_scan(c->len_sym, src, pos, end, c->syms, &ns, freq);
-            dynblock d;
-            plan_dynamic(freq, 15, 1, &d);
-            if (d.bits < stored_bits(stop - pos)) emit_dynamic(&w, c->len_sym, &d, c->syms, ns);
-            else emit_stored(&w, src + pos, stop - pos);
-            pos = stop;
-        }
+        emit_matches(c, &w, src, start, end, 1);
     }
     if (w.overflow) return 0;
     if (lz_from == 0) {

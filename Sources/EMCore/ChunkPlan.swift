@@ -46,8 +46,9 @@ public struct ChunkPlan {
         let sig = ds.frameShape
         guard ds.frameRank >= 2, plan.navRank > 0, plan.framesPerChunk >= 2 else { return nil }
         let rest = sig.dropFirst().reduce(1, *), rows = sig[0]
-        guard rest >= 1, rest <= 32768, rows * rest > 32768, rows * rest <= 4 * 32768 else { return nil }
-        var r = max(1, 32768 / rest)
+        let window = PlaneDeflate.maxPeriod
+        guard rest >= 1, rest <= window, rows * rest > window, rows * rest <= 4 * window else { return nil }
+        var r = max(1, window / rest)
         // Prefer a divisor of the rows (no padded edge band) when one is close.
         if let d = (max(1, r / 2)...r).reversed().first(where: { rows % $0 == 0 }) { r = d }
         guard (rows + r - 1) / r <= 4 else { return nil }

@@ -66,6 +66,10 @@ public final class PlaneDeflate {
         guard frameRank >= 1, frameRank < chunkShape.count else { return 0 }
         let band = chunkShape.suffix(frameRank).reduce(1, *)
         let frames = chunkShape.dropLast(frameRank).reduce(1, *)
-        return frames >= 2 && band >= 2 && band <= 32768 ? band : 0
+        return frames >= 2 && band >= 2 && band <= maxPeriod ? band : 0
     }
+
+    /// The largest period: deflate's window (matches reach at most 32768 bytes back; a band's
+    /// elements are bytes in each shuffled plane).
+    public static let maxPeriod = 32768
 }
