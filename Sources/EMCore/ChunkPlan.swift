@@ -35,6 +35,10 @@ public struct ChunkPlan {
 
     public var chunkBytes: Int { framesPerChunk * frameBytes }
 
+    /// The most bands of whole rows a chunk may cut a frame into (frame-wise readers then touch at
+    /// most this many chunks per frame): emconv's banded chunks and `validate`'s EM-CHUNK rule.
+    public static let maxFrameBands = 4
+
     /// Chunks of the same frames as `ChunkPlan(ds, targetBytes:)` whose frames are cut into bands
     /// of rows of at most 32768 elements, so that deflate (32 KiB window) can code each band as
     /// matches against the same band of the previous frame (``PlaneDeflate/chunkPeriod(chunkShape:frameRank:)``).
@@ -42,16 +46,17 @@ public struct ChunkPlan {
     /// then touch at most 4 chunks, as `emconv validate`'s EM-CHUNK rule allows): fewer than two
     /// frames per chunk, frames that already fit, or frames of more than 4 x 32768 elements.
     public static func frameBandShape(_ ds: Dataset, targetBytes: Int) -> [Int]? {
+        let most = maxFrameBands
         let plan = ChunkPlan(ds, targetBytes: targetBytes)
         let sig = ds.frameShape
         guard ds.frameRank >= 2, plan.navRank > 0, plan.framesPerChunk >= 2 else { return nil }
         let rest = sig.dropFirst().reduce(1, *), rows = sig[0]
         let window = PlaneDeflate.maxPeriod
-        guard rest >= 1, rest <= window, rows * rest > window, rows * rest <= 4 * window else { return nil }
+        guard rest >= 1, rest <= window, rows * rest > window, rows * rest <= most * window else { return nil }
         var r = max(1, window / rest)
         // Prefer a divisor of the rows (no padded edge band) when one is close.
         if let d = (max(1, r / 2)...r).reversed().first(where: { rows % $0 == 0 }) { r = d }
-        guard (rows + r - 1) / r <= 4 else { return nil }
+        guard (rows + r - 1) / r <= most else { return nil }
         var shape = plan.chunkShape
         shape[plan.navRank] = r
         return shape

@@ -51,7 +51,7 @@ public enum EMRules {
             let shape = sd.shape
             let frameRank = name.hasPrefix("spectrum_") ? 1 : (shape.count >= 3 ? 2 : 0)
             let chunkFrame = Array(chunk.suffix(frameRank)), frame = Array(shape.suffix(frameRank))
-            let rowBands = frameRank == 2 && chunkFrame.dropFirst() == frame.dropFirst() && (frame[0] + chunkFrame[0] - 1) / max(1, chunkFrame[0]) <= 4
+            let rowBands = frameRank == 2 && chunkFrame.dropFirst() == frame.dropFirst() && (frame[0] + chunkFrame[0] - 1) / max(1, chunkFrame[0]) <= ChunkPlan.maxFrameBands
             if frameRank > 0, chunk.count == shape.count, chunkFrame != frame, !rowBands {
                 r.add("EM-CHUNK", .error, sd.path, "chunk shape \(chunk) splits a \(frameRank == 2 ? "detector frame" : "spectrum") of shape \(Array(shape.suffix(frameRank))): frame-wise reading decodes every chunk several times")
             }
