@@ -120,6 +120,21 @@ static void flush_bytes(bitw *w) {
     w->buf = 0;
 }
 
+/// Writes the writer's whole pending bytes, so that fewer than 8 bits wait before 64-bit stores
+/// (the caller has checked the room).
+static inline void settle(bitw *w) {
+    while (w->n >= 8) { *w->out++ = (uint8_t)w->buf; w->buf >>= 8; w->n -= 8; }
+}
+
+/// One 64-bit store of the pending bits (k <= 63 of them): the whole bytes advance out, the
+/// remaining k & 7 bits stay in buf.
+static inline void store_whole_bytes(uint8_t **out, uint64_t *buf, unsigned *k) {
+    store64le(*out, *buf);
+    *out += *k >> 3;
+    *buf >>= *k & ~7u;
+    *k &= 7;
+}
+
 static void put_bytes(bitw *w, const uint8_t *p, size_t len) {  // byte aligned, nothing pending
     if ((size_t)(w->end - w->out) < len) { w->overflow = 1; return; }
     if (len) memcpy(w->out, p, len);
@@ -147,9 +162,21 @@ static size_t stored_bits(size_t len) {
 
 // ---- Huffman code lengths (length-limited by halving frequencies until the tree fits) ----
 
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+/// Sorts m <= 288 distinct keys ascending: a least-significant-digit radix sort, 8 bits a pass,
+/// skipping the digits all keys share (block frequencies take 2-3 passes; qsort's calls were 8%
+/// of the encoder's instructions on corrected frames).
+static void sort_keys(uint64_t *key, int m) {
+    uint64_t tmp[288], *a = key, *b = tmp, any = 0, all = ~(uint64_t)0;
+    for (int i = 0; i < m; i++) { any |= key[i]; all &= key[i]; }
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        if ((((any ^ all) >> shift) & 0xFF) == 0) continue;
+        unsigned count[256] = {0}, pos = 0;
+        for (int i = 0; i < m; i++) count[(a[i] >> shift) & 0xFF]++;
+        for (int d = 0; d < 256; d++) { unsigned c = count[d]; count[d] = pos; pos += c; }
+        for (int i = 0; i < m; i++) b[count[(a[i] >> shift) & 0xFF]++] = a[i];
+        uint64_t *t = a; a = b; b = t;
+    }
+    if (a != key) memcpy(key, a, (size_t)m * sizeof key[0]);
 }
 
 /// Lengths of a complete prefix code over n <= 288 symbols, none longer than maxlen. Fewer than
@@ -166,7 +193,7 @@ static void huff_lengths(const uint32_t *freq_in, int n, int maxlen, uint8_t *le
         int m = 0;
         for (int i = 0; i < n; i++)
             if (f[i]) key[m++] = ((uint64_t)f[i] << 9) | (uint64_t)i;
-        qsort(key, (size_t)m, sizeof key[0], cmp_u64);
+        sort_keys(key, m);
         uint64_t wgt[2 * 288];
         int parent[2 * 288], depth[2 * 288];
         for (int i = 0; i < m; i++) wgt[i] = key[i] >> 9;
@@ -431,34 +458,28 @@ static void emit_dynamic(bitw *w, const uint8_t *len_sym, const dynblock *d, con
     for (int m = 0; m < 256; m++) if (d->llen[257 + len_sym[m + 3]] && tlen[256 + m] > maxbits) maxbits = tlen[256 + m];
     if (maxbits > 28 && (size_t)(w->end - w->out) >= d->bits / 8 + 16) {
         // Long distances: one symbol (<= 34 bits) per store, after at most 7 pending bits.
+        settle(w);
         uint64_t buf = w->buf;
         unsigned n = w->n;
         uint8_t *out = w->out;
-        while (n >= 8) { *out++ = (uint8_t)buf; buf >>= 8; n -= 8; }
         for (size_t i = 0; i < ns; i++) {
             buf |= tcode[syms[i]] << n; n += tlen[syms[i]];
-            store64le(out, buf);
-            out += n >> 3;
-            buf >>= n & ~7u;
-            n &= 7;
+            store_whole_bytes(&out, &buf, &n);
         }
         w->buf = buf; w->n = n; w->out = out;
     } else if (maxbits <= 28 && (size_t)(w->end - w->out) >= d->bits / 8 + 16) {
         // Room for the whole block plus an 8-byte store: no bounds checks, two symbols per store.
+        // Up to 31 bits are pending from the header: write the whole bytes first, so that two
+        // symbols of up to 28 bits each never take the buffer past 7 + 56 bits.
+        settle(w);
         uint64_t buf = w->buf;
         unsigned n = w->n;
         uint8_t *out = w->out;
-        // Up to 31 bits are pending from the header: write the whole bytes first, so that two
-        // symbols of up to 28 bits each never take the buffer past 7 + 56 bits.
-        while (n >= 8) { *out++ = (uint8_t)buf; buf >>= 8; n -= 8; }
         size_t i = 0;
         for (; i + 2 <= ns; i += 2) {
             buf |= (uint64_t)tcode[syms[i]] << n; n += tlen[syms[i]];
             buf |= (uint64_t)tcode[syms[i + 1]] << n; n += tlen[syms[i + 1]];
-            store64le(out, buf);
-            out += n >> 3;
-            buf >>= n & ~7u;  // n <= 7 + 2 * 28 before the store
-            n &= 7;
+            store_whole_bytes(&out, &buf, &n);
         }
         w->buf = buf; w->n = n; w->out = out;
         for (; i < ns; i++) put(w, tcode[syms[i]], tlen[syms[i]]);
@@ -487,6 +508,12 @@ static void emit_matches(emc_deflate *c, bitw *w, const uint8_t *src, size_t sta
         else emit_stored(w, src + pos, stop - pos);
         pos = stop;
     }
+}
+
+/// The literals src[i..n) one at a time and the end-of-block code.
+static void end_literal_block(bitw *w, const dynblock *d, const uint8_t *src, size_t i, size_t n) {
+    for (; i < n; i++) put(w, d->lcode[src[i]], d->llen[src[i]]);
+    put(w, d->lcode[256], d->llen[256]);
 }
 
 /// Plane src[0..n) as one dynamic block of literals only (or stored blocks when not smaller): for
@@ -520,20 +547,16 @@ static void emit_literal_plane(emc_deflate *c, bitw *w, const uint8_t *src, size
     emit_dynamic_header(w, &d);
     if ((size_t)nused * (size_t)nused * 4 > n) {
         // Too few bytes to repay filling the pair table: four literals (<= 14 bits) per store.
+        settle(w);
         uint64_t buf = w->buf;
         unsigned k = w->n;
         uint8_t *out = w->out;
-        while (k >= 8) { *out++ = (uint8_t)buf; buf >>= 8; k -= 8; }
         for (i = 0; i + 4 <= n; i += 4) {
             for (int j = 0; j < 4; j++) { buf |= (uint64_t)d.lcode[src[i + j]] << k; k += d.llen[src[i + j]]; }
-            store64le(out, buf);
-            out += k >> 3;
-            buf >>= k & ~7u;
-            k &= 7;
+            store_whole_bytes(&out, &buf, &k);
         }
         w->buf = buf; w->n = k; w->out = out;
-        for (; i < n; i++) put(w, d.lcode[src[i]], d.llen[src[i]]);
-        put(w, d.lcode[256], d.llen[256]);
+        end_literal_block(w, &d, src, i, n);
         return;
     }
     // Pair (a, b) at index a | b << 8 (the little-endian 16-bit load of a then b).
@@ -545,12 +568,11 @@ static void emit_literal_plane(emc_deflate *c, bitw *w, const uint8_t *src, size
             pcode[a | b << 8] = (uint32_t)d.lcode[a] | (uint32_t)d.lcode[b] << d.llen[a];
             plen[a | b << 8] = (uint8_t)(d.llen[a] + d.llen[b]);
         }
+    settle(w);
     uint64_t buf = w->buf;
     unsigned k = w->n;
     uint8_t *out = w->out;
-    while (k >= 8) { *out++ = (uint8_t)buf; buf >>= 8; k -= 8; }
-    i = 0;
-    for (; i + 4 <= n; i += 4) {
+    for (i = 0; i + 4 <= n; i += 4) {
         uint32_t v;
         memcpy(&v, src + i, 4);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -559,14 +581,10 @@ static void emit_literal_plane(emc_deflate *c, bitw *w, const uint8_t *src, size
         unsigned p0 = v & 0xFFFF, p1 = v >> 16;
         buf |= (uint64_t)pcode[p0] << k; k += plen[p0];
         buf |= (uint64_t)pcode[p1] << k; k += plen[p1];
-        store64le(out, buf);
-        out += k >> 3;
-        buf >>= k & ~7u;
-        k &= 7;
+        store_whole_bytes(&out, &buf, &k);
     }
     w->buf = buf; w->n = k; w->out = out;
-    for (; i < n; i++) put(w, d.lcode[src[i]], d.llen[src[i]]);
-    put(w, d.lcode[256], d.llen[256]);
+    end_literal_block(w, &d, src, i, n);
 }
 
 // ---- plane classification ----
