@@ -62,6 +62,18 @@ public struct ChunkPlan {
         return shape
     }
 
+    /// Whether `chunk` stores `ds` in frame bands as ``frameBandShape(_:targetBytes:)`` makes
+    /// them (whatever the number of frames): several frames per chunk, whole rows, at most 4
+    /// bands per frame, each within deflate's window. A re-conversion keeps such a layout (the
+    /// writers' default, whole frames, would code each frame on its own).
+    public static func isFrameBandShape(_ chunk: [Int], of ds: Dataset) -> Bool {
+        let nav = ds.rank - ds.frameRank, sig = ds.frameShape
+        guard ds.frameRank >= 2, nav > 0, chunk.count == ds.rank, chunk.allSatisfy({ $0 >= 1 }) else { return false }
+        let rows = chunk[nav], rest = sig.dropFirst().reduce(1, *)
+        return chunk[..<nav].reduce(1, *) >= 2 && Array(chunk[(nav + 1)...]) == Array(sig.dropFirst())
+            && rows < sig[0] && (sig[0] + rows - 1) / rows <= maxFrameBands && rows * rest <= PlaneDeflate.maxPeriod
+    }
+
     /// First frame (flat navigation index) and number of real frames of chunk `i`.
     public func frames(ofChunk i: Int) -> (first: Int, count: Int) {
         let line = i / chunksPerLine

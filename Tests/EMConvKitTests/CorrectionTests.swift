@@ -197,6 +197,18 @@ final class CorrectionTests: TempDirectoryTestCase {
         }
         XCTAssertEqual(values["bands"], values["frames"])
         XCTAssertLessThan(Double(sizes["bands"]!), 0.5 * Double(sizes["frames"]!), "\(sizes)")
+        // Converted again, the banded file keeps its bands (the default would be whole frames);
+        // the whole-frame file keeps whole frames.
+        for name in ["bands", "frames"] {
+            let again = tmp + "/\(name)-again.nxs"
+            let r = try CLIRunner.run(["convert", tmp + "/\(name).nxs", "-o", again])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let data = try signal(try HDF5File(reading: again), "data")
+            XCTAssertEqual(data.chunkShape?.suffix(2), name == "bands" ? [128, 256] : [256, 256], name)
+            XCTAssertEqual(bits(try readFloats(data)), values["frames"], name)
+            let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: again)[.size] as? Int)
+            if name == "bands" { XCTAssertLessThan(Double(size), 0.5 * Double(sizes["frames"]!), "\(size) vs \(sizes)") }
+        }
     }
 
     /// A damaged Velox file whose image declares a 2.9e17-byte frame (fuzz finding): `--dark

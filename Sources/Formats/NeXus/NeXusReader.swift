@@ -266,10 +266,13 @@ public enum NeXusReader: FormatReader {
             if let v = ownString(own, n) { conventions[String(n.dropFirst(prefix.count))] = v }
         }
         let source = HDF5HyperslabSource(owner: handle, dataset: sig, shape: shape, frameRank: frameRank, type: imag == nil ? readType : type, imag: imag)
-        return Dataset(name: ownString(own, "dataset_name") ?? g.stringAttribute("emconv_dataset_name") ?? "", title: title, axes: dropChannel ? Array(axes.dropLast()) : axes,
+        let ds = Dataset(name: ownString(own, "dataset_name") ?? g.stringAttribute("emconv_dataset_name") ?? "", title: title, axes: dropChannel ? Array(axes.dropLast()) : axes,
                        elementType: type, sourceByteOrder: .little, frameRank: dropChannel ? frameRank - 1 : frameRank,
                        quantity: quantity, quantityUnits: unitsAttr,
                        signalKind: kind, metadata: metadata, original: .object([]), conventions: conventions, source: source)
+        // Frames stored in bands (corrected frames of a sparse detector) stay in bands.
+        if !dropChannel, let chunk = sig.chunkShape, ChunkPlan.isFrameBandShape(chunk, of: ds) { ds.preferredChunkShape = chunk }
+        return ds
     }
 
     /// A string field of emconv's NXcollection.
