@@ -69,9 +69,11 @@ public struct ChunkPlan {
     public static func isFrameBandShape(_ chunk: [Int], of ds: Dataset) -> Bool {
         let nav = ds.rank - ds.frameRank, sig = ds.frameShape
         guard ds.frameRank >= 2, nav > 0, chunk.count == ds.rank, chunk.allSatisfy({ $0 >= 1 }) else { return false }
-        let rows = chunk[nav], rest = sig.dropFirst().reduce(1, *)
-        return chunk[..<nav].reduce(1, *) >= 2 && Array(chunk[(nav + 1)...]) == Array(sig.dropFirst())
-            && rows < sig[0] && (sig[0] + rows - 1) / rows <= maxFrameBands && rows * rest <= PlaneDeflate.maxPeriod
+        // Sizes come from the file: products without overflow (nil beyond Int).
+        let rows = chunk[nav]
+        guard let band = MemoryBudget.product(Array(chunk[nav...])), let frames = MemoryBudget.product(Array(chunk[..<nav])) else { return false }
+        return frames >= 2 && Array(chunk[(nav + 1)...]) == Array(sig.dropFirst()) && rows < sig[0]
+            && sig[0] / rows + (sig[0] % rows == 0 ? 0 : 1) <= maxFrameBands && band <= PlaneDeflate.maxPeriod
     }
 
     /// First frame (flat navigation index) and number of real frames of chunk `i`.

@@ -326,18 +326,18 @@ public enum DectrisReader: FormatReader {
     static func scanShape(available: Int, options: OptionValues, side: DectrisSideFile?, ntrigger: Int?, nimages: Int?,
                           path: String, warnings: inout [String]) throws -> ([Int], String) {
         if let s = try options.ints("scan-shape") {
-            let need = s.reduce(1, *)
-            guard need <= available else {
-                throw EMError(.usage, file: path, "--scan-shape \(s.map(String.init).joined(separator: ",")) needs \(need) frames but the data files hold \(available)")
+            guard let need = MemoryBudget.product(s), need <= available else {
+                throw EMError(.usage, file: path, "--scan-shape \(s.map(String.init).joined(separator: ",")) needs \(MemoryBudget.product(s).map(String.init) ?? "more than 2^63") frames but the data files hold \(available)")
             }
             if need < available { warnings.append("--scan-shape uses \(need) of \(available) frames; the rest are not converted") }
             return (s, "--scan-shape")
         }
         if let side, let y = side.scanY, let x = side.scanX, y > 0, x > 0 {
-            if y * x == available { return ([y, x], "side file NumPixelsY/NumPixelsX") }
+            // Products of declared sizes are compared without overflow (a damaged file's 2^62 x 4).
+            if MemoryBudget.product([y, x]) == available { return ([y, x], "side file NumPixelsY/NumPixelsX") }
             warnings.append("side file scan \(y)x\(x) does not match the \(available) frames: read as a frame stack")
         } else if let t = ntrigger, let n = nimages, t > 1, n > 1 {
-            if t * n == available { return ([t, n], "ntrigger x nimages") }
+            if MemoryBudget.product([t, n]) == available { return ([t, n], "ntrigger x nimages") }
             warnings.append("ntrigger x nimages = \(t)x\(n) does not match the \(available) frames: read as a frame stack")
         }
         return ([available], "frame stack")
