@@ -217,3 +217,10 @@ final class DectrisFrameSource: FrameSource, @unchecked Sendable {
         Watchdog.beat()
     }
 }
+
+/// Reporting (no stored size: the frames span several data files) puts Dectris frames under
+/// ``MemoryBudget/checkDeclared(_:framesOnly:)``: a damaged data file declaring a 17 TB frame is
+/// refused before a frame is allocated (fuzz finding).
+extension DectrisFrameSource: StoredSizeReporting {
+    var storedBytes: Int64? { nil }
+}

@@ -301,7 +301,8 @@ public enum DectrisReader: FormatReader {
                 let origin = [c * chunkFrames] + zeros
                 if reopened {
                     guard let loc = ds.chunkLocation(at: origin) else { return false }
-                    return loc.address + UInt64(loc.size) <= UInt64(handle.size)
+                    // Compared without overflow: a damaged chunk index may hold any address.
+                    return loc.address <= UInt64(handle.size) && UInt64(loc.size) <= UInt64(handle.size) - loc.address
                 }
                 return ds.chunkStorageSize(at: origin) != nil
             }
