@@ -60,7 +60,10 @@ final class FuzzRegressionTests: TempDirectoryTestCase {
             // glibc prints its own line before it aborts on a heap libhdf5 corrupted ("malloc(): …
             // detected", "malloc(): corrupted top size", "free(): invalid next size (fast)");
             // emconv's line follows, and is the only one from emconv.
-            let glibc = ["malloc(): ", "free(): ", "realloc(): ", "double free or corruption", "corrupted size vs. prev_size"]
+            // "*** stack smashing detected ***": libhdf5 1.10.8 overruns a stack buffer converting a
+            // damaged attribute type (H5T__bit_get_d); it happened once in a full test run.
+            let glibc = ["malloc(): ", "free(): ", "realloc(): ", "double free or corruption", "corrupted size vs. prev_size",
+                         "*** stack smashing detected ***"]
             let lines = r.stderr.split(separator: "\n").filter { l in !glibc.contains { l.hasPrefix($0) } }
             XCTAssertEqual(lines.count, 1, "\(name): \(r.stderr)")
             XCTAssertTrue(lines.first?.hasPrefix("emconv: error: ") ?? false, "\(name): \(r.stderr)")
