@@ -218,9 +218,19 @@ final class DectrisFrameSource: FrameSource, @unchecked Sendable {
     }
 }
 
-/// Reporting (no stored size: the frames span several data files) puts Dectris frames under
-/// ``MemoryBudget/checkDeclared(_:framesOnly:)``: a damaged data file declaring a 17 TB frame is
-/// refused before a frame is allocated (fuzz finding).
+/// The data files' allocated storage (nil when one is unknown): `info` shows it beside the declared
+/// size, and ``MemoryBudget/checkDeclared(_:framesOnly:)`` checks these frames and their
+/// plausibility as it does every HDF5 source's (fuzz finding: a data file declaring 17 TB frames
+/// was never checked, so nothing refused it before a frame was allocated).
 extension DectrisFrameSource: StoredSizeReporting {
-    var storedBytes: Int64? { nil }
+    var storedBytes: Int64? {
+        HDF5.lock.withLock {
+            var total: Int64 = 0
+            for part in parts {
+                guard let s = part.dataset.knownStoredBytes else { return nil }
+                total = total.addingReportingOverflow(s).overflow ? .max : total + s
+            }
+            return total
+        }
+    }
 }
