@@ -105,6 +105,9 @@ public enum ChunkPipeline {
         guard count > 0 else { return }
         let workers = max(1, workers)
         let depth = max(2, min(depth ?? (2 * workers + 2), count))
+        // Each slot's input, scratch and temporary buffers (and a fourth for complex values).
+        let allowed = Watchdog.allow(MemoryBudget.product([depth, 4, chunkBytes]) ?? (1 << 50))
+        defer { allowed() }
         let slots = (0..<depth).map { _ in PipelineSlot(capacity: chunkBytes) }
         defer { for s in slots { s.codecs.release() } }
         let st = State(depth: depth)

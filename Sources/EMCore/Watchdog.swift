@@ -12,6 +12,10 @@ import Glibc
 /// 4 s (a thread waiting for storage uses none; a metadata call of a sound file takes
 /// milliseconds); while reading data, 30 s of CPU (one chunk never needs that much).
 ///
+/// It also bounds the process's memory: a damaged HDF5 structure can make libhdf5 allocate
+/// gigabytes within the time limits (6.7 GB in 4 s, fuzz findings); once anything is armed, the
+/// resident size is read every 100 ms and above ``memoryCeiling`` the process ends the same way.
+///
 /// Each thread arms its own countdown (two conversions in one process are watched separately).
 /// Firing ends the whole process, so only the CLI turns the watchdog on (``enable()``).
 public final class Watchdog: @unchecked Sendable {
@@ -28,6 +32,8 @@ public final class Watchdog: @unchecked Sendable {
     private var entries: [UInt: Entry] = [:]
     private var enabled = false
     private var started = false
+    /// Bytes ``allow(_:)`` added to the memory ceiling.
+    private var allowance = 0
 
     /// The process-wide watchdog.
     public static let shared = Watchdog()
@@ -38,6 +44,42 @@ public final class Watchdog: @unchecked Sendable {
     public static var chunkSeconds: Double { override ?? 600 }
     /// CPU seconds the armed thread may spin without completing a read of the structure.
     public static var spinSeconds: Double { min(override ?? 3, 3) }
+
+    /// Resident bytes the process may reach besides the buffers running pipelines declare
+    /// (``allow(_:)``): `EMCONV_MAX_RSS` (bytes, or with K/M/G), else 1 GiB plus 16 MiB per core
+    /// (emconv reads a file's structure in far less; its conversions stay below 256 MiB on two
+    /// cores with 256 x 256 frames).
+    public static let memoryCeiling: Int = {
+        if let s = ProcessInfo.processInfo.environment["EMCONV_MAX_RSS"], let v = MemoryBudget.parseBytes(s), v > 0 { return v }
+        return (1 << 30) + ProcessInfo.processInfo.activeProcessorCount * (16 << 20)
+    }()
+
+    /// Raises the memory ceiling by `bytes` (a pipeline's chunk buffers, which grow with the frame
+    /// size and the threads) until the returned closure is called.
+    public static func allow(_ bytes: Int) -> () -> Void {
+        let bytes = min(max(0, bytes), 1 << 50)
+        shared.lock.lock()
+        shared.allowance += bytes
+        shared.lock.unlock()
+        return {
+            shared.lock.lock()
+            shared.allowance -= bytes
+            shared.lock.unlock()
+        }
+    }
+
+    /// Resident bytes of this process (/proc/self/statm), nil when unknown.
+    static func residentBytes() -> Int? {
+        let fd = open("/proc/self/statm", O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 128)
+        let n = read(fd, &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        let fields = buf[0..<n].split(separator: UInt8(ascii: " "))
+        guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
 
     /// CPU time used by the thread of `clock`, in seconds.
     private static func cpuSeconds(_ clock: clockid_t) -> Double {
@@ -103,11 +145,16 @@ public final class Watchdog: @unchecked Sendable {
         // Per thread: beats seen, and the thread's CPU time and the wall time when they changed.
         var seen: [UInt: (beats: Int, cpu: Double, wall: Double)] = [:]
         while true {
-            usleep(250_000)
+            usleep(100_000)
             lock.lock()
             let now = Date().timeIntervalSince1970
             let current = entries
+            let ceiling = Watchdog.memoryCeiling + allowance
             lock.unlock()
+            if let rss = Watchdog.residentBytes(), rss > ceiling {
+                fire(current.values.first?.activity ?? "converting",
+                     "used more than \(ceiling >> 20) MiB of memory: the file is damaged (it may make a library allocate without bound; EMCONV_MAX_RSS allows more)")
+            }
             if let expired = current.values.first(where: { $0.deadline < now }) { fire(expired.activity) }
             seen = seen.filter { current[$0.key] != nil }
             for (t, e) in current {
@@ -123,12 +170,12 @@ public final class Watchdog: @unchecked Sendable {
         }
     }
 
-    private func fire(_ activity: String) -> Never {
+    private func fire(_ activity: String, _ what: String = "made no progress for too long: the file is damaged (it may loop a library)") -> Never {
         ActiveWork.shared.removeOutputs()
         let inputs = ActiveWork.shared.inputNames
         var msg = "emconv: error: "
         if !inputs.isEmpty { msg += inputs.joined(separator: ", ") + ": " }
-        msg += activity + " made no progress for too long: the file is damaged (it may loop a library)\n"
+        msg += activity + " " + what + "\n"
         _ = msg.withCString { write(2, $0, strlen($0)) }
         _exit(65)
     }

@@ -464,15 +464,40 @@ public final class HDF5Dataset: HDF5Node {
         return (fs, ms)
     }
 
-    /// Reads a hyperslab (`start`, `count` per dimension) in native order of `type`.
+    /// Reads a hyperslab (`start`, `count` per dimension) in native order of `type`, in pieces
+    /// of at most ``ChunkedPieces/limit`` chunks.
     public func read(start: [Int], count: [Int], as type: ElementType, into buffer: UnsafeMutableRawBufferPointer) throws {
         try checkRead(elements: count.reduce(1, *), elementSize: type.size, whole: false)
         defer { HDF5Guard.endRead() }
-        let (fs, ms) = try selection(start: start, count: count)
         let mt = memType(type)
-        let r = H5Dread(id, mt.id, ms.id, fs.id, hid_t(H5P_DEFAULT), buffer.baseAddress)
-        if r < 0 { throw EMError(.badInput, file: filePath, at: path, HDF5Guard.readFailure(readFailureReason)) }
-        Watchdog.beat()
+        try readPieces(start: start, count: count, elementSize: type.size, into: buffer) { fs, ms, base in
+            if H5Dread(id, mt.id, ms.id, fs.id, hid_t(H5P_DEFAULT), base) < 0 {
+                throw EMError(.badInput, file: filePath, at: path, HDF5Guard.readFailure(readFailureReason))
+            }
+        }
+    }
+
+    /// Runs `read` (file and memory dataspaces, destination) on pieces of the hyperslab that
+    /// touch at most ``ChunkedPieces/limit`` chunks each; refuses a hyperslab touching more than
+    /// ``ChunkedPieces/refused``.
+    func readPieces(start: [Int], count: [Int], elementSize: Int, into buffer: UnsafeMutableRawBufferPointer,
+                    limit: Int = ChunkedPieces.limit, _ read: (H5ID, H5ID, UnsafeMutableRawPointer?) throws -> Void) throws {
+        guard let chunk = chunkShape, chunk.count == start.count, !start.isEmpty else {
+            let (fs, ms) = try selection(start: start, count: count)
+            try read(fs, ms, buffer.baseAddress)
+            Watchdog.beat()
+            return
+        }
+        let n = ChunkedPieces.touched(start: start, count: count, chunk: chunk)
+        guard n <= ChunkedPieces.refused else {
+            throw EMError(.badInput, file: filePath, at: path,
+                          "chunks of \(chunk.map(String.init).joined(separator: " x ")) values: one read of \(count.map(String.init).joined(separator: " x ")) would touch \(n == Int.max ? "more than 2^63" : String(n)) chunks (emconv reads at most \(ChunkedPieces.refused) at a time); the chunk layout is damaged or unusable")
+        }
+        try ChunkedPieces.forEach(start: start, count: count, chunk: chunk, limit: limit) { s, c, first in
+            let (fs, ms) = try selection(start: s, count: c)
+            try read(fs, ms, buffer.baseAddress.map { $0 + first * elementSize })
+            Watchdog.beat()
+        }
     }
 
     /// Why a read failed, as far as the filter pipeline tells: a filter this emconv has no

@@ -92,15 +92,15 @@ extension HDF5Dataset {
         H5Tinsert(mt.id, imagName, componentSize, f)
         try checkRead(elements: count.reduce(1, *), elementSize: 2 * componentSize, whole: false)
         defer { HDF5Guard.endRead() }
-        let (fs, ms) = try selection(start: start, count: count)
         let need = count.reduce(1, *) * 2 * componentSize
         guard buffer.count >= need else {
             throw EMError(.badInput, file: filePath, at: path, "buffer too small for the selection")
         }
-        if H5Dread(id, mt.id, ms.id, fs.id, hid_t(H5P_DEFAULT), buffer.baseAddress) < 0 {
-            throw EMError(.badInput, file: filePath, at: path, "HDF5 could not read the complex values")
+        try readPieces(start: start, count: count, elementSize: 2 * componentSize, into: buffer) { fs, ms, base in
+            if H5Dread(id, mt.id, ms.id, fs.id, hid_t(H5P_DEFAULT), base) < 0 {
+                throw EMError(.badInput, file: filePath, at: path, "HDF5 could not read the complex values")
+            }
         }
-        Watchdog.beat()
     }
 
     /// Number of elements (product of the shape; 1 for scalars).
