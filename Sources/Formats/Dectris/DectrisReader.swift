@@ -268,12 +268,16 @@ public enum DectrisReader: FormatReader {
             throw EMError(.badInput, file: link.file, at: link.object, "stores \(type.rawValue), the first data file \(expectType.rawValue)")
         }
         let handle = try RandomAccessFile(path: link.file)
-        let frameBytes = shape.dropFirst().reduce(1, *) * type.size
+        // Sizes come from the file: multiplied without overflow (nil beyond Int).
+        guard let frameBytes = MemoryBudget.product(Array(shape.dropFirst()) + [type.size]) else {
+            throw EMError(.badInput, file: link.file, at: link.object,
+                          "frames of \(shape.dropFirst().map(String.init).joined(separator: " x ")) \(type.rawValue): the declared size overflows (damaged file)")
+        }
         let pipeline = ds.filterPipeline
         var codec: DectrisPart.Codec = .hdf5
         var chunkFrames = 1
         if let chunk = ds.chunkShape, chunk.count == shape.count, Array(chunk.dropFirst()) == Array(shape.dropFirst()),
-           chunk[0] > 0, chunk[0] * frameBytes <= 1 << 30 {
+           chunk[0] > 0, let chunkBytes = MemoryBudget.product([chunk[0], frameBytes]), chunkBytes <= 1 << 30 {
             chunkFrames = chunk[0]
             if pipeline.isEmpty {
                 codec = .raw
@@ -295,7 +299,7 @@ public enum DectrisReader: FormatReader {
         // a chunk's address by scanning all chunks, so a binary search keeps it to log N scans.)
         var frames = shape[0]
         if ds.chunkShape.map({ Array($0.dropFirst()) == Array(shape.dropFirst()) }) == true, shape[0] > 0 {
-            let n = (shape[0] + chunkFrames - 1) / chunkFrames
+            let n = shape[0] / chunkFrames + (shape[0] % chunkFrames == 0 ? 0 : 1)
             let zeros = shape.dropFirst().map { _ in 0 }
             func complete(_ c: Int) -> Bool {
                 let origin = [c * chunkFrames] + zeros
