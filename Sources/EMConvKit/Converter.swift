@@ -155,6 +155,10 @@ public enum Converter {
         // Declared frame sizes before anything reads a frame (a dark from the input's own first
         // frames); the datasets' plausibility after the output's free space, below.
         try MemoryBudget.checkDeclared(file, framesOnly: true)
+        // Frame-sized buffers besides the pipeline's (a corrected frame's input, derived views'
+        // sums, a tile): the watchdog's memory ceiling grows with the largest frame.
+        let frameAllowance = Watchdog.allow(MemoryBudget.product([4, file.datasets.map(\.frameBytes).max() ?? 0]) ?? 0)
+        defer { frameAllowance() }
         warnings += try Processing.apply(options.process, to: file)
         if writer.descriptor.name != "nexus", file.datasets.contains(where: { $0.processing.contains { $0.name == "correct" } }) {
             warnings.append("\(writer.descriptor.longName) output records the correction (what was done, the maps' SHA-256 and origins) but not the maps themselves (NeXus keeps them)")
