@@ -172,7 +172,9 @@ triage() {
     first=$(grep -E '^ *#[0-9]+ 0x' "$log" | grep -vE 'sanitizer|compiler-rt|fuzzer::|__asan|libc\.so|sysdeps|libswiftCore|swift_|_swift|libFuzzer|crtstuff' | head -1)
     if ! grep -qE 'ERROR|SUMMARY|Fatal error|deadly signal' "$log"; then
       echo "fuzz: $t: $f did not reproduce on its own (kept, not counted)" >&2; mv "$f" "$f.unreproduced"
-    elif [[ "$first" == *libhdf5* ]]; then
+    elif [[ "$first" == *libhdf5* ]] || { grep -q 'libFuzzer: out-of-memory' "$log" && [[ -z "$first" || "$first" == *"/bin/fuzz-$t+"* ]]; }; then
+      # (An out-of-memory report without a usable allocation stack: libhdf5's allocations, which have
+      # no frame pointers; emconv's own show Swift frames. The CLI's memory ceiling contains them.)
       mv "$f" "$FINDINGS/hdf5-library/$t-$(basename "$f")"; mv "$log" "$FINDINGS/hdf5-library/$t-$(basename "$f").report"
       echo "fuzz: $t: inside libhdf5 (contained by emconv; see $FINDINGS/hdf5-library): ${first##* in }" >&2
     else
