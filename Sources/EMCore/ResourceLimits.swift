@@ -3,6 +3,17 @@ import Foundation
 import Glibc
 #endif
 
+/// This process's memory as the kernel counts it (/proc/self/status).
+public enum ProcessMemory {
+    /// The field `name` (`VmRSS`, `VmData`, …) in bytes, nil when unknown.
+    public static func bytes(_ name: String) -> Int? {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }),
+              let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
+        return kb * 1024
+    }
+}
+
 /// The memory budget for what an input file declares: no single buffer sized from a file
 /// (a frame, a chunk, an attribute, a whole small dataset, a decoding block) may exceed it.
 /// `EMCONV_MAX_ALLOCATION` (bytes, or with a K/M/G suffix) changes it for unusual inputs.

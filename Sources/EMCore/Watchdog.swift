@@ -68,19 +68,6 @@ public final class Watchdog: @unchecked Sendable {
         }
     }
 
-    /// Resident bytes of this process (/proc/self/statm), nil when unknown.
-    static func residentBytes() -> Int? {
-        let fd = open("/proc/self/statm", O_RDONLY)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buf = [UInt8](repeating: 0, count: 128)
-        let n = read(fd, &buf, buf.count - 1)
-        guard n > 0 else { return nil }
-        let fields = buf[0..<n].split(separator: UInt8(ascii: " "))
-        guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return nil }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-    }
-
     /// CPU time used by the thread of `clock`, in seconds.
     private static func cpuSeconds(_ clock: clockid_t) -> Double {
         var ts = timespec()
@@ -151,7 +138,7 @@ public final class Watchdog: @unchecked Sendable {
             let current = entries
             let ceiling = Watchdog.memoryCeiling + allowance
             lock.unlock()
-            if let rss = Watchdog.residentBytes(), rss > ceiling {
+            if let rss = ProcessMemory.bytes("VmRSS"), rss > ceiling {
                 fire(current.values.first?.activity ?? "converting",
                      "used more than \(ceiling >> 20) MiB of memory: the file is damaged (it may make a library allocate without bound; EMCONV_MAX_RSS allows more)")
             }

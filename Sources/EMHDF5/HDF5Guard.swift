@@ -431,9 +431,8 @@ extension HDF5Dataset {
     /// the memory budget (and bounds the decompressor), the buffer too, and a read of the
     /// whole dataset must be plausible for what the file stores. One-line `.badInput` errors.
     public func checkRead(elements: Int, elementSize: Int, whole: Bool) throws {
-        if chunkBytesMemo == nil { chunkBytesMemo = chunkBytes ?? -1 }
-        if let c = chunkBytesMemo, c >= 0 {
-            try MemoryBudget.check(c, what: "one chunk of \(chunkShape!.map(String.init).joined(separator: " x ")) values",
+        if let c = declaredChunkBytes {
+            try MemoryBudget.check(c, what: "one chunk of \(declaredChunkShape!.map(String.init).joined(separator: " x ")) values",
                                    file: filePath, at: path)
             HDF5Guard.decodeLimit = c + (64 << 10)   // slack for checksums (fletcher32) in the pipeline
         } else {

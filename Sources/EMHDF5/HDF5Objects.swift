@@ -370,8 +370,10 @@ public func untrackedDCPL() -> H5ID {
 
 /// An HDF5 dataset.
 public final class HDF5Dataset: HDF5Node {
-    /// Declared chunk bytes, computed once (-1: not chunked); see ``checkRead``.
-    var chunkBytesMemo: Int?
+    /// Chunk shape and bytes as declared (nil: not chunked), read once: every frame's read is
+    /// checked (``checkRead``) and cut (``readPieces``) by them.
+    lazy var declaredChunkShape: [Int]? = chunkShape
+    lazy var declaredChunkBytes: Int? = chunkBytes
     /// Writes one already-filtered chunk at the chunk's element offset.
     public func writeChunk(offset: [Int], data: UnsafeRawBufferPointer, filterMask: UInt32 = 0) throws {
         var off = offset.map { hsize_t($0) }
@@ -482,7 +484,7 @@ public final class HDF5Dataset: HDF5Node {
     /// ``ChunkedPieces/refused``.
     func readPieces(start: [Int], count: [Int], elementSize: Int, into buffer: UnsafeMutableRawBufferPointer,
                     limit: Int = ChunkedPieces.limit, _ read: (H5ID, H5ID, UnsafeMutableRawPointer?) throws -> Void) throws {
-        guard let chunk = chunkShape, chunk.count == start.count, !start.isEmpty else {
+        guard let chunk = declaredChunkShape, chunk.count == start.count, !start.isEmpty else {
             let (fs, ms) = try selection(start: start, count: count)
             try read(fs, ms, buffer.baseAddress)
             Watchdog.beat()

@@ -308,7 +308,7 @@ enum AllocationCeiling {
     static func run<T>(_ bytes: Int, _ body: () -> T) -> T {
         var old = rlimit()
         let resource = __rlimit_resource_t(RLIMIT_DATA.rawValue)
-        guard getrlimit(resource, &old) == 0, let used = dataBytes() else { return body() }
+        guard getrlimit(resource, &old) == 0, let used = ProcessMemory.bytes("VmData").map(UInt64.init) else { return body() }
         let (want, overflow) = used.addingReportingOverflow(UInt64(bytes) + (64 << 20))
         guard !overflow, want < UInt64(old.rlim_cur) else { return body() }
         var lowered = old
@@ -316,14 +316,6 @@ enum AllocationCeiling {
         guard setrlimit(resource, &lowered) == 0 else { return body() }
         defer { setrlimit(resource, &old) }
         return body()
-    }
-
-    /// VmData of this process (bytes), from /proc/self/status.
-    static func dataBytes() -> UInt64? {
-        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmData:") }),
-              let kb = UInt64(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
-        return kb * 1024
     }
 }
 
