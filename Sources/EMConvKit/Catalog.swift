@@ -125,7 +125,7 @@ public enum Catalog {
     public static func open(_ path: String, options: OptionValues = OptionValues()) throws -> OpenedFile {
         let token = ActiveWork.shared.beginInput(path)
         defer { token.end() }
-        Watchdog.arm(Watchdog.headerSeconds, "reading the file's structure")
+        Watchdog.arm(Watchdog.headerSeconds, "reading the file's structure", growth: Watchdog.structureGrowth)
         defer { Watchdog.disarm() }
         guard FileManager.default.fileExists(atPath: path) else { throw EMError(.missingInput, file: path, "no such file") }
         var declined: [String] = []

@@ -98,4 +98,39 @@ public enum CLIRunner {
         return Result(status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
                       stderr: String(decoding: errBox.data, as: UTF8.self))
     }
+
+    /// Runs emconv with `args` like ``run(_:cwd:timeout:)`` and also returns the peak resident
+    /// size of that one process in bytes (its own `wait4` usage; the test process's children
+    /// counted together would include every earlier conversion). Output goes through files in `dir`.
+    public static func runMeasuringPeak(_ args: [String], in dir: String, timeout: TimeInterval = 120) throws -> (Result, peakBytes: Int) {
+        let exe = try checked.get()
+        let outPath = dir + "/.emconv-stdout", errPath = dir + "/.emconv-stderr"
+        defer { unlink(outPath); unlink(errPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        let rc = posix_spawn(&pid, exe, &actions, nil, argv, environ)
+        guard rc == 0 else { throw EMError(.failure, file: exe, "cannot start: \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        var usage = rusage()
+        let deadline = Date().addingTimeInterval(timeout)
+        while wait4(pid, &status, WNOHANG, &usage) == 0 {
+            if Date() >= deadline {
+                kill(pid, SIGKILL)
+                _ = wait4(pid, &status, 0, &usage)
+                throw EMError(.failure, "emconv \(args.joined(separator: " ")) did not finish within \(Int(timeout)) s")
+            }
+            usleep(5000)
+        }
+        // Exit code, or 128 + the signal as a shell reports it.
+        let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        func text(_ p: String) -> String { String(decoding: FileManager.default.contents(atPath: p) ?? Data(), as: UTF8.self) }
+        return (Result(status: code, stdout: text(outPath), stderr: text(errPath)), usage.ru_maxrss * 1024)
+    }
 }

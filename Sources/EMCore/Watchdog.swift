@@ -15,6 +15,9 @@ import Glibc
 /// It also bounds the process's memory: a damaged HDF5 structure can make libhdf5 allocate
 /// gigabytes within the time limits (6.7 GB in 4 s, fuzz findings); once anything is armed, the
 /// resident size is read every 100 ms and above ``memoryCeiling`` the process ends the same way.
+/// Reading a structure may also be armed with a growth limit (``structureGrowth``): while no
+/// pipeline declares buffers, the resident size may then grow by at most that much since arming,
+/// read every 20 ms, so such a file ends far below the ceiling.
 ///
 /// Each thread arms its own countdown (two conversions in one process are watched separately).
 /// Firing ends the whole process, so only the CLI turns the watchdog on (``enable()``).
@@ -26,6 +29,8 @@ public final class Watchdog: @unchecked Sendable {
         /// CPU-time clock of the armed thread, and completed reads since arming.
         var clock: clockid_t?
         var beats = 0
+        /// Resident bytes the process may reach while this is armed (its growth limit), if any.
+        var memoryLimit: Int?
     }
 
     private let lock = NSLock()
@@ -54,6 +59,11 @@ public final class Watchdog: @unchecked Sendable {
         return (1 << 30) + ProcessInfo.processInfo.activeProcessorCount * (16 << 20)
     }()
 
+    /// Growth of the resident size allowed while a file's structure is read: the memory budget
+    /// (the largest buffer sized from a file) plus 128 MiB. Sound files' structures take a few MB
+    /// (at most 10 MB over the 35 MB a run starts with, over the shared instrument files).
+    public static var structureGrowth: Int { min(MemoryBudget.maxAllocation, 1 << 50) + (128 << 20) }
+
     /// Raises the memory ceiling by `bytes` (a pipeline's chunk buffers, which grow with the frame
     /// size and the threads) until the returned closure is called.
     public static func allow(_ bytes: Int) -> () -> Void {
@@ -81,8 +91,12 @@ public final class Watchdog: @unchecked Sendable {
     /// for itself, since firing ends the process).
     public static func enable() { shared.setEnabled() }
 
-    /// Arms (or re-arms) this thread's countdown: `seconds` from now, for `activity`.
-    public static func arm(_ seconds: Double, _ activity: String) { shared.arm(thread, seconds, activity) }
+    /// Arms (or re-arms) this thread's countdown: `seconds` from now, for `activity`; with
+    /// `growth`, the resident size may also grow by at most that many bytes from now while no
+    /// pipeline declares buffers (``allow(_:)``).
+    public static func arm(_ seconds: Double, _ activity: String, growth: Int? = nil) {
+        shared.arm(thread, seconds, activity, growth: growth)
+    }
 
     /// Progress on this thread: a read completed. Restarts its countdown when armed, so the limit is
     /// the time without any progress (a long but sound pass over a big file is never stopped).
@@ -96,14 +110,15 @@ public final class Watchdog: @unchecked Sendable {
         lock.unlock()
     }
 
-    private func arm(_ t: UInt, _ seconds: Double, _ activity: String) {
+    private func arm(_ t: UInt, _ seconds: Double, _ activity: String, growth: Int?) {
         lock.lock()
         defer { lock.unlock() }
         guard enabled else { return }
         var clock = clockid_t()
         let haveClock = pthread_getcpuclockid(pthread_self(), &clock) == 0
+        let limit = growth.flatMap { g in ProcessMemory.bytes("VmRSS").map { $0 + g } }
         entries[t] = Entry(deadline: Date().timeIntervalSince1970 + seconds, seconds: seconds, activity: activity,
-                           clock: haveClock ? clock : nil, beats: (entries[t]?.beats ?? 0) &+ 1)
+                           clock: haveClock ? clock : nil, beats: (entries[t]?.beats ?? 0) &+ 1, memoryLimit: limit)
         if !started {
             started = true
             let th = Thread { [self] in self.loop() }
@@ -131,16 +146,28 @@ public final class Watchdog: @unchecked Sendable {
     private func loop() {
         // Per thread: beats seen, and the thread's CPU time and the wall time when they changed.
         var seen: [UInt: (beats: Int, cpu: Double, wall: Double)] = [:]
+        var tick = 0
         while true {
-            usleep(100_000)
+            // Every 100 ms; every 20 ms while a structure's growth limit counts, which it does
+            // while no pipeline declares buffers (another thread's conversion would grow the
+            // process for its own good reasons).
+            usleep(20_000)
+            tick &+= 1
             lock.lock()
+            let limited = allowance == 0 ? entries.values.filter { $0.memoryLimit != nil } : []
+            guard !limited.isEmpty || tick % 5 == 0 else { lock.unlock(); continue }
             let now = Date().timeIntervalSince1970
             let current = entries
-            let ceiling = Watchdog.memoryCeiling + allowance
+            var ceiling = Watchdog.memoryCeiling + allowance
             lock.unlock()
+            var activity = current.values.first?.activity ?? "converting", setting = "EMCONV_MAX_RSS"
+            if let tight = limited.compactMap(\.memoryLimit).min(), tight < ceiling {
+                ceiling = tight
+                activity = limited.first { $0.memoryLimit == tight }?.activity ?? activity
+                setting = "EMCONV_MAX_ALLOCATION"
+            }
             if let rss = ProcessMemory.bytes("VmRSS"), rss > ceiling {
-                fire(current.values.first?.activity ?? "converting",
-                     "used more than \(ceiling >> 20) MiB of memory: the file is damaged (it may make a library allocate without bound; EMCONV_MAX_RSS allows more)")
+                fire(activity, "used more than \(ceiling >> 20) MiB of memory: the file is damaged (it may make a library allocate without bound; \(setting) allows more)")
             }
             if let expired = current.values.first(where: { $0.deadline < now }) { fire(expired.activity) }
             seen = seen.filter { current[$0.key] != nil }

@@ -233,7 +233,19 @@ public final class HDF5Guard: @unchecked Sendable {
                            "dataset keeps its values in the external file '\(String(cString: name))'; emconv never reads raw data outside the input"))
             return false
         }
-        if H5Pget_layout(dcpl.id) == H5D_VIRTUAL { return admitVirtual(d, dcpl: dcpl) }
+        let layout = H5Pget_layout(dcpl.id)
+        if layout == H5D_CHUNKED {
+            // Chunks have the dataspace's rank, at least 1 (libhdf5 1.12+ refuses a scalar chunked
+            // dataset when opening it; 1.10 opens it and its reads then allocate without bound).
+            var chunk = [hsize_t](repeating: 0, count: 32)
+            let n = Int(H5Pget_chunk(dcpl.id, 32, &chunk))
+            guard rank >= 1, n == rank, !chunk.prefix(n).contains(0) else {
+                refuse(EMError(.badInput, file: input, at: place,
+                               "dataset of \(rank) dimension(s) declares chunks of \(n < 0 ? "unreadable" : chunk.prefix(max(n, 0)).map(String.init).joined(separator: " x ")) values (damaged file)"))
+                return false
+            }
+        }
+        if layout == H5D_VIRTUAL { return admitVirtual(d, dcpl: dcpl) }
         return true
     }
 

@@ -331,6 +331,10 @@ public final class HDF5Group: HDF5Node {
     /// `H5Dwrite_chunk`. The filter pipeline declared here tells readers how to decode.
     public func createChunkedDataset(_ name: String, type: ElementType, shape: [Int], chunk: [Int],
                                      compression: Compression, shuffle: Bool) throws -> HDF5Dataset {
+        guard !shape.isEmpty else {
+            throw EMError(.unsupported, file: filePath, at: childPath(name),
+                          "a single value (a dataset of 0 dimensions) cannot be stored in chunks; zspy output holds it")
+        }
         let ft = h5Type(type)
         var dims = shape.map { hsize_t($0) }
         var cdims = chunk.map { hsize_t($0) }

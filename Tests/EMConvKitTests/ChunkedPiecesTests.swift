@@ -85,4 +85,18 @@ final class ChunkedPiecesTests: TempDirectoryTestCase {
             XCTAssertFalse(text.contains("\n"), text)
         }
     }
+
+    /// A chunked dataset whose dataspace has 0 dimensions (a fuzz artifact of the hspy target):
+    /// libhdf5 1.10 opens it and its reads allocate without bound (1.1 GB before the memory
+    /// ceiling); the guard refuses it when opening, naming the dataset and its chunks.
+    func testChunkedDatasetOfZeroDimensionsIsRefusedWhenOpened() throws {
+        let path = SharedTestData.packageRoot + "/fixtures/regressions/hdf5-library/hspy-scalar-dataset-with-chunks-makes-reads-allocate-without-bound.hspy"
+        let f = try HDF5File(reading: path)
+        XCTAssertNil(f.root.openDataset("Experiments/4D/data"))
+        let e = try XCTUnwrap(f.inputGuard?.refusal)
+        XCTAssertEqual(e.code, .badInput)
+        XCTAssertEqual(e.location, "/Experiments/4D/data")
+        XCTAssertTrue(e.message.contains("0 dimension(s) declares chunks of 1 x 3 x 8 x 8"), e.message)
+    }
 }
+

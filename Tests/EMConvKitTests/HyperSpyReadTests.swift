@@ -2,6 +2,7 @@
 @testable import EMCore
 import CBlosc
 import CDeflate
+import EMHDF5
 import EMConvTestSupport
 import Foundation
 import XCTest
@@ -209,6 +210,44 @@ final class HyperSpyReadTests: TempDirectoryTestCase {
         let r = try CLIRunner.run(["convert", root, "-o", out2, "--quiet"])
         XCTAssertEqual(r.status, 65)
         XCTAssertTrue(r.stderr.contains("bad.zspy") && r.stderr.contains("data/1/0/0/0"), r.stderr)
+    }
+
+    /// A dataset of 0 dimensions (a single value): HyperSpy never stores one as a signal's data
+    /// (the .hspy reader refuses it, naming the dataset); one from another reader (zspy) is
+    /// refused by the chunked HDF5 writers with one line naming the dataset, exit 65 and no output
+    /// (it was exit 74, "HDF5 could not set chunk shape", an output error), and written by zspy.
+    func testZeroDimensionalDataIsRefusedByHSpyReaderAndChunkedWriters() throws {
+        let path = tmp + "/scalar.hspy"
+        do {
+            let h5 = try HDF5File(creating: path, truncate: true)
+            try h5.root.setAttribute("file_format", "HyperSpy")
+            try h5.root.setAttribute("file_format_version", "3.1")
+            let g = try h5.root.createGroup("Experiments").createGroup("s")
+            try g.writeInts("data", [7], shape: [])
+        }
+        XCTAssertThrowsError(try Catalog.open(path)) { e in
+            let err = e as? EMError
+            XCTAssertEqual(err?.code, .badInput, "\(e)")
+            XCTAssertTrue(err?.message.contains("no dimensions") == true && err?.location == "/Experiments/s/data", "\(e)")
+        }
+        let f = opened([dataset([], .uint16, frameRank: 0, kind: "image")])
+        for (writer, ext) in [(HSpyWriter.self as FormatWriter.Type, "hspy"), (EMD1Writer.self, "emd")] {
+            let out = tmp + "/scalar-out.\(ext)"
+            XCTAssertThrowsError(try writer.write(f, to: out, context: .standalone(f))) { e in
+                let err = e as? EMError
+                XCTAssertEqual(err?.code, .unsupported, "\(ext): \(e)")
+                XCTAssertTrue(err?.message.contains("0 dimensions") == true, "\(ext): \(e)")
+            }
+        }
+        let zspy = tmp + "/scalar.zspy"
+        _ = try ZspyWriter.write(f, to: zspy, context: .standalone(f))
+        XCTAssertEqual(try Catalog.open(zspy).datasets.first?.shape, [])
+        let out = tmp + "/scalar-cli.nxs"
+        let r = try CLIRunner.run(["convert", zspy, "-o", out])
+        XCTAssertEqual(r.status, 65, r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("0 dimensions"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "no output")
     }
 
     func testHostileZarrDeclarationsAreRefusedBeforeAllocatingAndLinksAreNotFollowed() throws {

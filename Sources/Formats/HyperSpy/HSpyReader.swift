@@ -49,6 +49,9 @@ public enum HSpyReader: FormatReader {
                 throw EMError(.unsupported, file: path, at: data.path, "the data's HDF5 type is not supported (integers, float32/64, complex, bool, RGB(A))")
             }
             let shape = data.shape
+            guard !shape.isEmpty else {
+                throw EMError(.badInput, file: path, at: data.path, "the signal's data has no dimensions (HyperSpy stores at least one; damaged file)")
+            }
             var axes: [MetaValue] = []
             var coordinates: [Int: [Double]] = [:]
             for i in 0..<shape.count {
