@@ -74,11 +74,18 @@ public enum MemoryBudget {
     /// (sources that report their stored size: HDF5): every frame the writers will allocate fits
     /// the budget, and the declared size is plausible for what the input stores (up to 65536:1,
     /// beyond any real compression: a 10^12-element claim over an empty file is refused, not
-    /// streamed). Other readers check their sizes against the file size themselves.
+    /// streamed). Other readers check their sizes against the file size themselves. For every
+    /// dataset: frames with a dimension of length 0 are refused unless there are no frames
+    /// either (a count of empty frames is not bounded by any stored size).
     /// `framesOnly`: only the frames against the budget (before anything reads one; the whole
     /// dataset's plausibility comes after the output's free space is checked).
     public static func checkDeclared(_ file: OpenedFile, framesOnly: Bool = false) throws {
         for d in file.datasets {
+            // Frames of no values but (many) frames: reading them one by one would never end (a
+            // damaged NeXus file declared 7.2e16 frames of 0 x 128 values).
+            if d.frameShape.contains(0), MemoryBudget.product(Array(d.shape.dropLast(d.frameRank))) != 0 {
+                throw EMError(.badInput, file: file.path, "dataset '\(d.name)' (\(d.shape.map(String.init).joined(separator: " x "))) holds no values: its frames have a dimension of length 0 (empty or damaged file)")
+            }
             guard let reporting = d.source as? StoredSizeReporting else { continue }
             try check(product(d.frameShape + [d.elementType.size]), what: "one frame of dataset '\(d.name)' (\(d.frameShape.map(String.init).joined(separator: " x ")) \(d.elementType.rawValue))",
                       file: file.path, at: nil)

@@ -1,4 +1,5 @@
 import EMConvKit
+import EMCore
 import EMConvTestSupport
 import Foundation
 import XCTest
@@ -44,6 +45,29 @@ final class FuzzRegressionTests: TempDirectoryTestCase {
         let e = try XCTUnwrap(result as? EMError)
         XCTAssertEqual(e.code, .badInput)
         XCTAssertTrue(e.description.contains("offset 20") && e.description.contains("not UTF-8"), e.description)
+    }
+
+    /// Frames with a dimension of length 0 but a huge (or overflowing) count of them: nothing bounds
+    /// such a count by the stored size, and reading the frames one by one never ended (nexus target,
+    /// 2026-11-28: 2 x 36028797018963970 x 0 x 128). Refused before any frame is read; a dataset
+    /// with no frames at all (an empty acquisition, 0 x 4 x 4) is not.
+    func testFramesOfNoValuesAreRefusedBeforeReading() throws {
+        func file(_ shape: [Int], frameRank: Int) -> OpenedFile {
+            let axes = shape.enumerated().map { i, n in Axis(name: "a\(i)", size: n, role: i < shape.count - frameRank ? .navigation : .signal) }
+            let ds = Dataset(name: "d", axes: axes, elementType: .uint16, frameRank: frameRank, signalKind: "image", source: MemorySource(bytes: [], frameBytes: 0))
+            return OpenedFile(path: tmp + "/in.bin", format: "raw", variant: "test", datasets: [ds], files: [], original: .object([]),
+                              readerName: "test", readerVersion: "0")
+        }
+        for shape in [[2, 36028797018963970, 0, 128], [1 << 40, 1 << 40, 0, 4], [3, 4, 0]] {
+            XCTAssertThrowsError(try MemoryBudget.checkDeclared(file(shape, frameRank: 2), framesOnly: true), "\(shape)") { e in
+                XCTAssertEqual((e as? EMError)?.code, .badInput)
+                XCTAssertTrue("\(e)".contains("holds no values"), "\(e)")
+            }
+        }
+        XCTAssertNoThrow(try MemoryBudget.checkDeclared(file([0, 4, 4], frameRank: 2)))
+        let r = try CLIRunner.run(["convert", Self.regressions + "/nexus/frames-of-0-values-7e16-of-them.nxs", "-o", tmp + "/o.nxs"], timeout: 60)
+        XCTAssertEqual(r.status, 65, r.stderr)
+        XCTAssertTrue(r.stderr.contains("holds no values") && !r.stderr.dropLast().contains("\n"), r.stderr)
     }
 
     /// Damaged variable-length string attributes or local heaps make libhdf5 fault, abort or loop;
