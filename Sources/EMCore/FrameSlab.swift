@@ -56,6 +56,9 @@ public final class SlabFrameSource: FrameSource {
     public let rows: Int
     let fill: (FrameSlab, UnsafeMutableRawBufferPointer) throws -> Void
     let prepare: () -> Void
+    /// Bytes the input stores for these frames, when the reader knows (an HDF5 dataset's
+    /// allocated storage): reported like every HDF5 source's (``StoredSizeReporting``).
+    public var stored: (() -> Int64?)?
     private var current: FrameSlab?
     private var buffer: UnsafeMutableRawBufferPointer?
     private let lock = NSLock()
@@ -215,4 +218,8 @@ final class SlabChunkJob: @unchecked Sendable {
             lock.withLock { if failure == nil { failure = error } }
         }
     }
+}
+
+extension SlabFrameSource: StoredSizeReporting {
+    public var storedBytes: Int64? { stored?() }
 }

@@ -70,6 +70,17 @@ final class FuzzRegressionTests: TempDirectoryTestCase {
         XCTAssertTrue(r.stderr.contains("holds no values") && !r.stderr.dropLast().contains("\n"), r.stderr)
     }
 
+    /// Chunked .hspy data are read in slabs (`SlabFrameSource`), which did not report the stored
+    /// size, so a declared 2214592514 x 3 x 8 x 8 over 804 stored bytes passed the plausibility check:
+    /// the harness read frames until its timeout, `convert` ran 18 s to the memory ceiling (hspy
+    /// target, 2026-11-28). Now refused before anything is written.
+    func testHSpySlabDataAreCheckedAgainstWhatTheFileStores() throws {
+        let r = try CLIRunner.run(["convert", Self.regressions + "/hspy/chunked-data-declaring-850-GB-over-804-bytes.hspy", "-o", tmp + "/o.nxs"], timeout: 60)
+        XCTAssertEqual(r.status, 65, r.stderr)
+        XCTAssertTrue(r.stderr.contains("declares 850403525376 bytes but the file stores only 804 bytes"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp + "/o.nxs"))
+    }
+
     /// Damaged variable-length string attributes or local heaps make libhdf5 fault, abort or loop;
     /// emconv's fault handler (now SIGABRT too) and watchdog turn that into the one-line error
     /// with exit 65, no signal, no output. A damaged structure that makes libhdf5 allocate

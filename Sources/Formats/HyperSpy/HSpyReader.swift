@@ -83,8 +83,14 @@ public enum HSpyReader: FormatReader {
                 let want = MemoryBudget.product([perFrame, bytes]).map { $0 + (1 << 20) } ?? MemoryBudget.maxAllocation
                 if want > 2 << 20, let d = g.openDataset("data", chunkCacheBytes: min(want, 128 << 20)) { reading = d }
             }
-            let source = slabSource(handle: handle, dataset: data, shape: shape, frameRank: frameRank, type: type)
-                ?? HDF5HyperslabSource(owner: handle, dataset: reading, shape: shape, frameRank: frameRank, type: type)
+            let source: FrameSource
+            if let slabs = slabSource(handle: handle, dataset: data, shape: shape, frameRank: frameRank, type: type) as? SlabFrameSource {
+                // Its declared size is checked against what the file stores, as for any HDF5 source.
+                slabs.stored = { HDF5.lock.withLock { data.knownStoredBytes } }
+                source = slabs
+            } else {
+                source = HDF5HyperslabSource(owner: handle, dataset: reading, shape: shape, frameRank: frameRank, type: type)
+            }
             let ds = try HyperSpyMetadata.dataset(stored, file: path, source: source)
             if datasets.contains(where: { $0.name == ds.name }) { ds.name = name }
             datasets.append(ds)
