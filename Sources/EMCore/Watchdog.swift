@@ -154,17 +154,15 @@ public final class Watchdog: @unchecked Sendable {
             usleep(20_000)
             tick &+= 1
             lock.lock()
-            let limited = allowance == 0 ? entries.values.filter { $0.memoryLimit != nil } : []
+            let limited = allowance == 0 ? entries.values.compactMap { e in e.memoryLimit.map { (limit: $0, activity: e.activity) } } : []
             guard !limited.isEmpty || tick % 5 == 0 else { lock.unlock(); continue }
             let now = Date().timeIntervalSince1970
             let current = entries
             var ceiling = Watchdog.memoryCeiling + allowance
             lock.unlock()
             var activity = current.values.first?.activity ?? "converting", setting = "EMCONV_MAX_RSS"
-            if let tight = limited.compactMap(\.memoryLimit).min(), tight < ceiling {
-                ceiling = tight
-                activity = limited.first { $0.memoryLimit == tight }?.activity ?? activity
-                setting = "EMCONV_MAX_ALLOCATION"
+            if let tight = limited.min(by: { $0.limit < $1.limit }), tight.limit < ceiling {
+                (ceiling, activity, setting) = (tight.limit, tight.activity, "EMCONV_MAX_ALLOCATION")
             }
             if let rss = ProcessMemory.bytes("VmRSS"), rss > ceiling {
                 fire(activity, "used more than \(ceiling >> 20) MiB of memory: the file is damaged (it may make a library allocate without bound; \(setting) allows more)")

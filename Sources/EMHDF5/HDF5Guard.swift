@@ -190,7 +190,7 @@ public final class HDF5Guard: @unchecked Sendable {
         var ds = HDF5Dataset(H5ID(id, .dataset), path: path, filePath: group.filePath)
         ds.inputGuard = self
         guard admit(ds) else { return nil }
-        if let c = ds.chunkBytes, c > 1 << 20, c <= MemoryBudget.maxAllocation {
+        if let c = ds.declaredChunkBytes, c > 1 << 20, c <= MemoryBudget.maxAllocation {
             let p = H5ID(H5Pcopy(dapl.id), .plist)
             H5Pset_chunk_cache(p.id, 521, c + (1 << 20), 0.75)
             id = H5Dopen2(group.id, name, p.id)
@@ -237,11 +237,10 @@ public final class HDF5Guard: @unchecked Sendable {
         if layout == H5D_CHUNKED {
             // Chunks have the dataspace's rank, at least 1 (libhdf5 1.12+ refuses a scalar chunked
             // dataset when opening it; 1.10 opens it and its reads then allocate without bound).
-            var chunk = [hsize_t](repeating: 0, count: 32)
-            let n = Int(H5Pget_chunk(dcpl.id, 32, &chunk))
-            guard rank >= 1, n == rank, !chunk.prefix(n).contains(0) else {
+            let chunk = d.declaredChunkShape
+            guard rank >= 1, let chunk, chunk.count == rank, !chunk.contains(0) else {
                 refuse(EMError(.badInput, file: input, at: place,
-                               "dataset of \(rank) dimension(s) declares chunks of \(n < 0 ? "unreadable" : chunk.prefix(max(n, 0)).map(String.init).joined(separator: " x ")) values (damaged file)"))
+                               "dataset of \(rank) dimension(s) declares chunks of \(chunk.map { $0.map(String.init).joined(separator: " x ") } ?? "unreadable") values (damaged file)"))
                 return false
             }
         }

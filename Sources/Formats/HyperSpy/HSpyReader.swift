@@ -83,14 +83,8 @@ public enum HSpyReader: FormatReader {
                 let want = MemoryBudget.product([perFrame, bytes]).map { $0 + (1 << 20) } ?? MemoryBudget.maxAllocation
                 if want > 2 << 20, let d = g.openDataset("data", chunkCacheBytes: min(want, 128 << 20)) { reading = d }
             }
-            let source: FrameSource
-            if let slabs = slabSource(handle: handle, dataset: data, shape: shape, frameRank: frameRank, type: type) as? SlabFrameSource {
-                // Its declared size is checked against what the file stores, as for any HDF5 source.
-                slabs.stored = { HDF5.lock.withLock { data.knownStoredBytes } }
-                source = slabs
-            } else {
-                source = HDF5HyperslabSource(owner: handle, dataset: reading, shape: shape, frameRank: frameRank, type: type)
-            }
+            let source = slabSource(handle: handle, dataset: data, shape: shape, frameRank: frameRank, type: type)
+                ?? HDF5HyperslabSource(owner: handle, dataset: reading, shape: shape, frameRank: frameRank, type: type)
             let ds = try HyperSpyMetadata.dataset(stored, file: path, source: source)
             if datasets.contains(where: { $0.name == ds.name }) { ds.name = name }
             datasets.append(ds)
@@ -112,22 +106,26 @@ public enum HSpyReader: FormatReader {
         guard navRank > 0, let chunk = dataset.chunkShape, chunk.count == shape.count,
               let frameElements = MemoryBudget.product(Array(shape.suffix(frameRank))), frameElements > 0 else { return nil }
         let frameShape = Array(shape.suffix(frameRank))
+        let fill: (FrameSlab, UnsafeMutableRawBufferPointer) throws -> Void
         if let decoder = HSpyChunkDecoder(dataset: dataset, type: type, shape: shape, chunk: chunk) {
-            return SlabFrameSource(navShape: Array(shape.prefix(navRank)), navChunks: Array(chunk.prefix(navRank)),
-                                   frameBytes: frameElements * type.size, budget: MemoryBudget.maxAllocation / 2,
-                                   prepareThread: { HDF5.silenceErrorsOnThisThread() }) { slab, region in
+            fill = { slab, region in
                 _ = handle
                 try slab.fillFromChunks(shape: shape, chunks: chunk, elementSize: type.size, into: region) {
                     try decoder.read(dataset, grid: $0, chunk: chunk, into: $1)
                 }
             }
+        } else {
+            fill = { slab, region in
+                _ = handle
+                try HDF5.lock.withLock { try dataset.read(start: slab.start + frameShape.map { _ in 0 }, count: slab.count + frameShape, as: type, into: region) }
+            }
         }
-        return SlabFrameSource(navShape: Array(shape.prefix(navRank)), navChunks: Array(chunk.prefix(navRank)),
-                               frameBytes: frameElements * type.size, budget: MemoryBudget.maxAllocation / 2,
-                               prepareThread: { HDF5.silenceErrorsOnThisThread() }) { slab, region in
-            _ = handle
-            try HDF5.lock.withLock { try dataset.read(start: slab.start + frameShape.map { _ in 0 }, count: slab.count + frameShape, as: type, into: region) }
-        }
+        let source = SlabFrameSource(navShape: Array(shape.prefix(navRank)), navChunks: Array(chunk.prefix(navRank)),
+                                     frameBytes: frameElements * type.size, budget: MemoryBudget.maxAllocation / 2,
+                                     prepareThread: { HDF5.silenceErrorsOnThisThread() }, fill: fill)
+        // Its declared size is checked against what the file stores, as for any HDF5 source.
+        source?.stored = { HDF5.lock.withLock { dataset.knownStoredBytes } }
+        return source
     }
 
     /// Limits on the metadata trees a file may declare (nodes and depth).
